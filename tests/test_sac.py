@@ -1,0 +1,218 @@
+"""SAC math pinned against a NumPy reference written here (SPEC.md "Online SAC").
+
+The random draws (noise, sampled critic indices) are reproduced with the same jax.random calls;
+every piece of arithmetic is redone in NumPy from the raw parameter arrays.
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from wsrl_mjx.agents.sac import make_sac, split_minibatches
+from wsrl_mjx.config import AgentConfig
+from wsrl_mjx.types import Transition
+
+OBS, ACT, E, B, M = 3, 2, 3, 4, 2
+CFG = AgentConfig(
+    actor_hidden=(8, 8),
+    critic_hidden=(8, 8),
+    num_critics=E,
+    batch_size=B,
+    critic_minibatches=M,
+    init_temperature=0.7,
+)
+
+
+# --- NumPy reference ----------------------------------------------------------------------------
+
+
+def np_mlp(params: dict, x: np.ndarray, n_hidden: int, layer_norm: bool) -> np.ndarray:
+    for i in range(n_hidden):
+        dense = params[f"Dense_{i}"]
+        x = x @ np.asarray(dense["kernel"]) + np.asarray(dense["bias"])
+        if layer_norm:
+            ln = params[f"LayerNorm_{i}"]
+            mu = x.mean(-1, keepdims=True)
+            var = ((x - mu) ** 2).mean(-1, keepdims=True)
+            x = (x - mu) / np.sqrt(var + 1e-6) * np.asarray(ln["scale"]) + np.asarray(ln["bias"])
+        x = np.maximum(x, 0.0)
+    return x
+
+
+def np_critics(critic_params, obs, action, members=None):
+    """Q of every member (or the listed members) -> [len(members), ...]."""
+    p = jax.tree.map(np.asarray, critic_params["params"])
+    members = range(E) if members is None else members
+    out = []
+    for m in members:
+        pm = jax.tree.map(lambda x, m=m: x[m], p)
+        h = np_mlp(pm["MLP_0"], np.concatenate([obs, action], -1), len(CFG.critic_hidden), True)
+        out.append((h @ pm["Dense_0"]["kernel"] + pm["Dense_0"]["bias"])[..., 0])
+    return np.stack(out)
+
+
+def np_actor(actor_params, obs):
+    p = jax.tree.map(np.asarray, actor_params["params"])
+    h = np_mlp(p["MLP_0"], obs, len(CFG.actor_hidden), False)
+    mean = h @ p["Dense_0"]["kernel"] + p["Dense_0"]["bias"]
+    log_std = h @ p["Dense_1"]["kernel"] + p["Dense_1"]["bias"]
+    return mean, np.clip(log_std, np.log(CFG.std_min), np.log(CFG.std_max))
+
+
+def np_sample(mean, log_std, eps):
+    u = mean + np.exp(log_std) * eps
+    log_prob = -0.5 * eps**2 - log_std - 0.5 * np.log(2 * np.pi) - np.log(1 - np.tanh(u) ** 2)
+    return np.tanh(u), log_prob.sum(-1)
+
+
+def np_softplus(x):
+    return np.log1p(np.exp(x))
+
+
+# --- fixtures -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def agent():
+    return make_sac(CFG, OBS, ACT)
+
+
+@pytest.fixture(scope="module")
+def state(agent):
+    return agent.init(jax.random.PRNGKey(0))
+
+
+def make_batch(n, seed=1, terminated=None):
+    rng = np.random.default_rng(seed)
+    f = lambda *s: rng.normal(size=s).astype(np.float32)  # noqa: E731
+    term = np.zeros(n, np.float32) if terminated is None else np.asarray(terminated, np.float32)
+    return Transition(
+        obs=f(n, OBS),
+        action=np.tanh(f(n, ACT)),
+        reward=f(n),
+        next_obs=f(n, OBS),
+        terminated=term,
+    )
+
+
+def np_td_target(agent_cfg, state, batch, rng):
+    action_key, index_key = jax.random.split(rng)
+    n = agent_cfg.num_backup_actions if agent_cfg.max_target_backup else 1
+    eps = np.asarray(jax.random.normal(action_key, (n, len(batch.reward), ACT)))
+    index = np.asarray(jax.random.randint(index_key, (2,), 0, E))
+    mean, log_std = np_actor(state.actor.params, batch.next_obs)
+    next_action, _ = np_sample(mean[None], log_std[None], eps)
+    next_obs = np.broadcast_to(batch.next_obs, (n, *batch.next_obs.shape))
+    q = np_critics(state.target_critic_params, next_obs, next_action, members=index).min(0)
+    return batch.reward + agent_cfg.discount * (1 - batch.terminated) * q.max(0)
+
+
+# --- tests ----------------------------------------------------------------------------------------
+
+
+def test_init_temperature_and_entropy_target(agent, state):
+    np.testing.assert_allclose(float(agent.alpha(state)), 0.7, rtol=1e-6)
+    assert agent.target_entropy == -ACT
+
+
+def test_target_params_are_copies(state):
+    same = jax.tree.map(lambda a, b: a is b, state.critic.params, state.target_critic_params)
+    assert not any(jax.tree.leaves(same))
+
+
+def test_critic_ensemble_matches_numpy(agent, state):
+    batch = make_batch(5)
+    q = agent.q_values(state.critic.params, batch.obs, batch.action)
+    assert q.shape == (E, 5)
+    np.testing.assert_allclose(q, np_critics(state.critic.params, batch.obs, batch.action),
+                               rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("max_backup", [False, True])
+def test_td_target_matches_numpy(agent, state, max_backup):
+    cfg = dataclasses.replace(CFG, max_target_backup=max_backup, num_backup_actions=5)
+    a = make_sac(cfg, OBS, ACT)
+    batch = make_batch(B, terminated=[1, 0, 0, 1])
+    rng = jax.random.PRNGKey(7)
+    y = a.td_target(state, batch, rng)
+    np.testing.assert_allclose(y, np_td_target(cfg, state, batch, rng), rtol=1e-5, atol=1e-5)
+
+
+def test_terminated_does_not_bootstrap_truncated_does(agent, state):
+    batch = make_batch(B, terminated=[1, 0, 1, 0])
+    y = np.asarray(agent.td_target(state, batch, jax.random.PRNGKey(3)))
+    np.testing.assert_allclose(y[[0, 2]], batch.reward[[0, 2]], rtol=1e-6)
+    # Truncation is stored as terminated=0, so those rows bootstrap: y != r.
+    assert np.all(np.abs(y[[1, 3]] - batch.reward[[1, 3]]) > 1e-6)
+
+
+def test_critic_loss_matches_numpy(agent, state):
+    batch = make_batch(B)
+    target = np.linspace(-1, 1, B).astype(np.float32)
+    loss, metrics = agent.critic_loss(state.critic.params, state, batch, target, None)
+    q = np_critics(state.critic.params, batch.obs, batch.action)
+    np.testing.assert_allclose(loss, ((q - target[None]) ** 2).mean(), rtol=1e-5)
+    np.testing.assert_allclose(metrics["q_pred"], q.mean(), rtol=1e-5, atol=1e-6)
+
+
+def test_actor_loss_matches_numpy(agent, state):
+    batch = make_batch(B)
+    rng = jax.random.PRNGKey(11)
+    loss, metrics = agent.actor_loss(state.actor.params, state, batch, rng)
+    mean, log_std = np_actor(state.actor.params, batch.obs)
+    eps = np.asarray(jax.random.normal(rng, mean.shape))
+    action, log_prob = np_sample(mean, log_std, eps)
+    q_min = np_critics(state.critic.params, batch.obs, action).min(0)  # min over ALL critics
+    alpha = np_softplus(float(state.temperature.params))
+    np.testing.assert_allclose(loss, np.mean(alpha * log_prob - q_min), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(metrics["entropy"], -log_prob.mean(), rtol=1e-4, atol=1e-5)
+
+
+def test_temperature_loss_and_direction(agent, state):
+    theta = state.temperature.params
+    entropy = jnp.asarray(0.3)
+    expected = np_softplus(float(theta)) * (0.3 - agent.target_entropy)
+    np.testing.assert_allclose(agent.temperature_loss(theta, entropy), expected, rtol=1e-6)
+    # Entropy above target -> gradient descent lowers alpha; below target -> raises it.
+    assert jax.grad(agent.temperature_loss)(theta, jnp.asarray(5.0)) > 0
+    assert jax.grad(agent.temperature_loss)(theta, jnp.asarray(-5.0)) < 0
+
+
+def test_update_scans_minibatches_then_actor(agent, state):
+    batch = make_batch(M * B)
+    rng = jax.random.PRNGKey(5)
+    new_state, metrics = jax.jit(agent.update)(state, batch, rng)
+    assert int(new_state.step) == 1
+    # Re-run the M critic steps by hand: the target must be Polyak-averaged after each one.
+    s = state
+    keys = jax.random.split(rng, M + 1)
+    minibatches = split_minibatches(batch, M)
+    for i in range(M):
+        mb = jax.tree.map(lambda x, i=i: x[i], minibatches)
+        before = s.target_critic_params
+        s, _ = agent.critic_step(s, mb, keys[i])
+        expected = jax.tree.map(lambda t, o: 0.995 * t + 0.005 * o, before, s.critic.params)
+        for got, want in zip(jax.tree.leaves(s.target_critic_params), jax.tree.leaves(expected),
+                             strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    s, _ = agent.actor_step(s, batch, keys[M])
+    for got, want in zip(jax.tree.leaves(new_state.actor.params), jax.tree.leaves(s.actor.params),
+                         strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert all(np.isfinite(float(v)) for v in metrics.values())
+
+
+def test_target_critics_sampled_with_replacement():
+    indices = [tuple(np.asarray(jax.random.randint(jax.random.split(jax.random.PRNGKey(k))[1],
+                                                   (2,), 0, E))) for k in range(60)]
+    assert any(a == b for a, b in indices), "a pair of equal indices must be possible"
+
+
+def test_uniform_std_is_state_independent():
+    a = make_sac(dataclasses.replace(CFG, std_parameterization="uniform"), OBS, ACT)
+    s = a.init(jax.random.PRNGKey(0))
+    _, log_std = a.networks.actor.apply(s.actor.params, make_batch(3).obs)
+    np.testing.assert_allclose(log_std, np.zeros((3, ACT)))

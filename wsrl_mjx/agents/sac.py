@@ -1,0 +1,214 @@
+"""High-UTD SAC exactly as SPEC.md "Online SAC": the WSRL fine-tuner and the base of CQL/CalQL.
+
+The agent is a frozen dataclass of pure functions over `AgentState` (brax/flashbax style), so it
+is closed over by jit and never traced as data. CQL/CalQL subclass it and override
+`critic_loss` (and `update` for the Lagrange multiplier).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import chex
+import jax
+import jax.numpy as jnp
+import optax
+
+from wsrl_mjx.config import AgentConfig
+from wsrl_mjx.networks import Networks, critic_ensemble, make_networks, sample_tanh_gaussian
+from wsrl_mjx.types import AgentState, Learner, Params, Transition
+
+Metrics = dict[str, jax.Array]
+
+
+def polyak(target: Params, online: Params, tau: float) -> Params:
+    return jax.tree.map(lambda t, o: (1.0 - tau) * t + tau * o, target, online)
+
+
+def split_minibatches(batch: Transition, num: int) -> Transition:
+    """[num * B, ...] -> [num, B, ...] for a scan over critic minibatches."""
+    return jax.tree.map(lambda x: x.reshape((num, x.shape[0] // num, *x.shape[1:])), batch)
+
+
+def apply_gradients(
+    learner: Learner, grads: Params, optimizer: optax.GradientTransformation
+) -> Learner:
+    updates, opt_state = optimizer.update(grads, learner.opt_state, learner.params)
+    return Learner(optax.apply_updates(learner.params, updates), opt_state)
+
+
+def temperature_param(value: float) -> jax.Array:
+    """Inverse softplus, so that softplus(param) == value at init."""
+    return jnp.asarray(math.log(math.expm1(value)), jnp.float32)
+
+
+@dataclass(frozen=True)
+class SACAgent:
+    cfg: AgentConfig
+    networks: Networks
+    observation_size: int
+    action_size: int
+
+    @property
+    def target_entropy(self) -> float:
+        te = self.cfg.target_entropy
+        return -float(self.action_size) if te is None else te
+
+    @property
+    def actor_optimizer(self) -> optax.GradientTransformation:
+        return optax.adam(self.cfg.actor_lr)
+
+    @property
+    def critic_optimizer(self) -> optax.GradientTransformation:
+        return optax.adam(self.cfg.critic_lr)
+
+    @property
+    def temperature_optimizer(self) -> optax.GradientTransformation:
+        return optax.adam(self.cfg.temperature_lr)
+
+    @property
+    def target_critic_subset(self):
+        """The ensemble module at the size of the sampled target pair (same params layout)."""
+        return critic_ensemble(self.cfg, self.cfg.num_target_critics)
+
+    # --- state ---------------------------------------------------------------------------------
+
+    def init_extras(self, rng: jax.Array) -> dict:
+        return {}
+
+    def init(self, rng: jax.Array) -> AgentState:
+        actor_key, critic_key, extras_key = jax.random.split(rng, 3)
+        obs = jnp.zeros((1, self.observation_size), jnp.float32)
+        action = jnp.zeros((1, self.action_size), jnp.float32)
+        actor_params = self.networks.actor.init(actor_key, obs)
+        critic_params = self.networks.critic.init(critic_key, obs, action)
+        temperature = temperature_param(self.cfg.init_temperature)
+        return AgentState(
+            actor=Learner(actor_params, self.actor_optimizer.init(actor_params)),
+            critic=Learner(critic_params, self.critic_optimizer.init(critic_params)),
+            # A copy, not the same buffers: donating a state that aliases them fails.
+            target_critic_params=jax.tree.map(jnp.copy, critic_params),
+            temperature=Learner(temperature, self.temperature_optimizer.init(temperature)),
+            extras=self.init_extras(extras_key),
+            step=jnp.zeros((), jnp.int32),
+        )
+
+    # --- acting --------------------------------------------------------------------------------
+
+    def alpha(self, state: AgentState) -> jax.Array:
+        return jax.nn.softplus(state.temperature.params)
+
+    def sample_actions(
+        self, actor_params: Params, obs: jax.Array, rng: jax.Array
+    ) -> tuple[jax.Array, jax.Array]:
+        mean, log_std = self.networks.actor.apply(actor_params, obs)
+        return sample_tanh_gaussian(mean, log_std, rng)
+
+    def act(
+        self, actor_params: Params, obs: jax.Array, rng: jax.Array, deterministic: bool = False
+    ) -> jax.Array:
+        if deterministic:
+            mean, _ = self.networks.actor.apply(actor_params, obs)
+            return jnp.tanh(mean)
+        return self.sample_actions(actor_params, obs, rng)[0]
+
+    def q_values(self, critic_params: Params, obs: jax.Array, action: jax.Array) -> jax.Array:
+        return self.networks.critic.apply(critic_params, obs, action)  # [E, ...]
+
+    # --- losses --------------------------------------------------------------------------------
+
+    def td_target(self, state: AgentState, batch: Transition, rng: jax.Array) -> jax.Array:
+        """y = r + gamma * (1 - terminated) * min over 2 sampled target critics of Q(s', a')."""
+        action_key, index_key = jax.random.split(rng)
+        n = self.cfg.num_backup_actions if self.cfg.max_target_backup else 1
+        next_obs = jnp.broadcast_to(batch.next_obs, (n, *batch.next_obs.shape))
+        next_action, next_log_prob = self.sample_actions(
+            state.actor.params, next_obs, action_key
+        )  # [n, B, A], [n, B]
+        # Two members drawn with replacement; only their params are evaluated.
+        index = jax.random.randint(
+            index_key, (self.cfg.num_target_critics,), 0, self.networks.num_critics
+        )
+        pair = jax.tree.map(lambda p: p[index], state.target_critic_params)
+        next_q = self.target_critic_subset.apply(pair, next_obs, next_action).min(0)  # [n, B]
+        if self.cfg.backup_entropy:
+            next_q = next_q - self.alpha(state) * next_log_prob
+        next_q = next_q.max(0)  # max-target backup over n sampled actions (n = 1: identity)
+        return batch.reward + self.cfg.discount * (1.0 - batch.terminated) * next_q
+
+    def critic_loss(
+        self,
+        critic_params: Params,
+        state: AgentState,
+        batch: Transition,
+        target: jax.Array,
+        rng: jax.Array,
+    ) -> tuple[jax.Array, Metrics]:
+        q = self.q_values(critic_params, batch.obs, batch.action)  # [E, B]
+        td_loss = jnp.mean((q - target) ** 2)
+        return td_loss, {"critic_loss": td_loss, "td_loss": td_loss, "q_pred": q.mean()}
+
+    def actor_loss(
+        self, actor_params: Params, state: AgentState, batch: Transition, rng: jax.Array
+    ) -> tuple[jax.Array, Metrics]:
+        action, log_prob = self.sample_actions(actor_params, batch.obs, rng)
+        q = self.q_values(state.critic.params, batch.obs, action).min(0)
+        loss = jnp.mean(self.alpha(state) * log_prob - q)
+        return loss, {"actor_loss": loss, "entropy": -log_prob.mean(), "actor_q": q.mean()}
+
+    def temperature_loss(self, temperature: jax.Array, entropy: jax.Array) -> jax.Array:
+        return jax.nn.softplus(temperature) * (entropy - self.target_entropy)
+
+    # --- updates -------------------------------------------------------------------------------
+
+    def critic_step(
+        self, state: AgentState, batch: Transition, rng: jax.Array
+    ) -> tuple[AgentState, Metrics]:
+        target_key, loss_key = jax.random.split(rng)
+        target = jax.lax.stop_gradient(self.td_target(state, batch, target_key))
+        grads, metrics = jax.grad(self.critic_loss, has_aux=True)(
+            state.critic.params, state, batch, target, loss_key
+        )
+        critic = apply_gradients(state.critic, grads, self.critic_optimizer)
+        state = state.replace(
+            critic=critic,
+            target_critic_params=polyak(state.target_critic_params, critic.params, self.cfg.tau),
+        )
+        return state, {**metrics, "q_target": target.mean()}
+
+    def actor_step(
+        self, state: AgentState, batch: Transition, rng: jax.Array
+    ) -> tuple[AgentState, Metrics]:
+        grads, metrics = jax.grad(self.actor_loss, has_aux=True)(
+            state.actor.params, state, batch, rng
+        )
+        actor = apply_gradients(state.actor, grads, self.actor_optimizer)
+        entropy = jax.lax.stop_gradient(metrics["entropy"])
+        temp_grad = jax.grad(self.temperature_loss)(state.temperature.params, entropy)
+        temperature = apply_gradients(state.temperature, temp_grad, self.temperature_optimizer)
+        state = state.replace(actor=actor, temperature=temperature)
+        return state, {**metrics, "alpha": self.alpha(state)}
+
+    def update(
+        self, state: AgentState, batch: Transition, rng: jax.Array
+    ) -> tuple[AgentState, Metrics]:
+        """One UTD round: critic updates on each of the M minibatches, then actor + alpha on all."""
+        m = self.cfg.critic_minibatches
+        chex.assert_shape(batch.reward, (m * self.cfg.batch_size,))
+        critic_keys = jax.random.split(rng, m + 1)
+
+        def critic_body(s, xs):
+            minibatch, key = xs
+            return self.critic_step(s, minibatch, key)
+
+        state, critic_metrics = jax.lax.scan(
+            critic_body, state, (split_minibatches(batch, m), critic_keys[:m])
+        )
+        state, actor_metrics = self.actor_step(state, batch, critic_keys[m])
+        metrics = {**jax.tree.map(jnp.mean, critic_metrics), **actor_metrics}
+        return state.replace(step=state.step + 1), metrics
+
+
+def make_sac(cfg: AgentConfig, observation_size: int, action_size: int) -> SACAgent:
+    return SACAgent(cfg, make_networks(cfg, action_size), observation_size, action_size)

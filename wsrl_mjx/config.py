@@ -1,0 +1,250 @@
+"""Typed run configuration: nested frozen dataclasses, YAML files and `--set key=value` overrides.
+
+Every hyperparameter lives here with SPEC.md's value as the default. Loading is strict: an unknown
+key, a value of the wrong type or a value outside a field's choices raises `ConfigError` naming
+the key and what is valid, so a typo never silently runs the default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not fit the schema."""
+
+
+def choice(default: Any, *choices: Any) -> Any:
+    return field(default=default, metadata={"choices": choices})
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    name: str = "PointMass"
+    episode_length: int | None = None  # None keeps the task's own time limit
+    reward_scale: float = 1.0  # applied once, when a transition enters the buffer
+    reward_bias: float = 0.0
+    overrides: dict = field(default_factory=dict)  # extra task config keys, see envs.make
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """Online SAC, exactly as SPEC.md "Online SAC"; CQL/CalQL/IQL add their keys under offline."""
+
+    actor_hidden: tuple[int, ...] = (256, 256)
+    critic_hidden: tuple[int, ...] = (256, 256)
+    num_critics: int = 10
+    num_target_critics: int = 2  # subsampled with replacement for the TD target
+    critic_layer_norm: bool = True
+    actor_layer_norm: bool = False
+    std_parameterization: str = choice("exp", "exp", "uniform")
+    std_min: float = 1e-5
+    std_max: float = 10.0
+    hidden_init_scale: float = math.sqrt(2.0)  # orthogonal init of every Dense
+    last_hidden_init_scale: float = 1e-2  # the last hidden Dense, as in the official code
+    actor_lr: float = 1e-4
+    critic_lr: float = 3e-4
+    temperature_lr: float = 1e-4
+    init_temperature: float = 1.0
+    target_entropy: float | None = None  # None = -|A|
+    discount: float = 0.99
+    tau: float = 0.005
+    batch_size: int = 256  # one critic minibatch
+    critic_minibatches: int = 4  # UTD: critic updates per sampled batch
+    max_target_backup: bool = False
+    num_backup_actions: int = 10
+    backup_entropy: bool = False
+
+
+@dataclass(frozen=True)
+class OnlineConfig:
+    num_envs: int = 16
+    total_env_steps: int = 20_000  # including warmup
+    warmup_steps: int = 1_000  # env steps over all envs with no updates
+    warmup_policy: str = choice("policy", "policy", "random")
+    update_rounds: int = 1  # sampled batches (each UTD critic updates + 1 actor update) per vector step
+    chunk_length: int = 50  # vector steps per compiled chunk
+    buffer_capacity: int = 100_000
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    num_episodes: int = 16  # parallel deterministic episodes (tanh of the mean)
+    every_env_steps: int = 5_000
+    episode_length: int | None = None  # None = the training episode length
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    seed: int = 0
+    run_dir: str = "runs/default"
+    checkpoint_every_env_steps: int = 10_000
+    keep_checkpoints: int = 2
+    tensorboard: bool = True
+    progress: bool = True
+    matmul_precision: str = choice("highest", "highest", "default", "high")
+
+
+@dataclass(frozen=True)
+class Config:
+    env: EnvConfig = field(default_factory=EnvConfig)
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    online: OnlineConfig = field(default_factory=OnlineConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+
+def _is_dataclass_type(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check `value` against the annotation `tp`, converting only where lossless."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0])
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        (item_tp, _) = typing.get_args(tp)
+        return tuple(_coerce(v, item_tp, key) for v in value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true/false, got {value!r}")
+        return value
+    if tp in (int, float) and isinstance(value, str):
+        value = _parse_number(value, key)  # YAML 1.1 reads "3e-4" as a string
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return int(value)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    if tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return dict(value)
+    raise ConfigError(f"{key}: unsupported type {tp}")
+
+
+def _parse_number(text: str, key: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"{key}: expected a number, got {text!r}") from None
+
+
+def _build(cls: type, values: dict, prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        where = f"section '{prefix[:-1]}'" if prefix else "the top level"
+        raise ConfigError(
+            f"unknown config key '{prefix}{unknown[0]}' in {where}; valid keys: {', '.join(fields)}"
+        )
+    kwargs = {}
+    for name, value in values.items():
+        key, tp = prefix + name, hints[name]
+        if _is_dataclass_type(tp):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{key}: expected a section (mapping), got {value!r}")
+            kwargs[name] = _build(tp, value, key + ".")
+            continue
+        value = _coerce(value, tp, key)
+        choices = fields[name].metadata.get("choices")
+        if choices and value not in choices:
+            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, choices))}")
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _set_nested(tree: dict, dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    for p in parents:
+        node = tree.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {dotted}: '{p}' is not a section")
+        tree = node
+    tree[leaf] = value
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """`["agent.actor_lr=3e-4", "env.name=CheetahRun"]` -> nested dict (values parsed as YAML)."""
+    tree: dict = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        key, raw = item.split("=", 1)
+        _set_nested(tree, key.strip(), yaml.safe_load(raw))
+    return tree
+
+
+def merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for k, v in update.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def to_dict(config: Any) -> dict:
+    return dataclasses.asdict(config)
+
+
+def from_dict(values: dict, cls: type = Config) -> Any:
+    return _build(cls, values, "")
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = (), cls: type = Config):
+    """Defaults <- YAML file <- `--set` overrides, validated against the schema."""
+    values: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+        values = loaded
+    values = merge(values, parse_overrides(list(overrides)))
+    return from_dict(values, cls)
+
+
+def save_config(config: Any, path: str | Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(yaml.safe_dump(_plain(to_dict(config)), sort_keys=False))
+
+
+def _plain(x: Any) -> Any:
+    """Tuples to lists so the YAML stays readable and reloads through the same schema."""
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, tuple | list):
+        return [_plain(v) for v in x]
+    return x

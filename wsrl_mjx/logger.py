@@ -1,0 +1,73 @@
+"""Metrics to JSONL (always) and TensorBoard (optional), plus a tqdm progress bar."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+
+class Logger:
+    def __init__(self, run_dir: str | Path, tensorboard: bool = True):
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._jsonl = open(self.run_dir / "metrics.jsonl", "a", buffering=1)  # noqa: SIM115
+        self._tb = None
+        if tensorboard:
+            from tensorboardX import SummaryWriter
+
+            self._tb = SummaryWriter(str(self.run_dir / "tensorboard"))
+
+    def log(self, env_steps: int, phase: str, metrics: dict) -> None:
+        record = {"env_steps": int(env_steps), "phase": phase, "time": time.time(), **metrics}
+        self._jsonl.write(json.dumps(record, default=_jsonable) + "\n")
+        if self._tb is not None:
+            for key, value in metrics.items():
+                if isinstance(value, int | float) and math.isfinite(value):
+                    self._tb.add_scalar(f"{phase}/{key}", value, env_steps)
+
+    def close(self) -> None:
+        self._jsonl.close()
+        if self._tb is not None:
+            self._tb.close()
+
+
+def _jsonable(x):
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return str(x)
+
+
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"no metrics.jsonl in {run_dir}: is it a run directory?")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+class Progress:
+    """Progress over env steps with env steps/s and updates/s, measured between chunks."""
+
+    def __init__(self, total: int, initial: int = 0, enabled: bool = True, desc: str = "train"):
+        self._bar = tqdm(total=total, initial=initial, disable=not enabled, desc=desc,
+                         unit="step", dynamic_ncols=True)
+        self._last = (time.perf_counter(), initial, 0)
+
+    def update(self, env_steps: int, updates: int, **postfix) -> dict:
+        now = time.perf_counter()
+        t0, steps0, updates0 = self._last
+        dt = max(now - t0, 1e-9)
+        rates = {"env_steps_per_s": (env_steps - steps0) / dt,
+                 "updates_per_s": (updates - updates0) / dt}
+        self._last = (now, env_steps, updates)
+        self._bar.update(env_steps - self._bar.n)
+        self._bar.set_postfix(sps=f"{rates['env_steps_per_s']:.0f}",
+                              ups=f"{rates['updates_per_s']:.1f}", **postfix)
+        return rates
+
+    def close(self) -> None:
+        self._bar.close()

@@ -1,0 +1,244 @@
+"""The thin host loop between compiled chunks: warmup, online SAC, eval, logs, checkpoints."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import envs
+from wsrl_mjx.agents.sac import SACAgent, make_sac
+from wsrl_mjx.checkpoint import Checkpointer, CheckpointError
+from wsrl_mjx.config import Config, EnvConfig, save_config, to_dict
+from wsrl_mjx.evaluate import make_evaluator
+from wsrl_mjx.logger import Logger, Progress
+from wsrl_mjx.loops import make_chunk, policy_actions, random_actions, summarize_chunk
+from wsrl_mjx.replay import buffer_nbytes, example_transition, make_replay
+from wsrl_mjx.types import AgentState, TrainingState
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss or metric became NaN/inf; the last good checkpoint is kept untouched."""
+
+
+def make_env(cfg: EnvConfig) -> envs.Env:
+    overrides = dict(cfg.overrides)
+    if cfg.episode_length is not None:
+        overrides["episode_length"] = cfg.episode_length
+    return envs.make(cfg.name, **overrides)
+
+
+def env_meta(env: envs.Env) -> dict:
+    return {
+        "env": env.name,
+        "observation_size": env.observation_size,
+        "action_size": env.action_size,
+    }
+
+
+def check_finite(metrics: dict, env_steps: int, checkpointer: Checkpointer) -> None:
+    bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
+    if bad:
+        last = checkpointer.latest_step()
+        kept = f"last good checkpoint: {checkpointer.directory}/{last}" if last else "no checkpoint"
+        raise TrainingDiverged(
+            f"non-finite {', '.join(bad)} at env step {env_steps}; stopping ({kept}). "
+            "Lower the learning rates or check the rewards/observations."
+        )
+
+
+@dataclass
+class Schedule:
+    """Vector-step bookkeeping: warmup is one chunk; online runs whole chunks of T steps."""
+
+    num_envs: int
+    warmup_vector_steps: int
+    chunk_length: int
+    online_chunks: int
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> Schedule:
+        n = cfg.online.num_envs
+        warmup = math.ceil(cfg.online.warmup_steps / n)
+        online_steps = max(cfg.online.total_env_steps - warmup * n, 0)
+        chunks = math.ceil(online_steps / (n * cfg.online.chunk_length))
+        return cls(n, warmup, cfg.online.chunk_length, chunks)
+
+    @property
+    def warmup_env_steps(self) -> int:
+        return self.warmup_vector_steps * self.num_envs
+
+    @property
+    def total_env_steps(self) -> int:
+        return self.warmup_env_steps + self.online_chunks * self.chunk_length * self.num_envs
+
+
+def replay_ratio(cfg: Config) -> dict:
+    """Gradient samples and critic updates per env step, with N envs per vector step."""
+    a, o = cfg.agent, cfg.online
+    samples = o.update_rounds * a.critic_minibatches * a.batch_size / o.num_envs
+    return {"replay_ratio": samples, "utd": o.update_rounds * a.critic_minibatches / o.num_envs}
+
+
+def init_training_state(
+    cfg: Config, agent: SACAgent, batch_env: envs.BatchEnv, buffer, agent_state=None
+) -> TrainingState:
+    key = jax.random.PRNGKey(cfg.run.seed)
+    agent_key, env_key, loop_key = jax.random.split(key, 3)
+    example = example_transition(agent.observation_size, agent.action_size)
+    return TrainingState(
+        agent=agent_state if agent_state is not None else agent.init(agent_key),
+        buffer=buffer.init(example),
+        env=batch_env.reset(env_key),
+        rng=loop_key,
+        env_steps=jnp.zeros((), jnp.int32),
+        updates=jnp.zeros((), jnp.int32),
+    )
+
+
+def run_online(
+    cfg: Config,
+    *,
+    initial_agent: AgentState | None = None,
+    resume: bool = False,
+    phase_name: str = "online",
+    extra_meta: dict | None = None,
+) -> dict:
+    """Warmup then online SAC (from scratch, or from `initial_agent`); returns a summary."""
+    jax.config.update("jax_default_matmul_precision", cfg.run.matmul_precision)
+    run_dir = Path(cfg.run.run_dir)
+    env = make_env(cfg.env)
+    batch_env = envs.BatchEnv(env, cfg.online.num_envs)
+    agent = make_sac(cfg.agent, env.observation_size, env.action_size)
+    buffer = make_replay(
+        cfg.online.buffer_capacity, cfg.agent.critic_minibatches * cfg.agent.batch_size
+    )
+    schedule = Schedule.from_config(cfg)
+    reward = dict(reward_scale=cfg.env.reward_scale, reward_bias=cfg.env.reward_bias)
+    warmup_actions = (
+        random_actions(env.action_size)
+        if cfg.online.warmup_policy == "random"
+        else policy_actions(agent)
+    )
+    warmup_chunk = make_chunk(
+        batch_env, agent, buffer, length=max(schedule.warmup_vector_steps, 1),
+        update_rounds=0, action_fn=warmup_actions, **reward,
+    )
+    online_chunk = make_chunk(
+        batch_env, agent, buffer, length=schedule.chunk_length,
+        update_rounds=cfg.online.update_rounds, action_fn=policy_actions(agent), **reward,
+    )
+    evaluate = make_evaluator(env, agent, cfg.eval.num_episodes, cfg.eval.episode_length)
+
+    checkpointer = Checkpointer(run_dir / "checkpoints", keep=cfg.run.keep_checkpoints)
+    meta = {**env_meta(env), "config": to_dict(cfg), **(extra_meta or {})}
+    state = init_training_state(cfg, agent, batch_env, buffer, initial_agent)
+    if resume:
+        if checkpointer.latest_step() is None:
+            raise CheckpointError(f"--resume: no checkpoint in {checkpointer.directory}")
+        _check_meta(checkpointer.meta(), meta)
+        state, _ = checkpointer.restore(state)
+    elif checkpointer.latest_step() is not None:
+        raise CheckpointError(
+            f"{run_dir} already holds checkpoints; pass --resume to continue that run or choose "
+            "another run.run_dir (nothing was overwritten)"
+        )
+    save_config(cfg, run_dir / "config.yaml")
+    logger = Logger(run_dir, tensorboard=cfg.run.tensorboard)
+    ratio = replay_ratio(cfg)
+    print(
+        f"[{phase_name}] {env.name}: {cfg.online.num_envs} envs, warmup "
+        f"{schedule.warmup_env_steps} steps, {schedule.total_env_steps} env steps in total; "
+        f"replay ratio {ratio['replay_ratio']:.2f} samples/env step, "
+        f"UTD {ratio['utd']:.3f}; buffer {buffer_nbytes(state.buffer) / 2**20:.1f} MiB",
+        flush=True,
+    )
+    eval_key = jax.random.PRNGKey(cfg.run.seed + 10_000)
+    evals: list[dict] = []
+
+    def run_eval(env_steps: int, label: str) -> None:
+        result = {k: float(v) for k, v in evaluate(state.agent.actor.params, eval_key).items()}
+        result = {"eval_return": result["return"], "eval_success": result["success"],
+                  "eval_length": result["length"]}
+        evals.append({"env_steps": env_steps, "label": label, **result})
+        logger.log(env_steps, "eval", {**result, "label": label})
+
+    def save(env_steps: int) -> None:
+        checkpointer.save(env_steps, state, {**meta, "env_steps": env_steps})
+
+    env_steps = int(state.env_steps)
+    next_eval = env_steps
+    next_ckpt = (env_steps // cfg.run.checkpoint_every_env_steps + 1) * (
+        cfg.run.checkpoint_every_env_steps
+    )
+    progress = Progress(schedule.total_env_steps, env_steps, cfg.run.progress, phase_name)
+    times = {"warmup_s": 0.0, "online_s": 0.0, "eval_s": 0.0}
+    try:
+        if env_steps == 0:
+            t = time.perf_counter()
+            run_eval(0, "initial")
+            times["eval_s"] += time.perf_counter() - t
+            next_eval = cfg.eval.every_env_steps
+        while env_steps < schedule.total_env_steps:
+            in_warmup = env_steps < schedule.warmup_env_steps
+            chunk = warmup_chunk if in_warmup else online_chunk
+            t = time.perf_counter()
+            state, metrics = chunk(state)
+            summary = summarize_chunk(jax.device_get(metrics))
+            env_steps, updates = int(state.env_steps), int(state.updates)
+            times["warmup_s" if in_warmup else "online_s"] += time.perf_counter() - t
+            check_finite(summary, env_steps, checkpointer)
+            rates = progress.update(env_steps, updates)
+            logger.log(env_steps, "warmup" if in_warmup else phase_name,
+                       {**summary, **rates, "updates": updates})
+            if not in_warmup and "q_pred" in metrics:
+                _log_q_trace(logger, env_steps, schedule, metrics)
+            finished = env_steps >= schedule.total_env_steps
+            if env_steps >= next_eval or finished or (
+                in_warmup and env_steps >= schedule.warmup_env_steps
+            ):
+                t = time.perf_counter()
+                run_eval(env_steps, "after_warmup" if in_warmup else phase_name)
+                times["eval_s"] += time.perf_counter() - t
+                next_eval = (env_steps // cfg.eval.every_env_steps + 1) * cfg.eval.every_env_steps
+            if env_steps >= next_ckpt or finished:
+                save(env_steps)
+                next_ckpt = (env_steps // cfg.run.checkpoint_every_env_steps + 1) * (
+                    cfg.run.checkpoint_every_env_steps
+                )
+    finally:
+        progress.close()
+        logger.close()
+    checkpointer.close()
+    return {
+        "run_dir": str(run_dir),
+        "env_steps": env_steps,
+        "updates": int(state.updates),
+        "evals": evals,
+        "final_eval_return": evals[-1]["eval_return"] if evals else float("nan"),
+        "times": times,
+        "state": state,
+    }
+
+
+def _log_q_trace(logger: Logger, env_steps: int, schedule: Schedule, metrics: dict) -> None:
+    """Per-iteration Q/TD values: the dense trace around the warmup -> online switch."""
+    q = np.asarray(metrics["q_pred"])
+    td = np.asarray(metrics["td_loss"])
+    start = env_steps - len(q) * schedule.num_envs
+    steps = [start + (i + 1) * schedule.num_envs for i in range(len(q))]
+    logger.log(env_steps, "q_trace", {"steps": steps, "q_pred": q.tolist(), "td_loss": td.tolist()})
+
+
+def _check_meta(saved: dict, expected: dict) -> None:
+    for key in ("env", "observation_size", "action_size"):
+        if saved.get(key) != expected.get(key):
+            raise CheckpointError(
+                f"checkpoint was made for {key}={saved.get(key)!r}, this run has "
+                f"{key}={expected.get(key)!r}"
+            )

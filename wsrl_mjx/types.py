@@ -1,0 +1,63 @@
+"""State types shared by every phase: one pytree in, one pytree out of each compiled chunk."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import optax
+from flax import struct
+
+Params = Any
+
+
+@struct.dataclass
+class Learner:
+    """Parameters and their optimizer state (the optimizer itself is static config)."""
+
+    params: Params
+    opt_state: optax.OptState
+
+
+@struct.dataclass
+class AgentState:
+    """The whole agent. CQL/CalQL train exactly this, so it restores straight into online SAC.
+
+    `extras` holds algorithm-specific learners that the online agent carries but ignores:
+    "lagrange" (CQL multiplier) and "value" (IQL's V network).
+    """
+
+    actor: Learner
+    critic: Learner
+    target_critic_params: Params
+    temperature: Learner
+    extras: dict
+    step: jax.Array  # gradient steps taken (int32)
+
+
+@struct.dataclass
+class Transition:
+    """One replay item. `reward` is already transformed (scale, bias); `mc_return` is offline only."""
+
+    obs: jax.Array
+    action: jax.Array
+    reward: jax.Array
+    next_obs: jax.Array
+    terminated: jax.Array  # 1.0 = true termination: no bootstrap. Truncation bootstraps.
+
+
+@struct.dataclass
+class OfflineTransition(Transition):
+    mc_return: jax.Array  # Monte-Carlo return-to-go on transformed rewards (CalQL's bound)
+
+
+@struct.dataclass
+class TrainingState:
+    """Everything a resumable online run needs; donated to each chunk."""
+
+    agent: AgentState
+    buffer: Any  # flashbax TrajectoryBufferState[Transition]
+    env: Any  # envs.BatchEnvState
+    rng: jax.Array
+    env_steps: jax.Array  # int32 total env steps (all envs)
+    updates: jax.Array  # int32 sampled-batch update rounds done
