@@ -15,6 +15,8 @@ from wsrl_mjx.agents.sac import make_sac, split_minibatches
 from wsrl_mjx.config import AgentConfig
 from wsrl_mjx.types import Transition
 
+from . import np_reference as ref
+
 OBS, ACT, E, B, M = 3, 2, 3, 4, 2
 CFG = AgentConfig(
     actor_hidden=(8, 8),
@@ -24,52 +26,6 @@ CFG = AgentConfig(
     critic_minibatches=M,
     init_temperature=0.7,
 )
-
-
-# --- NumPy reference ----------------------------------------------------------------------------
-
-
-def np_mlp(params: dict, x: np.ndarray, n_hidden: int, layer_norm: bool) -> np.ndarray:
-    for i in range(n_hidden):
-        dense = params[f"Dense_{i}"]
-        x = x @ np.asarray(dense["kernel"]) + np.asarray(dense["bias"])
-        if layer_norm:
-            ln = params[f"LayerNorm_{i}"]
-            mu = x.mean(-1, keepdims=True)
-            var = ((x - mu) ** 2).mean(-1, keepdims=True)
-            x = (x - mu) / np.sqrt(var + 1e-6) * np.asarray(ln["scale"]) + np.asarray(ln["bias"])
-        x = np.maximum(x, 0.0)
-    return x
-
-
-def np_critics(critic_params, obs, action, members=None):
-    """Q of every member (or the listed members) -> [len(members), ...]."""
-    p = jax.tree.map(np.asarray, critic_params["params"])
-    members = range(E) if members is None else members
-    out = []
-    for m in members:
-        pm = jax.tree.map(lambda x, m=m: x[m], p)
-        h = np_mlp(pm["MLP_0"], np.concatenate([obs, action], -1), len(CFG.critic_hidden), True)
-        out.append((h @ pm["Dense_0"]["kernel"] + pm["Dense_0"]["bias"])[..., 0])
-    return np.stack(out)
-
-
-def np_actor(actor_params, obs):
-    p = jax.tree.map(np.asarray, actor_params["params"])
-    h = np_mlp(p["MLP_0"], obs, len(CFG.actor_hidden), False)
-    mean = h @ p["Dense_0"]["kernel"] + p["Dense_0"]["bias"]
-    log_std = h @ p["Dense_1"]["kernel"] + p["Dense_1"]["bias"]
-    return mean, np.clip(log_std, np.log(CFG.std_min), np.log(CFG.std_max))
-
-
-def np_sample(mean, log_std, eps):
-    u = mean + np.exp(log_std) * eps
-    log_prob = -0.5 * eps**2 - log_std - 0.5 * np.log(2 * np.pi) - np.log(1 - np.tanh(u) ** 2)
-    return np.tanh(u), log_prob.sum(-1)
-
-
-def np_softplus(x):
-    return np.log1p(np.exp(x))
 
 
 # --- fixtures -------------------------------------------------------------------------------------
@@ -103,10 +59,10 @@ def np_td_target(agent_cfg, state, batch, rng):
     n = agent_cfg.num_backup_actions if agent_cfg.max_target_backup else 1
     eps = np.asarray(jax.random.normal(action_key, (n, len(batch.reward), ACT)))
     index = np.asarray(jax.random.randint(index_key, (2,), 0, E))
-    mean, log_std = np_actor(state.actor.params, batch.next_obs)
-    next_action, _ = np_sample(mean[None], log_std[None], eps)
+    mean, log_std = ref.actor(state.actor.params, batch.next_obs, CFG)
+    next_action, _ = ref.tanh_gaussian(mean[None], log_std[None], eps)
     next_obs = np.broadcast_to(batch.next_obs, (n, *batch.next_obs.shape))
-    q = np_critics(state.target_critic_params, next_obs, next_action, members=index).min(0)
+    q = ref.critics(state.target_critic_params, next_obs, next_action, CFG, members=index).min(0)
     return batch.reward + agent_cfg.discount * (1 - batch.terminated) * q.max(0)
 
 
@@ -127,7 +83,7 @@ def test_critic_ensemble_matches_numpy(agent, state):
     batch = make_batch(5)
     q = agent.q_values(state.critic.params, batch.obs, batch.action)
     assert q.shape == (E, 5)
-    np.testing.assert_allclose(q, np_critics(state.critic.params, batch.obs, batch.action),
+    np.testing.assert_allclose(q, ref.critics(state.critic.params, batch.obs, batch.action, CFG),
                                rtol=1e-5, atol=1e-6)
 
 
@@ -153,7 +109,7 @@ def test_critic_loss_matches_numpy(agent, state):
     batch = make_batch(B)
     target = np.linspace(-1, 1, B).astype(np.float32)
     loss, metrics = agent.critic_loss(state.critic.params, state, batch, target, None)
-    q = np_critics(state.critic.params, batch.obs, batch.action)
+    q = ref.critics(state.critic.params, batch.obs, batch.action, CFG)
     np.testing.assert_allclose(loss, ((q - target[None]) ** 2).mean(), rtol=1e-5)
     np.testing.assert_allclose(metrics["q_pred"], q.mean(), rtol=1e-5, atol=1e-6)
 
@@ -162,11 +118,11 @@ def test_actor_loss_matches_numpy(agent, state):
     batch = make_batch(B)
     rng = jax.random.PRNGKey(11)
     loss, metrics = agent.actor_loss(state.actor.params, state, batch, rng)
-    mean, log_std = np_actor(state.actor.params, batch.obs)
+    mean, log_std = ref.actor(state.actor.params, batch.obs, CFG)
     eps = np.asarray(jax.random.normal(rng, mean.shape))
-    action, log_prob = np_sample(mean, log_std, eps)
-    q_min = np_critics(state.critic.params, batch.obs, action).min(0)  # min over ALL critics
-    alpha = np_softplus(float(state.temperature.params))
+    action, log_prob = ref.tanh_gaussian(mean, log_std, eps)
+    q_min = ref.critics(state.critic.params, batch.obs, action, CFG).min(0)  # min over ALL critics
+    alpha = ref.softplus(float(state.temperature.params))
     np.testing.assert_allclose(loss, np.mean(alpha * log_prob - q_min), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(metrics["entropy"], -log_prob.mean(), rtol=1e-4, atol=1e-5)
 
@@ -174,7 +130,7 @@ def test_actor_loss_matches_numpy(agent, state):
 def test_temperature_loss_and_direction(agent, state):
     theta = state.temperature.params
     entropy = jnp.asarray(0.3)
-    expected = np_softplus(float(theta)) * (0.3 - agent.target_entropy)
+    expected = ref.softplus(float(theta)) * (0.3 - agent.target_entropy)
     np.testing.assert_allclose(agent.temperature_loss(theta, entropy), expected, rtol=1e-6)
     # Entropy above target -> gradient descent lowers alpha; below target -> raises it.
     assert jax.grad(agent.temperature_loss)(theta, jnp.asarray(5.0)) > 0

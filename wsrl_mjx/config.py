@@ -76,6 +76,31 @@ class OnlineConfig:
 
 
 @dataclass(frozen=True)
+class OfflineConfig:
+    """Offline pre-training (SPEC.md): CQL/CalQL on SAC's networks, or the IQL baseline."""
+
+    algorithm: str = choice("calql", "calql", "cql", "iql")
+    dataset: str = ""  # .npz made by `collect`, or a D4RL/Minari .hdf5 file
+    steps: int = 20_000  # gradient steps, one per batch of agent.batch_size
+    chunk_length: int = 500  # gradient steps per compiled chunk
+    eval_every_steps: int = 5_000
+    holdout_fraction: float = 0.05  # held-out offline batch for the online diagnostics
+    max_target_backup: bool = True
+    cql_num_actions: int = 10  # per source: uniform, pi(s), pi(s')
+    cql_weight: float = 5.0
+    cql_temperature: float = 1.0
+    cql_lagrange: bool = False  # antmaze: learned multiplier with a target gap
+    cql_target_gap: float = 0.8
+    lagrange_init: float = 1.0
+    lagrange_lr: float = 3e-4
+    sparse_negative_reward: float | None = None  # CalQL's all-negative trajectory rule
+    iql_expectile: float = 0.7
+    iql_temperature: float = 3.0  # AWR inverse temperature beta
+    iql_max_weight: float = 100.0
+    iql_lr: float = 3e-4
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     num_episodes: int = 16  # parallel deterministic episodes (tanh of the mean)
     every_env_steps: int = 5_000
@@ -98,6 +123,7 @@ class Config:
     env: EnvConfig = field(default_factory=EnvConfig)
     agent: AgentConfig = field(default_factory=AgentConfig)
     online: OnlineConfig = field(default_factory=OnlineConfig)
+    offline: OfflineConfig = field(default_factory=OfflineConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     run: RunConfig = field(default_factory=RunConfig)
 

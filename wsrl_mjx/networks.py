@@ -134,3 +134,17 @@ def tanh_gaussian_log_prob(mean: jax.Array, log_std: jax.Array, action: jax.Arra
     z = (pre_tanh - mean) * jnp.exp(-log_std)
     log_prob = -0.5 * z**2 - log_std - _HALF_LOG_2PI - _tanh_log_det(pre_tanh)
     return log_prob.sum(-1)
+
+
+class ValueNet(nn.Module):
+    """State value V(s) for IQL."""
+
+    hidden: Sequence[int]
+    layer_norm: bool
+    init_scale: float
+    last_init_scale: float
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        x = MLP(self.hidden, self.layer_norm, self.init_scale, self.last_init_scale)(obs)
+        return nn.Dense(1, kernel_init=nn.initializers.orthogonal(self.init_scale))(x)[..., 0]

@@ -1,0 +1,133 @@
+"""CQL, CalQL and IQL losses pinned to NumPy references computed here for a fixed small batch."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+
+from wsrl_mjx.agents.cql import make_cql
+from wsrl_mjx.agents.iql import make_iql
+from wsrl_mjx.config import AgentConfig, OfflineConfig
+from wsrl_mjx.types import OfflineTransition
+
+from . import np_reference as ref
+
+OBS, ACT, E, B, K = 3, 2, 4, 5, 3
+CFG = AgentConfig(actor_hidden=(8,), critic_hidden=(8, 8), num_critics=E, batch_size=B)
+
+
+def make_batch(mc_return):
+    rng = np.random.default_rng(0)
+    f = lambda *s: rng.normal(size=s).astype(np.float32)  # noqa: E731
+    return OfflineTransition(
+        obs=f(B, OBS), action=np.tanh(f(B, ACT)), reward=f(B), next_obs=f(B, OBS),
+        terminated=np.array([0, 0, 1, 0, 0], np.float32),
+        mc_return=np.asarray(mc_return, np.float32),
+    )
+
+
+def np_cql_diff(agent, state, batch, rng, calql):
+    uniform_key, pi_key, next_key, index_key = jax.random.split(rng, 4)
+    uniform = np.asarray(jax.random.uniform(uniform_key, (K, B, ACT), minval=-1.0, maxval=1.0))
+    index = np.asarray(jax.random.randint(index_key, (2,), 0, E))
+    mean, log_std = ref.actor(state.actor.params, batch.obs, agent.cfg)
+    pi, pi_lp = ref.tanh_gaussian(mean, log_std, np.asarray(jax.random.normal(pi_key, (K, B, ACT))))
+    nmean, nlog_std = ref.actor(state.actor.params, batch.next_obs, agent.cfg)
+    nxt, nxt_lp = ref.tanh_gaussian(
+        nmean, nlog_std, np.asarray(jax.random.normal(next_key, (K, B, ACT)))
+    )
+    obs_k = np.broadcast_to(batch.obs, (K, B, OBS))
+    q = lambda a: ref.critics(state.critic.params, obs_k, a, agent.cfg, members=index)  # noqa: E731
+    q_u, q_pi, q_nxt = q(uniform), q(pi), q(nxt)
+    if calql:
+        q_pi = np.maximum(q_pi, batch.mc_return)
+        q_nxt = np.maximum(q_nxt, batch.mc_return)
+    cat = np.concatenate([q_u - ACT * np.log(0.5), q_pi - pi_lp, q_nxt - nxt_lp], axis=1)
+    q_data = ref.critics(state.critic.params, batch.obs, batch.action, agent.cfg, members=index)
+    return np.mean(logsumexp(cat, axis=1) - q_data)
+
+
+@pytest.mark.parametrize("algorithm", ["cql", "calql"])
+def test_cql_critic_loss_matches_numpy(algorithm):
+    offline = OfflineConfig(algorithm=algorithm, cql_num_actions=K, cql_weight=5.0)
+    agent = make_cql(CFG, offline, OBS, ACT)
+    state = agent.init(jax.random.PRNGKey(0))
+    # Large MC returns so CalQL's bound is active on part of the samples.
+    batch = make_batch([0.0, 5.0, -3.0, 50.0, 1.0])
+    target = np.linspace(-1, 1, B).astype(np.float32)
+    rng = jax.random.PRNGKey(9)
+    loss, metrics = agent.critic_loss(state.critic.params, state, batch, target, rng)
+    diff = np_cql_diff(agent, state, batch, rng, calql=algorithm == "calql")
+    td = np.mean((ref.critics(state.critic.params, batch.obs, batch.action, CFG) - target) ** 2)
+    np.testing.assert_allclose(metrics["cql_diff"], diff, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(loss, td + 5.0 * diff, rtol=1e-4, atol=1e-5)
+    if algorithm == "calql":
+        assert 0.0 < float(metrics["calql_bound_rate"]) < 1.0
+
+
+def test_calql_bound_changes_the_loss_only_when_active():
+    offline = OfflineConfig(algorithm="calql", cql_num_actions=K)
+    agent = make_cql(CFG, offline, OBS, ACT)
+    cql = make_cql(CFG, dataclasses.replace(offline, algorithm="cql"), OBS, ACT)
+    state = agent.init(jax.random.PRNGKey(0))
+    rng = jax.random.PRNGKey(1)
+    low = make_batch([-1e6] * B)  # bound never active -> CalQL == CQL
+    d_calql, _ = agent.cql_diff(state.critic.params, state, low, rng)
+    d_cql, _ = cql.cql_diff(state.critic.params, state, low, rng)
+    np.testing.assert_allclose(d_calql, d_cql, rtol=1e-6)
+    high = make_batch([1e3] * B)  # bound always active -> larger logsumexp
+    assert agent.cql_diff(state.critic.params, state, high, rng)[0] > d_cql
+
+
+def test_lagrange_multiplier_rises_when_gap_is_exceeded():
+    offline = OfflineConfig(algorithm="calql", cql_num_actions=K, cql_lagrange=True,
+                            cql_target_gap=-1e3, lagrange_lr=1e-2)
+    agent = make_cql(CFG, offline, OBS, ACT)
+    state = agent.init(jax.random.PRNGKey(0))
+    np.testing.assert_allclose(jax.nn.softplus(state.extras["lagrange"].params), 1.0, rtol=1e-6)
+    new_state, metrics = agent.update(state, make_batch([0.0] * B), jax.random.PRNGKey(2))
+    assert float(metrics["cql_diff"]) > -1e3
+    assert new_state.extras["lagrange"].params > state.extras["lagrange"].params
+
+
+def test_iql_losses_match_numpy():
+    offline = OfflineConfig(algorithm="iql", iql_expectile=0.7, iql_temperature=3.0,
+                            iql_max_weight=2.0)
+    cfg = dataclasses.replace(CFG, num_critics=2)
+    agent = make_iql(cfg, offline, OBS, ACT)
+    state = agent.init(jax.random.PRNGKey(0))
+    batch = make_batch([0.0] * B)
+    _, m = jax.jit(agent.update)(state, batch, jax.random.PRNGKey(0))
+
+    q_t = ref.critics(state.target_critic_params, batch.obs, batch.action, cfg).min(0)
+    v = ref.value(state.extras["value"].params, batch.obs, cfg)
+    u = q_t - v
+    np.testing.assert_allclose(m["value_loss"], np.mean(np.where(u > 0, 0.7, 0.3) * u**2),
+                               rtol=1e-4, atol=1e-6)
+    w = np.minimum(np.exp(3.0 * u), 2.0)
+    mean, log_std = ref.actor(state.actor.params, batch.obs, cfg)
+    log_prob = ref.tanh_gaussian_log_prob(mean, log_std, batch.action)
+    np.testing.assert_allclose(m["actor_loss"], -np.mean(w * log_prob), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(m["adv_weight"], w.mean(), rtol=1e-4)
+    # Critic target uses the freshly updated V at s'.
+    new_v = jax.jit(agent.update)(state, batch, jax.random.PRNGKey(0))[0]
+    v_next = ref.value(new_v.extras["value"].params, batch.next_obs, cfg)
+    y = batch.reward + 0.99 * (1 - batch.terminated) * v_next
+    q = ref.critics(state.critic.params, batch.obs, batch.action, cfg)
+    np.testing.assert_allclose(m["critic_loss"], np.mean((q - y) ** 2), rtol=1e-4, atol=1e-5)
+
+
+def test_offline_agents_share_the_online_state_layout():
+    offline = OfflineConfig(algorithm="calql", cql_lagrange=True)
+    cql_state = make_cql(CFG, offline, OBS, ACT).init(jax.random.PRNGKey(0))
+    from wsrl_mjx.agents.sac import make_sac
+
+    sac_state = make_sac(CFG, OBS, ACT).init(jax.random.PRNGKey(0))
+    for part in ("actor", "critic", "target_critic_params", "temperature"):
+        a, b = getattr(cql_state, part), getattr(sac_state, part)
+        assert jax.tree.structure(a) == jax.tree.structure(b)
+        assert [x.shape for x in jax.tree.leaves(a)] == [x.shape for x in jax.tree.leaves(b)]
+    assert jnp.ndim(cql_state.extras["lagrange"].params) == 0
