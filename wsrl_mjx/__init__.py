@@ -2,7 +2,11 @@
 
 import os
 
-import jax
+# XLA:CPU logs an ERROR-level line per cached executable about CPU tuning flags
+# ("prefer-no-gather"); it is noise. Python exceptions are unaffected. Set it to 0 to see all.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import jax  # noqa: E402
 
 # Compiling MJX rollouts takes 20-30 s per shape on CPU; the persistent cache makes a later
 # process's first call take a few seconds. WSRL_JAX_CACHE="" disables it.

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
@@ -16,7 +17,11 @@ class CheckpointError(ValueError):
 
 
 class Checkpointer:
-    """`CheckpointManager` over items "state" (StandardSave) and "meta" (JSON)."""
+    """`CheckpointManager` over items "state" and "meta" (JSON).
+
+    The state is stored as nested plain dicts without zero-size leaves (mjx.Data has some and
+    Orbax refuses them); restore rebuilds the target's tree (dataclasses included) from it.
+    """
 
     def __init__(self, directory: str | Path, keep: int = 2):
         self.directory = Path(directory).absolute()
@@ -25,13 +30,18 @@ class Checkpointer:
             options=ocp.CheckpointManagerOptions(
                 preservation_policy=pp.LatestN(keep), create=True, enable_async_checkpointing=False
             ),
-            item_names=("state", "meta"),
+            item_handlers={
+                "state": ocp.StandardCheckpointHandler(),
+                "meta": ocp.JsonCheckpointHandler(),
+            },
         )
 
     def save(self, step: int, state: Any, meta: dict) -> Path:
         self._manager.save(
             int(step),
-            args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(flatten(state)), meta=ocp.args.JsonSave(meta)
+            ),
             force=True,
         )
         self._manager.wait_until_finished()
@@ -49,15 +59,16 @@ class Checkpointer:
     def restore(self, target: Any, step: int | None = None) -> tuple[Any, dict]:
         """Restore into the structure, shapes and dtypes of `target` (a real or abstract state)."""
         step = self._require_step(step)
-        check_tree_matches(self._manager.item_metadata(step)["state"], target, self.directory)
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+        flat_target = flatten(target)
+        check_tree_matches(self._manager.item_metadata(step)["state"], flat_target, self.directory)
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, flat_target)
         restored = self._manager.restore(
             step,
             args=ocp.args.Composite(
                 state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()
             ),
         )
-        return restored["state"], restored["meta"]
+        return unflatten(target, restored["state"]), restored["meta"]
 
     def _require_step(self, step: int | None) -> int:
         step = self.latest_step() if step is None else step
@@ -70,9 +81,41 @@ class Checkpointer:
 
 
 def _path_str(path: tuple) -> str:
-    """"agent/actor/params/..." whether the tree is dataclasses (attributes) or saved dicts."""
-    names = (getattr(k, "key", getattr(k, "name", getattr(k, "idx", k))) for k in path)
-    return "/".join(str(n) for n in names)
+    """"agent.actor.params..." whether the tree is dataclasses (attributes) or dicts."""
+    return ".".join(_names(path))
+
+
+def _names(path: tuple) -> tuple[str, ...]:
+    return tuple(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
+
+
+def flatten(tree: Any) -> dict[str, Any]:
+    """Nested plain dicts of the non-empty leaves, keyed by attribute/key/index names."""
+    nested: dict = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        if np.prod(np.shape(leaf)) == 0:
+            continue
+        *parents, name = _names(path)
+        node = nested
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[name] = leaf
+    return nested
+
+
+def unflatten(target: Any, nested: dict) -> Any:
+    """Rebuild `target`'s tree from `flatten`'s layout; zero-size leaves are recreated empty."""
+    paths_leaves, treedef = jax.tree_util.tree_flatten_with_path(target)
+    leaves = []
+    for path, like in paths_leaves:
+        if np.prod(np.shape(like)) == 0:
+            leaves.append(jnp.zeros(np.shape(like), like.dtype))
+            continue
+        node = nested
+        for name in _names(path):
+            node = node[name]
+        leaves.append(node)
+    return jax.tree_util.tree_unflatten(treedef, leaves)
 
 
 def _shapes_by_path(tree: Any) -> dict[str, tuple]:

@@ -103,3 +103,30 @@ def summarize_chunk(metrics: dict) -> dict:
         out["train_return"] = float(metrics["episode_return_sum"].sum()) / episodes
         out["train_success"] = float(metrics["success_sum"].sum()) / episodes
     return out
+
+
+
+def make_offline_chunk(
+    agent: SACAgent, *, length: int, batch_size: int
+) -> Callable[[AgentState, jax.Array, Transition], tuple[AgentState, jax.Array, dict]]:
+    """Jitted `chunk(agent_state, rng, dataset) -> (agent_state, rng, metrics)`: `length` gradient
+    steps on minibatches sampled uniformly on device from the dataset held in device memory.
+
+    The dataset is an argument, not a closed-over constant, so it is never baked into the program.
+    """
+
+    def chunk(agent_state: AgentState, rng: jax.Array, dataset: Transition):
+        size = dataset.reward.shape[0]
+
+        def step(carry, _):
+            agent_state, rng = carry
+            rng, sample_key, update_key = jax.random.split(rng, 3)
+            index = jax.random.randint(sample_key, (batch_size,), 0, size)
+            batch = jax.tree.map(lambda x: x[index], dataset)
+            agent_state, metrics = agent.update(agent_state, batch, update_key)
+            return (agent_state, rng), metrics
+
+        (agent_state, rng), metrics = jax.lax.scan(step, (agent_state, rng), None, length=length)
+        return agent_state, rng, metrics
+
+    return jax.jit(chunk, donate_argnums=0)

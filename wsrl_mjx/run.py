@@ -7,6 +7,7 @@ import sys
 
 from wsrl_mjx.checkpoint import CheckpointError
 from wsrl_mjx.config import ConfigError, load_config
+from wsrl_mjx.data import DatasetError
 
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
@@ -33,6 +34,18 @@ def cmd_online(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from wsrl_mjx.pretrain import run_pretrain
+
+    cfg = load_config(args.config, args.overrides)
+    summary = run_pretrain(cfg)
+    print(
+        f"done: {summary['gradient_steps']} gradient steps in {summary['seconds']:.0f} s, "
+        f"eval return {summary['final_eval_return']:.2f}; checkpoint in {summary['checkpoint']}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m wsrl_mjx.run",
@@ -48,6 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
     online.add_argument("--resume", action="store_true",
                         help="continue the run in run.run_dir from its last checkpoint")
     online.set_defaults(func=cmd_online)
+
+    pretrain = commands.add_parser(
+        "pretrain", help="offline pre-training (CQL / CalQL / IQL) on a dataset",
+        description="Pre-train offline on offline.dataset with offline.algorithm and save the "
+        "whole agent (Orbax) plus its config, env and dataset fingerprint.",
+    )
+    _add_config_args(pretrain)
+    pretrain.set_defaults(func=cmd_pretrain)
     return parser
 
 
@@ -59,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return args.func(args)
-    except (ConfigError, CheckpointError, FileNotFoundError) as e:
+    except (ConfigError, CheckpointError, DatasetError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

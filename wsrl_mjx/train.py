@@ -91,7 +91,7 @@ def init_training_state(
     key = jax.random.PRNGKey(cfg.run.seed)
     agent_key, env_key, loop_key = jax.random.split(key, 3)
     example = example_transition(agent.observation_size, agent.action_size)
-    return TrainingState(
+    state = TrainingState(
         agent=agent_state if agent_state is not None else agent.init(agent_key),
         buffer=buffer.init(example),
         env=batch_env.reset(env_key),
@@ -99,6 +99,9 @@ def init_training_state(
         env_steps=jnp.zeros((), jnp.int32),
         updates=jnp.zeros((), jnp.int32),
     )
+    # Leaves may alias (the batch env keeps obs twice; a restored agent may share arrays):
+    # donating the state needs every leaf in its own buffer.
+    return jax.tree.map(jnp.copy, state)
 
 
 def run_online(

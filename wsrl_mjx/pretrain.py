@@ -1,0 +1,173 @@
+"""Offline pre-training driver and the checkpoint bridge to the online agent."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from wsrl_mjx import data
+from wsrl_mjx.agents import SACAgent, make_agent
+from wsrl_mjx.checkpoint import Checkpointer, CheckpointError, check_tree_matches
+from wsrl_mjx.config import Config, from_dict, save_config, to_dict
+from wsrl_mjx.evaluate import make_evaluator
+from wsrl_mjx.logger import Logger, Progress
+from wsrl_mjx.loops import make_offline_chunk
+from wsrl_mjx.train import check_finite, env_meta, make_env
+from wsrl_mjx.types import AgentState
+
+HOLDOUT_FILE = "holdout.npz"
+
+
+def load_offline_data(cfg: Config, env) -> tuple[str, data.OfflineData, np.ndarray]:
+    """(fingerprint of the file's arrays, the validated dataset with the reward transform
+    applied once, its MC returns-to-go)."""
+    if not cfg.offline.dataset:
+        raise data.DatasetError("offline.dataset is empty: pass --set offline.dataset=PATH")
+    loaded = data.load_any(
+        cfg.offline.dataset,
+        observation_size=env.observation_size,
+        action_size=env.action_size,
+        env=env.name,
+    )
+    raw_fingerprint = data.fingerprint(loaded.arrays)
+    loaded = data.transform_rewards(loaded, cfg.env.reward_scale, cfg.env.reward_bias)
+    returns = loaded.returns_to_go(
+        cfg.agent.discount, sparse_negative_reward=cfg.offline.sparse_negative_reward
+    )
+    return raw_fingerprint, loaded, returns
+
+
+def run_pretrain(cfg: Config) -> dict:
+    """Train CQL/CalQL/IQL on a dataset held in device memory; checkpoint the whole agent."""
+    jax.config.update("jax_default_matmul_precision", cfg.run.matmul_precision)
+    run_dir = Path(cfg.run.run_dir)
+    env = make_env(cfg.env)
+    raw_fingerprint, loaded, returns = load_offline_data(cfg, env)
+    arrays = {**loaded.arrays, "mc_returns": returns}
+    train, holdout = data.split_holdout(arrays, cfg.offline.holdout_fraction, cfg.run.seed)
+    dataset = data.to_device(train, train["mc_returns"])
+    checkpointer = Checkpointer(run_dir / "checkpoints", keep=cfg.run.keep_checkpoints)
+    if checkpointer.latest_step() is not None:
+        raise CheckpointError(
+            f"{run_dir} already holds a pre-trained agent; choose another run.run_dir "
+            "(nothing was overwritten)"
+        )
+    save_config(cfg, run_dir / "config.yaml")
+    # The held-out slice travels with the agent so fine-tuning can track offline Q/TD error
+    # (diagnostics only: no update ever samples it).
+    np.savez(run_dir / HOLDOUT_FILE, **holdout)
+
+    algorithm = cfg.offline.algorithm
+    agent = make_agent(algorithm, cfg.agent, cfg.offline, env.observation_size, env.action_size)
+    chunk = make_offline_chunk(
+        agent, length=cfg.offline.chunk_length, batch_size=cfg.agent.batch_size
+    )
+    evaluate = make_evaluator(env, agent, cfg.eval.num_episodes, cfg.eval.episode_length)
+    key = jax.random.PRNGKey(cfg.run.seed)
+    init_key, rng = jax.random.split(key)
+    state = agent.init(init_key)
+    meta = {
+        **env_meta(env),
+        "algorithm": algorithm,
+        "config": to_dict(cfg),
+        "dataset": {
+            "path": str(cfg.offline.dataset),
+            "fingerprint": raw_fingerprint,  # of the file, before the reward transform
+            "size": loaded.size,
+            "train_size": int(dataset.reward.shape[0]),
+            "metadata": loaded.metadata,
+        },
+    }
+    logger = Logger(run_dir, tensorboard=cfg.run.tensorboard)
+    chunks = math.ceil(cfg.offline.steps / cfg.offline.chunk_length)
+    total = chunks * cfg.offline.chunk_length
+    print(
+        f"[pretrain] {algorithm} on {env.name}: {loaded.size} transitions "
+        f"({dataset.reward.shape[0]} train), {total} gradient steps",
+        flush=True,
+    )
+    progress = Progress(total, 0, cfg.run.progress, f"pretrain-{algorithm}")
+    eval_key = jax.random.PRNGKey(cfg.run.seed + 10_000)
+    evals, next_eval, t0 = [], cfg.offline.eval_every_steps, time.perf_counter()
+    try:
+        for i in range(chunks):
+            state, rng, metrics = chunk(state, rng, dataset)
+            steps = (i + 1) * cfg.offline.chunk_length
+            summary = {k: float(np.mean(v)) for k, v in jax.device_get(metrics).items()}
+            check_finite(summary, steps, checkpointer)
+            rates = progress.update(steps, steps)
+            logger.log(steps, "pretrain", {**summary, "gradient_steps_per_s":
+                                           rates["updates_per_s"]})
+            if steps >= next_eval or i == chunks - 1:
+                result = {k: float(v) for k, v in evaluate(state.actor.params, eval_key).items()}
+                record = {"gradient_steps": steps, "eval_return": result["return"],
+                          "eval_success": result["success"]}
+                evals.append(record)
+                logger.log(steps, "eval", record)
+                next_eval += cfg.offline.eval_every_steps
+    finally:
+        progress.close()
+        logger.close()
+    checkpointer.save(total, state, {**meta, "gradient_steps": total})
+    checkpointer.close()
+    return {
+        "run_dir": str(run_dir),
+        "checkpoint": str(run_dir / "checkpoints"),
+        "gradient_steps": total,
+        "evals": evals,
+        "final_eval_return": evals[-1]["eval_return"],
+        "seconds": time.perf_counter() - t0,
+        "state": state,
+    }
+
+
+# --- the bridge ---------------------------------------------------------------------------------
+
+
+def checkpoint_dir(path: str | Path) -> Path:
+    """Accept a pre-training run dir or its checkpoints/ folder."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    return path / "checkpoints" if (path / "checkpoints").is_dir() else path
+
+
+def restore_pretrained(
+    path: str | Path, online_agent: SACAgent, env_name: str
+) -> tuple[AgentState, dict]:
+    """Restore a pre-trained agent for `online_agent`, refusing any mismatch by name.
+
+    The offline agent is rebuilt from the checkpoint's own config so its state (including the
+    CQL multiplier or IQL value net in `extras`) restores exactly; actor, critics, targets,
+    temperature and all optimizer states then carry over to the online agent unchanged.
+    """
+    checkpointer = Checkpointer(checkpoint_dir(path))
+    meta = checkpointer.meta()
+    expected = {
+        "env": env_name,
+        "observation_size": online_agent.observation_size,
+        "action_size": online_agent.action_size,
+    }
+    for key, value in expected.items():
+        if meta.get(key) != value:
+            raise CheckpointError(
+                f"checkpoint {checkpointer.directory} was pre-trained with {key}="
+                f"{meta.get(key)!r}, but this run has {key}={value!r}"
+            )
+    saved = from_dict(meta["config"])
+    offline_agent = make_agent(
+        meta["algorithm"], saved.agent, saved.offline, meta["observation_size"],
+        meta["action_size"],
+    )
+    target = jax.eval_shape(offline_agent.init, jax.random.PRNGKey(0))
+    state, meta = checkpointer.restore(target)
+    online_shapes = jax.eval_shape(online_agent.init, jax.random.PRNGKey(0))
+    for part in ("actor", "critic", "target_critic_params", "temperature"):
+        check_tree_matches(getattr(state, part), getattr(online_shapes, part),
+                           f"{checkpointer.directory} ({part})")
+    checkpointer.close()
+    return state, meta
