@@ -23,8 +23,12 @@ def make_batch(mc_return):
     rng = np.random.default_rng(0)
     f = lambda *s: rng.normal(size=s).astype(np.float32)  # noqa: E731
     return OfflineTransition(
-        obs=f(B, OBS), action=np.tanh(f(B, ACT)), reward=f(B), next_obs=f(B, OBS),
+        obs=f(B, OBS),
+        action=np.tanh(f(B, ACT)),
+        reward=f(B),
+        next_obs=f(B, OBS),
         terminated=np.array([0, 0, 1, 0, 0], np.float32),
+        truncated=np.zeros(B, np.float32),
         mc_return=np.asarray(mc_return, np.float32),
     )
 
@@ -83,8 +87,13 @@ def test_calql_bound_changes_the_loss_only_when_active():
 
 
 def test_lagrange_multiplier_rises_when_gap_is_exceeded():
-    offline = OfflineConfig(algorithm="calql", cql_num_actions=K, cql_lagrange=True,
-                            cql_target_gap=-1e3, lagrange_lr=1e-2)
+    offline = OfflineConfig(
+        algorithm="calql",
+        cql_num_actions=K,
+        cql_lagrange=True,
+        cql_target_gap=-1e3,
+        lagrange_lr=1e-2,
+    )
     agent = make_cql(CFG, offline, OBS, ACT)
     state = agent.init(jax.random.PRNGKey(0))
     np.testing.assert_allclose(jax.nn.softplus(state.extras["lagrange"].params), 1.0, rtol=1e-6)
@@ -94,8 +103,9 @@ def test_lagrange_multiplier_rises_when_gap_is_exceeded():
 
 
 def test_iql_losses_match_numpy():
-    offline = OfflineConfig(algorithm="iql", iql_expectile=0.7, iql_temperature=3.0,
-                            iql_max_weight=2.0)
+    offline = OfflineConfig(
+        algorithm="iql", iql_expectile=0.7, iql_temperature=3.0, iql_max_weight=2.0
+    )
     cfg = dataclasses.replace(CFG, num_critics=2)
     agent = make_iql(cfg, offline, OBS, ACT)
     state = agent.init(jax.random.PRNGKey(0))
@@ -105,8 +115,9 @@ def test_iql_losses_match_numpy():
     q_t = ref.critics(state.target_critic_params, batch.obs, batch.action, cfg).min(0)
     v = ref.value(state.extras["value"].params, batch.obs, cfg)
     u = q_t - v
-    np.testing.assert_allclose(m["value_loss"], np.mean(np.where(u > 0, 0.7, 0.3) * u**2),
-                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        m["value_loss"], np.mean(np.where(u > 0, 0.7, 0.3) * u**2), rtol=1e-4, atol=1e-6
+    )
     w = np.minimum(np.exp(3.0 * u), 2.0)
     mean, log_std = ref.actor(state.actor.params, batch.obs, cfg)
     log_prob = ref.tanh_gaussian_log_prob(mean, log_std, batch.action)

@@ -51,6 +51,7 @@ def make_batch(n, seed=1, terminated=None):
         reward=f(n),
         next_obs=f(n, OBS),
         terminated=term,
+        truncated=np.zeros(n, np.float32),
     )
 
 
@@ -83,8 +84,9 @@ def test_critic_ensemble_matches_numpy(agent, state):
     batch = make_batch(5)
     q = agent.q_values(state.critic.params, batch.obs, batch.action)
     assert q.shape == (E, 5)
-    np.testing.assert_allclose(q, ref.critics(state.critic.params, batch.obs, batch.action, CFG),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        q, ref.critics(state.critic.params, batch.obs, batch.action, CFG), rtol=1e-5, atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("max_backup", [False, True])
@@ -151,19 +153,25 @@ def test_update_scans_minibatches_then_actor(agent, state):
         before = s.target_critic_params
         s, _ = agent.critic_step(s, mb, keys[i])
         expected = jax.tree.map(lambda t, o: 0.995 * t + 0.005 * o, before, s.critic.params)
-        for got, want in zip(jax.tree.leaves(s.target_critic_params), jax.tree.leaves(expected),
-                             strict=True):
+        for got, want in zip(
+            jax.tree.leaves(s.target_critic_params), jax.tree.leaves(expected), strict=True
+        ):
             np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
     s, _ = agent.actor_step(s, batch, keys[M])
-    for got, want in zip(jax.tree.leaves(new_state.actor.params), jax.tree.leaves(s.actor.params),
-                         strict=True):
+    for got, want in zip(
+        jax.tree.leaves(new_state.actor.params), jax.tree.leaves(s.actor.params), strict=True
+    ):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     assert all(np.isfinite(float(v)) for v in metrics.values())
 
 
 def test_target_critics_sampled_with_replacement():
-    indices = [tuple(np.asarray(jax.random.randint(jax.random.split(jax.random.PRNGKey(k))[1],
-                                                   (2,), 0, E))) for k in range(60)]
+    indices = [
+        tuple(
+            np.asarray(jax.random.randint(jax.random.split(jax.random.PRNGKey(k))[1], (2,), 0, E))
+        )
+        for k in range(60)
+    ]
     assert any(a == b for a, b in indices), "a pair of equal indices must be possible"
 
 

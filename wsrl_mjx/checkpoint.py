@@ -81,7 +81,7 @@ class Checkpointer:
 
 
 def _path_str(path: tuple) -> str:
-    """"agent.actor.params..." whether the tree is dataclasses (attributes) or dicts."""
+    """ "agent.actor.params..." whether the tree is dataclasses (attributes) or dicts."""
     return ".".join(_names(path))
 
 

@@ -70,7 +70,8 @@ class OnlineConfig:
     total_env_steps: int = 20_000  # including warmup
     warmup_steps: int = 1_000  # env steps over all envs with no updates
     warmup_policy: str = choice("policy", "policy", "random")
-    update_rounds: int = 1  # sampled batches (each UTD critic updates + 1 actor update) per vector step
+    # Sampled batches per vector step (each: critic_minibatches critic updates + 1 actor update).
+    update_rounds: int = 1
     chunk_length: int = 50  # vector steps per compiled chunk
     buffer_capacity: int = 100_000
 
@@ -101,6 +102,33 @@ class OfflineConfig:
 
 
 @dataclass(frozen=True)
+class CollectConfig:
+    """D4RL-style datasets from a behaviour SAC agent trained with the online loop."""
+
+    out_dir: str = "data"
+    kinds: tuple[str, ...] = ("random", "medium", "medium-replay", "expert")
+    size: int = 20_000  # transitions per collection (medium-replay: what the buffer held)
+    num_envs: int = 16  # parallel envs while collecting
+    medium_fraction: float = 0.4  # medium = snapshot whose eval return is nearest this x final
+    behaviour_env_steps: int | None = None  # behaviour SAC budget; None = online.total_env_steps
+    pretrain_on: str = "medium"  # which collection `pipeline` pre-trains on
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Online fine-tuning from a pre-trained checkpoint; the method picks loss, init and data."""
+
+    method: str = choice("wsrl", "wsrl", "calql", "cql", "iql", "rlpd", "jsrl", "sac")
+    checkpoint: str = ""  # a `pretrain` run directory (or its checkpoints/ folder)
+    dataset: str = ""  # offline data for retention/RLPD; default: the checkpoint's dataset
+    offline_ratio: float | None = None  # share of each batch from offline data; None = method's
+    init_actor: bool = True  # ablation "no policy init": False
+    init_critic: bool = True  # ablation "no Q init": False
+    jsrl_max_guide_steps: int | None = None  # None = the episode length
+    holdout_rows: int = 1024  # held-out offline rows for the Q/TD diagnostics
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     num_episodes: int = 16  # parallel deterministic episodes (tanh of the mean)
     every_env_steps: int = 5_000
@@ -124,6 +152,8 @@ class Config:
     agent: AgentConfig = field(default_factory=AgentConfig)
     online: OnlineConfig = field(default_factory=OnlineConfig)
     offline: OfflineConfig = field(default_factory=OfflineConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    collect: CollectConfig = field(default_factory=CollectConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     run: RunConfig = field(default_factory=RunConfig)
 

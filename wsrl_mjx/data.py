@@ -29,10 +29,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import h5py
-import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import struct
 
 from wsrl_mjx.types import OfflineTransition
 
@@ -577,21 +575,14 @@ def fingerprint(arrays: Mapping[str, np.ndarray]) -> str:
     return h.hexdigest()[:16]
 
 
-@struct.dataclass
-class OfflineTransitions(OfflineTransition):
-    """The whole dataset on device: `types.OfflineTransition` plus `truncated` (time limits)."""
-
-    truncated: jax.Array  # 1.0 = time-limit end (bootstraps in TD, but ends the MC return)
-
-
-def to_device(arrays: Mapping[str, np.ndarray], mc_returns: np.ndarray) -> OfflineTransitions:
+def to_device(arrays: Mapping[str, np.ndarray], mc_returns: np.ndarray) -> OfflineTransition:
     """Put the dataset on the default device as float32 arrays (flags as 0.0/1.0)."""
     f = lambda x: jnp.asarray(np.asarray(x, np.float32))  # noqa: E731
     if len(mc_returns) != len(arrays["rewards"]):
         raise DatasetError(
             f"mc_returns has {len(mc_returns)} rows but the dataset has {len(arrays['rewards'])}"
         )
-    return OfflineTransitions(
+    return OfflineTransition(
         obs=f(arrays["observations"]),
         action=f(arrays["actions"]),
         reward=f(arrays["rewards"]),

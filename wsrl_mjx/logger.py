@@ -53,20 +53,29 @@ class Progress:
     """Progress over env steps with env steps/s and updates/s, measured between chunks."""
 
     def __init__(self, total: int, initial: int = 0, enabled: bool = True, desc: str = "train"):
-        self._bar = tqdm(total=total, initial=initial, disable=not enabled, desc=desc,
-                         unit="step", dynamic_ncols=True)
+        self._bar = tqdm(
+            total=total,
+            initial=initial,
+            disable=not enabled,
+            desc=desc,
+            unit="step",
+            dynamic_ncols=True,
+        )
         self._last = (time.perf_counter(), initial, 0)
 
     def update(self, env_steps: int, updates: int, **postfix) -> dict:
         now = time.perf_counter()
         t0, steps0, updates0 = self._last
         dt = max(now - t0, 1e-9)
-        rates = {"env_steps_per_s": (env_steps - steps0) / dt,
-                 "updates_per_s": (updates - updates0) / dt}
+        rates = {
+            "env_steps_per_s": (env_steps - steps0) / dt,
+            "updates_per_s": (updates - updates0) / dt,
+        }
         self._last = (now, env_steps, updates)
         self._bar.update(env_steps - self._bar.n)
-        self._bar.set_postfix(sps=f"{rates['env_steps_per_s']:.0f}",
-                              ups=f"{rates['updates_per_s']:.1f}", **postfix)
+        self._bar.set_postfix(
+            sps=f"{rates['env_steps_per_s']:.0f}", ups=f"{rates['updates_per_s']:.1f}", **postfix
+        )
         return rates
 
     def close(self) -> None:

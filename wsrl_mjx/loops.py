@@ -7,28 +7,89 @@ One chunk maker serves both the warmup (no updates, frozen or random actor) and 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from envs import BatchEnv
 from wsrl_mjx.agents.sac import SACAgent
-from wsrl_mjx.types import AgentState, TrainingState, Transition
+from wsrl_mjx.types import AgentState, OfflineTransition, TrainingState, Transition
 
-# (agent state, observations [N, O], rng) -> actions [N, A] in [-1, 1]
-ActionFn = Callable[[AgentState, jax.Array, jax.Array], jax.Array]
+# (training state, aux, rng) -> (actions [N, A] in [-1, 1], new state.extras)
+ActionFn = Callable[[TrainingState, Any, jax.Array], tuple[jax.Array, dict]]
+# (training state, aux, rng) -> one update round's batch
+SampleFn = Callable[[TrainingState, Any, jax.Array], Transition]
 
 
 def policy_actions(agent: SACAgent) -> ActionFn:
     """Stochastic samples of the agent's current actor (training and warmup)."""
-    return lambda state, obs, rng: agent.act(state.actor.params, obs, rng)
+    return lambda state, aux, rng: (
+        agent.act(state.agent.actor.params, state.env.obs, rng),
+        state.extras,
+    )
 
 
 def random_actions(action_size: int) -> ActionFn:
     """Uniform actions: the random-action warmup ablation."""
-    return lambda state, obs, rng: jax.random.uniform(
-        rng, (obs.shape[0], action_size), minval=-1.0, maxval=1.0
+    return lambda state, aux, rng: (
+        jax.random.uniform(rng, (state.env.obs.shape[0], action_size), minval=-1.0, maxval=1.0),
+        state.extras,
     )
+
+
+def guided_actions(agent: SACAgent, max_guide_steps: int) -> ActionFn:
+    """JSRL: the frozen guide (`aux["guide_params"]`) acts for the first h steps of each
+    episode, h ~ U{0..max_guide_steps} drawn at the episode's start; then the learner acts."""
+
+    def act(state: TrainingState, aux: Any, rng: jax.Array) -> tuple[jax.Array, dict]:
+        act_key, horizon_key = jax.random.split(rng)
+        obs, steps = state.env.obs, state.env.steps
+        fresh = jax.random.randint(horizon_key, steps.shape, 0, max_guide_steps + 1)
+        horizon = jnp.where(steps == 0, fresh, state.extras["guide_horizon"])
+        learner = agent.act(state.agent.actor.params, obs, act_key)
+        guide = agent.act(aux["guide_params"], obs, act_key)
+        action = jnp.where((steps < horizon)[:, None], guide, learner)
+        return action, {**state.extras, "guide_horizon": horizon}
+
+    return act
+
+
+def replay_sampler(buffer) -> SampleFn:
+    """Uniform over everything stored online (WSRL: no offline data ever)."""
+    return lambda state, aux, rng: buffer.sample(state.buffer, rng).experience
+
+
+def mixed_sampler(
+    online_buffer, num_minibatches: int, batch_size: int, offline_per_minibatch: int
+) -> SampleFn:
+    """Retention / RLPD: every critic minibatch holds `offline_per_minibatch` rows drawn from
+    `aux["offline"]` and the rest from the online buffer (`online_buffer` samples exactly
+    num_minibatches * (batch_size - offline_per_minibatch) items)."""
+    online_rows = batch_size - offline_per_minibatch
+
+    def sample(state: TrainingState, aux: Any, rng: jax.Array) -> OfflineTransition:
+        online_key, offline_key = jax.random.split(rng)
+        online = online_buffer.sample(state.buffer, online_key).experience
+        offline = aux["offline"]
+        size = offline.reward.shape[0]
+        index = jax.random.randint(offline_key, (num_minibatches, offline_per_minibatch), 0, size)
+        shape = lambda x: x.reshape((num_minibatches, online_rows, *x.shape[1:]))  # noqa: E731
+        # Online rows carry no MC return (unknown until the episode ends): no CalQL bound there.
+        online = OfflineTransition(
+            **{f: shape(getattr(online, f)) for f in TRANSITION_FIELDS},
+            mc_return=jnp.full((num_minibatches, online_rows), -jnp.inf),
+        )
+        offline = OfflineTransition(
+            **{f: getattr(offline, f)[index] for f in (*TRANSITION_FIELDS, "mc_return")}
+        )
+        mixed = jax.tree.map(lambda a, b: jnp.concatenate([a, b], axis=1), online, offline)
+        return jax.tree.map(lambda x: x.reshape((-1, *x.shape[2:])), mixed)
+
+    return sample
+
+
+TRANSITION_FIELDS = ("obs", "action", "reward", "next_obs", "terminated", "truncated")
 
 
 def make_chunk(
@@ -39,19 +100,22 @@ def make_chunk(
     length: int,
     update_rounds: int,
     action_fn: ActionFn,
+    sample_fn: SampleFn | None = None,
     reward_scale: float = 1.0,
     reward_bias: float = 0.0,
-) -> Callable[[TrainingState], tuple[TrainingState, dict]]:
-    """Jitted `chunk(state) -> (state, metrics)`: `length` iterations of
+) -> Callable[[TrainingState, Any], tuple[TrainingState, dict]]:
+    """Jitted `chunk(state, aux) -> (state, metrics)`: `length` iterations of
     {one vector step of N envs -> buffer add -> `update_rounds` sampled-batch updates}.
 
-    Metrics come back per iteration ([length] arrays) so the host can log means and a dense
-    Q trace; nothing leaves the device inside the chunk.
+    `state` is donated; `aux` (offline data for retention, guide params for JSRL, or None) is
+    read-only. Metrics come back per iteration ([length] arrays) so the host can log means and
+    a dense Q trace; nothing leaves the device inside the chunk.
     """
     num_envs = batch_env.num_envs
+    sample_fn = sample_fn or replay_sampler(buffer)
 
-    def env_step(state: TrainingState, rng: jax.Array) -> tuple[TrainingState, dict]:
-        action = action_fn(state.agent, state.env.obs, rng)
+    def env_step(state: TrainingState, aux: Any, rng: jax.Array) -> tuple[TrainingState, dict]:
+        action, extras = action_fn(state, aux, rng)
         env_state, step = batch_env.step(state.env, action)
         transition = Transition(
             obs=step.obs,
@@ -59,6 +123,7 @@ def make_chunk(
             reward=step.reward * reward_scale + reward_bias,  # the one place it is applied
             next_obs=step.next_obs,
             terminated=step.terminated,
+            truncated=step.truncated,
         )
         done = step.done.astype(jnp.float32)
         episode = {
@@ -70,25 +135,28 @@ def make_chunk(
             env=env_state,
             buffer=buffer.add(state.buffer, transition),
             env_steps=state.env_steps + num_envs,
+            extras=extras,
         )
         return state, episode
 
-    def update_round(state: TrainingState, rng: jax.Array) -> tuple[TrainingState, dict]:
+    def update_round(state: TrainingState, aux: Any, rng: jax.Array):
         sample_key, update_key = jax.random.split(rng)
-        batch = buffer.sample(state.buffer, sample_key).experience
+        batch = sample_fn(state, aux, sample_key)
         agent_state, metrics = agent.update(state.agent, batch, update_key)
         return state.replace(agent=agent_state, updates=state.updates + 1), metrics
 
-    def iteration(state: TrainingState, _) -> tuple[TrainingState, dict]:
-        rng, act_key, update_key = jax.random.split(state.rng, 3)
-        state, metrics = env_step(state.replace(rng=rng), act_key)
-        if update_rounds:
-            keys = jax.random.split(update_key, update_rounds)
-            state, update_metrics = jax.lax.scan(update_round, state, keys)
-            metrics.update(jax.tree.map(jnp.mean, update_metrics))
-        return state, metrics
+    def chunk(state: TrainingState, aux: Any = None) -> tuple[TrainingState, dict]:
+        def iteration(state: TrainingState, _) -> tuple[TrainingState, dict]:
+            rng, act_key, update_key = jax.random.split(state.rng, 3)
+            state, metrics = env_step(state.replace(rng=rng), aux, act_key)
+            if update_rounds:
+                keys = jax.random.split(update_key, update_rounds)
+                state, update_metrics = jax.lax.scan(
+                    lambda s, k: update_round(s, aux, k), state, keys
+                )
+                metrics.update(jax.tree.map(jnp.mean, update_metrics))
+            return state, metrics
 
-    def chunk(state: TrainingState) -> tuple[TrainingState, dict]:
         return jax.lax.scan(iteration, state, None, length=length)
 
     return jax.jit(chunk, donate_argnums=0)
@@ -103,7 +171,6 @@ def summarize_chunk(metrics: dict) -> dict:
         out["train_return"] = float(metrics["episode_return_sum"].sum()) / episodes
         out["train_success"] = float(metrics["success_sum"].sum()) / episodes
     return out
-
 
 
 def make_offline_chunk(

@@ -100,12 +100,16 @@ def run_pretrain(cfg: Config) -> dict:
             summary = {k: float(np.mean(v)) for k, v in jax.device_get(metrics).items()}
             check_finite(summary, steps, checkpointer)
             rates = progress.update(steps, steps)
-            logger.log(steps, "pretrain", {**summary, "gradient_steps_per_s":
-                                           rates["updates_per_s"]})
+            logger.log(
+                steps, "pretrain", {**summary, "gradient_steps_per_s": rates["updates_per_s"]}
+            )
             if steps >= next_eval or i == chunks - 1:
                 result = {k: float(v) for k, v in evaluate(state.actor.params, eval_key).items()}
-                record = {"gradient_steps": steps, "eval_return": result["return"],
-                          "eval_success": result["success"]}
+                record = {
+                    "gradient_steps": steps,
+                    "eval_return": result["return"],
+                    "eval_success": result["success"],
+                }
                 evals.append(record)
                 logger.log(steps, "eval", record)
                 next_eval += cfg.offline.eval_every_steps
@@ -160,14 +164,18 @@ def restore_pretrained(
             )
     saved = from_dict(meta["config"])
     offline_agent = make_agent(
-        meta["algorithm"], saved.agent, saved.offline, meta["observation_size"],
+        meta["algorithm"],
+        saved.agent,
+        saved.offline,
+        meta["observation_size"],
         meta["action_size"],
     )
     target = jax.eval_shape(offline_agent.init, jax.random.PRNGKey(0))
     state, meta = checkpointer.restore(target)
     online_shapes = jax.eval_shape(online_agent.init, jax.random.PRNGKey(0))
     for part in ("actor", "critic", "target_critic_params", "temperature"):
-        check_tree_matches(getattr(state, part), getattr(online_shapes, part),
-                           f"{checkpointer.directory} ({part})")
+        check_tree_matches(
+            getattr(state, part), getattr(online_shapes, part), f"{checkpointer.directory} ({part})"
+        )
     checkpointer.close()
     return state, meta

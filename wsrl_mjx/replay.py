@@ -36,6 +36,7 @@ def example_transition(observation_size: int, action_size: int) -> Transition:
         reward=zeros(),
         next_obs=zeros(observation_size),
         terminated=zeros(),
+        truncated=zeros(),
     )
 
 

@@ -46,6 +46,46 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_collect(args: argparse.Namespace) -> int:
+    from wsrl_mjx.collect import run_collect
+
+    run_collect(load_config(args.config, args.overrides))
+    return 0
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from wsrl_mjx.finetune import run_finetune
+
+    overrides = list(args.overrides)
+    if args.checkpoint:
+        overrides.append(f"finetune.checkpoint={args.checkpoint}")
+    if args.method:
+        overrides.append(f"finetune.method={args.method}")
+    summary = run_finetune(load_config(args.config, overrides), resume=args.resume)
+    evals = summary["evals"]
+    print(
+        f"done: {summary['env_steps']} env steps; eval return {evals[0]['eval_return']:.2f} "
+        f"(start) -> {summary['final_eval_return']:.2f} (final); logs in {summary['run_dir']}"
+    )
+    return 0
+
+
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    from wsrl_mjx.pipeline import DEFAULT_CONFIG, run_pipeline
+
+    cfg = load_config(args.config or DEFAULT_CONFIG, args.overrides)
+    run_pipeline(cfg)
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from wsrl_mjx.plots import plot_runs
+
+    out = args.out or f"{args.run_dirs[0]}/curves.png"
+    print(f"wrote {plot_runs(args.run_dirs, out, args.labels)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m wsrl_mjx.run",
@@ -54,30 +94,80 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     online = commands.add_parser(
-        "online", help="train SAC from scratch with the fused on-device loop",
+        "online",
+        help="train SAC from scratch with the fused on-device loop",
         description="Train SAC from scratch: warmup of the random-init policy, then online SAC.",
     )
     _add_config_args(online)
-    online.add_argument("--resume", action="store_true",
-                        help="continue the run in run.run_dir from its last checkpoint")
+    online.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in run.run_dir from its last checkpoint",
+    )
     online.set_defaults(func=cmd_online)
 
     pretrain = commands.add_parser(
-        "pretrain", help="offline pre-training (CQL / CalQL / IQL) on a dataset",
+        "pretrain",
+        help="offline pre-training (CQL / CalQL / IQL) on a dataset",
         description="Pre-train offline on offline.dataset with offline.algorithm and save the "
         "whole agent (Orbax) plus its config, env and dataset fingerprint.",
     )
     _add_config_args(pretrain)
     pretrain.set_defaults(func=cmd_pretrain)
+
+    collect = commands.add_parser(
+        "collect",
+        help="make D4RL-style datasets (random/medium/medium-replay/expert)",
+        description="Train a behaviour SAC agent with the online loop and roll out datasets "
+        "into collect.out_dir as <env>-<kind>.npz.",
+    )
+    _add_config_args(collect)
+    collect.set_defaults(func=cmd_collect)
+
+    finetune = commands.add_parser(
+        "finetune",
+        help="online fine-tuning from a pre-trained checkpoint (WSRL and baselines)",
+        description="Restore a pre-trained agent, warm up an empty buffer with its frozen "
+        "policy, then fine-tune online (finetune.method: wsrl, calql, cql, iql, rlpd, jsrl, sac).",
+    )
+    _add_config_args(finetune)
+    finetune.add_argument("--checkpoint", help="pre-training run dir (sets finetune.checkpoint)")
+    finetune.add_argument("--method", help="sets finetune.method")
+    finetune.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in run.run_dir from its last checkpoint",
+    )
+    finetune.set_defaults(func=cmd_finetune)
+
+    pipeline = commands.add_parser(
+        "pipeline",
+        help="collect -> pretrain -> finetune end to end, with a summary (default)",
+        description="Run collect, pretrain and WSRL fine-tuning in sub-folders of run.run_dir "
+        "and print offline score, score after warmup, final score and wall-clock per phase. "
+        "Without --config it runs the small built-in default (minutes on a laptop CPU).",
+    )
+    _add_config_args(pipeline)
+    pipeline.set_defaults(func=cmd_pipeline)
+
+    plot = commands.add_parser(
+        "plot",
+        help="learning curves and Q/TD diagnostics of runs to one PNG",
+        description="Overlay eval return, online Q/target/TD, held-out offline Q/TD and the "
+        "dense Q trace of one or more run directories (each with metrics.jsonl).",
+    )
+    plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    plot.add_argument("--out", help="PNG path (default RUN_DIR/curves.png of the first run)")
+    plot.add_argument("--labels", nargs="+", help="legend labels, one per run")
+    plot.set_defaults(func=cmd_plot)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 0
+    if args.command is None:  # the main job: the built-in default pipeline
+        args = parser.parse_args(["pipeline"])
     try:
         return args.func(args)
     except (ConfigError, CheckpointError, DatasetError, FileNotFoundError) as e:

@@ -17,9 +17,16 @@ from wsrl_mjx.checkpoint import Checkpointer, CheckpointError
 from wsrl_mjx.config import Config, EnvConfig, save_config, to_dict
 from wsrl_mjx.evaluate import make_evaluator
 from wsrl_mjx.logger import Logger, Progress
-from wsrl_mjx.loops import make_chunk, policy_actions, random_actions, summarize_chunk
+from wsrl_mjx.loops import (
+    ActionFn,
+    make_chunk,
+    mixed_sampler,
+    policy_actions,
+    random_actions,
+    summarize_chunk,
+)
 from wsrl_mjx.replay import buffer_nbytes, example_transition, make_replay
-from wsrl_mjx.types import AgentState, TrainingState
+from wsrl_mjx.types import AgentState, TrainingState, Transition
 
 
 class TrainingDiverged(RuntimeError):
@@ -86,7 +93,12 @@ def replay_ratio(cfg: Config) -> dict:
 
 
 def init_training_state(
-    cfg: Config, agent: SACAgent, batch_env: envs.BatchEnv, buffer, agent_state=None
+    cfg: Config,
+    agent: SACAgent,
+    batch_env: envs.BatchEnv,
+    buffer,
+    agent_state: AgentState | None = None,
+    extras: dict | None = None,
 ) -> TrainingState:
     key = jax.random.PRNGKey(cfg.run.seed)
     agent_key, env_key, loop_key = jax.random.split(key, 3)
@@ -98,29 +110,62 @@ def init_training_state(
         rng=loop_key,
         env_steps=jnp.zeros((), jnp.int32),
         updates=jnp.zeros((), jnp.int32),
+        extras=extras or {},
     )
     # Leaves may alias (the batch env keeps obs twice; a restored agent may share arrays):
     # donating the state needs every leaf in its own buffer.
     return jax.tree.map(jnp.copy, state)
 
 
+def make_diagnostics(agent: SACAgent):
+    """Q and TD error on a held-out offline batch, no gradient (the downward-spiral probe)."""
+
+    def diagnose(state: AgentState, batch: Transition, rng: jax.Array) -> dict:
+        target = agent.td_target(state, batch, rng)
+        q = agent.q_values(state.critic.params, batch.obs, batch.action)
+        return {
+            "offline_q": q.mean(),
+            "offline_td": jnp.mean((q - target) ** 2),
+            "offline_q_target": target.mean(),
+        }
+
+    return jax.jit(diagnose)
+
+
 def run_online(
     cfg: Config,
     *,
+    agent: SACAgent | None = None,
     initial_agent: AgentState | None = None,
+    online_action_fn: ActionFn | None = None,
+    aux: dict | None = None,
+    offline_per_minibatch: int = 0,
+    holdout: Transition | None = None,
+    initial_extras: dict | None = None,
     resume: bool = False,
     phase_name: str = "online",
     extra_meta: dict | None = None,
+    keep_actor_snapshots: bool = False,
 ) -> dict:
-    """Warmup then online SAC (from scratch, or from `initial_agent`); returns a summary."""
+    """Warmup then online updates in the fused loop; returns a summary.
+
+    Defaults give SAC from scratch. Fine-tuning passes the restored `initial_agent`, the `agent`
+    whose loss runs online, and optionally retained offline data (`aux["offline"]` with
+    `offline_per_minibatch` rows in every critic minibatch), a JSRL `online_action_fn`, and a
+    `holdout` batch whose Q/TD error is logged after every chunk.
+    """
     jax.config.update("jax_default_matmul_precision", cfg.run.matmul_precision)
     run_dir = Path(cfg.run.run_dir)
     env = make_env(cfg.env)
     batch_env = envs.BatchEnv(env, cfg.online.num_envs)
-    agent = make_sac(cfg.agent, env.observation_size, env.action_size)
-    buffer = make_replay(
-        cfg.online.buffer_capacity, cfg.agent.critic_minibatches * cfg.agent.batch_size
-    )
+    agent = agent or make_sac(cfg.agent, env.observation_size, env.action_size)
+    m, b = agent.cfg.critic_minibatches, agent.cfg.batch_size
+    buffer = make_replay(cfg.online.buffer_capacity, m * b)
+    sample_fn = None
+    if offline_per_minibatch:
+        online_rows = b - offline_per_minibatch
+        online_buffer = make_replay(cfg.online.buffer_capacity, m * online_rows)
+        sample_fn = mixed_sampler(online_buffer, m, b, offline_per_minibatch)
     schedule = Schedule.from_config(cfg)
     reward = dict(reward_scale=cfg.env.reward_scale, reward_bias=cfg.env.reward_bias)
     warmup_actions = (
@@ -129,18 +174,30 @@ def run_online(
         else policy_actions(agent)
     )
     warmup_chunk = make_chunk(
-        batch_env, agent, buffer, length=max(schedule.warmup_vector_steps, 1),
-        update_rounds=0, action_fn=warmup_actions, **reward,
+        batch_env,
+        agent,
+        buffer,
+        length=max(schedule.warmup_vector_steps, 1),
+        update_rounds=0,
+        action_fn=warmup_actions,
+        **reward,
     )
     online_chunk = make_chunk(
-        batch_env, agent, buffer, length=schedule.chunk_length,
-        update_rounds=cfg.online.update_rounds, action_fn=policy_actions(agent), **reward,
+        batch_env,
+        agent,
+        buffer,
+        length=schedule.chunk_length,
+        update_rounds=cfg.online.update_rounds,
+        action_fn=online_action_fn or policy_actions(agent),
+        sample_fn=sample_fn,
+        **reward,
     )
     evaluate = make_evaluator(env, agent, cfg.eval.num_episodes, cfg.eval.episode_length)
+    diagnose = make_diagnostics(agent) if holdout is not None else None
 
     checkpointer = Checkpointer(run_dir / "checkpoints", keep=cfg.run.keep_checkpoints)
     meta = {**env_meta(env), "config": to_dict(cfg), **(extra_meta or {})}
-    state = init_training_state(cfg, agent, batch_env, buffer, initial_agent)
+    state = init_training_state(cfg, agent, batch_env, buffer, initial_agent, initial_extras)
     if resume:
         if checkpointer.latest_step() is None:
             raise CheckpointError(f"--resume: no checkpoint in {checkpointer.directory}")
@@ -163,12 +220,20 @@ def run_online(
     )
     eval_key = jax.random.PRNGKey(cfg.run.seed + 10_000)
     evals: list[dict] = []
+    snapshots: list[tuple[int, float, dict]] = []  # (env steps, eval return, actor params)
 
     def run_eval(env_steps: int, label: str) -> None:
         result = {k: float(v) for k, v in evaluate(state.agent.actor.params, eval_key).items()}
-        result = {"eval_return": result["return"], "eval_success": result["success"],
-                  "eval_length": result["length"]}
+        result = {
+            "eval_return": result["return"],
+            "eval_success": result["success"],
+            "eval_length": result["length"],
+        }
         evals.append({"env_steps": env_steps, "label": label, **result})
+        if keep_actor_snapshots:
+            snapshots.append(
+                (env_steps, result["eval_return"], jax.device_get(state.agent.actor.params))
+            )
         logger.log(env_steps, "eval", {**result, "label": label})
 
     def save(env_steps: int) -> None:
@@ -191,19 +256,27 @@ def run_online(
             in_warmup = env_steps < schedule.warmup_env_steps
             chunk = warmup_chunk if in_warmup else online_chunk
             t = time.perf_counter()
-            state, metrics = chunk(state)
+            state, metrics = chunk(state, aux)
             summary = summarize_chunk(jax.device_get(metrics))
+            if diagnose is not None and not in_warmup:
+                diag = diagnose(state.agent, holdout, jax.random.fold_in(eval_key, env_steps))
+                summary.update({k: float(v) for k, v in diag.items()})
             env_steps, updates = int(state.env_steps), int(state.updates)
             times["warmup_s" if in_warmup else "online_s"] += time.perf_counter() - t
             check_finite(summary, env_steps, checkpointer)
             rates = progress.update(env_steps, updates)
-            logger.log(env_steps, "warmup" if in_warmup else phase_name,
-                       {**summary, **rates, "updates": updates})
+            logger.log(
+                env_steps,
+                "warmup" if in_warmup else phase_name,
+                {**summary, **rates, "updates": updates},
+            )
             if not in_warmup and "q_pred" in metrics:
                 _log_q_trace(logger, env_steps, schedule, metrics)
             finished = env_steps >= schedule.total_env_steps
-            if env_steps >= next_eval or finished or (
-                in_warmup and env_steps >= schedule.warmup_env_steps
+            if (
+                env_steps >= next_eval
+                or finished
+                or (in_warmup and env_steps >= schedule.warmup_env_steps)
             ):
                 t = time.perf_counter()
                 run_eval(env_steps, "after_warmup" if in_warmup else phase_name)
@@ -226,6 +299,8 @@ def run_online(
         "final_eval_return": evals[-1]["eval_return"] if evals else float("nan"),
         "times": times,
         "state": state,
+        "snapshots": snapshots,
+        "num_envs": cfg.online.num_envs,
     }
 
 

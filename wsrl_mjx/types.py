@@ -37,13 +37,14 @@ class AgentState:
 
 @struct.dataclass
 class Transition:
-    """One replay item. `reward` is already transformed (scale, bias); `mc_return` is offline only."""
+    """One replay item; `reward` is already transformed (scale, bias)."""
 
     obs: jax.Array
     action: jax.Array
     reward: jax.Array
     next_obs: jax.Array
     terminated: jax.Array  # 1.0 = true termination: no bootstrap. Truncation bootstraps.
+    truncated: jax.Array  # 1.0 = time limit (kept for datasets' `timeouts`; TD ignores it)
 
 
 @struct.dataclass
@@ -61,3 +62,4 @@ class TrainingState:
     rng: jax.Array
     env_steps: jax.Array  # int32 total env steps (all envs)
     updates: jax.Array  # int32 sampled-batch update rounds done
+    extras: dict = struct.field(default_factory=dict)  # method state, e.g. JSRL guide horizons

@@ -26,5 +26,13 @@ def make_agent(
     raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
 
 
-__all__ = ["ALGORITHMS", "CQLAgent", "IQLAgent", "SACAgent", "make_agent", "make_cql", "make_iql",
-           "make_sac"]
+__all__ = [
+    "ALGORITHMS",
+    "CQLAgent",
+    "IQLAgent",
+    "SACAgent",
+    "make_agent",
+    "make_cql",
+    "make_iql",
+    "make_sac",
+]

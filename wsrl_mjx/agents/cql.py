@@ -63,8 +63,9 @@ class CQLAgent(SACAgent):
         pair = jax.tree.map(lambda p: p[index], critic_params)
         q = lambda act: self.target_critic_subset.apply(pair, obs_k, act)  # noqa: E731  [2, k, B]
         q_uniform, q_pi, q_next = q(uniform), q(pi_action), q(next_action)
-        if self.calql:
-            bound = batch.mc_return[None, None, :]
+        bound = getattr(batch, "mc_return", None)  # absent on purely online batches
+        if self.calql and bound is not None:
+            bound = bound[None, None, :]
             bound_rate = jnp.mean(jnp.concatenate([q_pi, q_next], 1) < bound)
             q_pi, q_next = jnp.maximum(q_pi, bound), jnp.maximum(q_next, bound)
         log_uniform = a * math.log(0.5)
@@ -76,7 +77,7 @@ class CQLAgent(SACAgent):
         q_data = self.target_critic_subset.apply(pair, batch.obs, batch.action)  # [2, B]
         diff = jnp.mean(logsumexp - q_data)
         metrics = {"cql_diff": diff, "cql_ood_q": jnp.mean(q_pi)}
-        if self.calql:
+        if self.calql and bound is not None:
             metrics["calql_bound_rate"] = bound_rate
         return diff, metrics
 

@@ -31,8 +31,9 @@ class IQLAgent(SACAgent):
     @property
     def value_net(self) -> ValueNet:
         c = self.cfg
-        return ValueNet(c.critic_hidden, c.critic_layer_norm, c.hidden_init_scale,
-                        c.last_hidden_init_scale)
+        return ValueNet(
+            c.critic_hidden, c.critic_layer_norm, c.hidden_init_scale, c.last_hidden_init_scale
+        )
 
     @property
     def actor_optimizer(self) -> optax.GradientTransformation:
@@ -92,8 +93,12 @@ class IQLAgent(SACAgent):
             step=state.step + 1,
         )
         metrics = {
-            "critic_loss": c_loss, "td_loss": c_loss, "q_pred": q.mean(),
-            "q_target": target.mean(), "value_loss": v_loss, "actor_loss": a_loss,
+            "critic_loss": c_loss,
+            "td_loss": c_loss,
+            "q_pred": q.mean(),
+            "q_target": target.mean(),
+            "value_loss": v_loss,
+            "actor_loss": a_loss,
             "adv_weight": weights.mean(),
         }
         return state, metrics

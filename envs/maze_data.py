@@ -1,0 +1,314 @@
+"""Maze offline datasets made on device: waypoint-steered collection, coverage, plots.
+
+Both collectors run `num_envs` envs with `jax.vmap` inside one jitted `lax.scan` per episode
+batch. Each env starts an episode from a random start cell, gets a random behaviour goal cell
+and follows BFS waypoints (`envs.maze.next_cell_table`, indexed on device) towards it; when the
+goal is reached a new one is drawn (D4RL maze2d / antmaze style). Episodes last the env's
+`episode_length` (or fewer steps when the collection is short), then every env is reset.
+
+Labels: observations are exactly the env's (the goal slot holds the env's EVALUATION goal, not
+the behaviour goal), and `rewards` / `terminals` are the env's own success signal w.r.t. that
+evaluation goal, as D4RL antmaze relabels its data. The behaviour policy does not stop at a
+terminal (it keeps going to its own goal), so the next row continues the same trajectory;
+`timeouts` marks episode ends (reset follows) and the last row of every env's block.
+The behaviour goals are kept as the extra array `behavior_goals` (x, y), for relabelling.
+
+`python -m envs.maze_data --layout medium --out docs/` writes docs/maze_medium.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from envs import maze
+from envs.maze import MazeTask, State
+
+__all__ = ["cell_coverage", "collect_antmaze", "collect_pointmaze", "plot_maze_dataset"]
+
+# D4RL's maze2d waypoint controller: action = P * (waypoint - pos) + D * velocity, clipped.
+POINT_P_GAIN, POINT_D_GAIN = 10.0, -1.0
+REACH_RADIUS = 0.3  # cells: behaviour goal counts as reached (new goal drawn) within this
+
+# act(params, state, waypoint_xy) -> action before noise; one env, jittable.
+ActFn = Callable[[Any, State, jax.Array], jax.Array]
+
+
+def _collect(
+    task: MazeTask,
+    act: ActFn,
+    params: Any,
+    *,
+    num_transitions: int,
+    num_envs: int,
+    seed: int,
+    noise: float,
+    start_cells: np.ndarray,
+    goal_cells: np.ndarray,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Shared steering machinery; see the module docstring."""
+    if num_transitions < 1 or num_envs < 1:
+        raise ValueError("num_transitions and num_envs must be >= 1")
+    layout = task.layout
+    ncols = layout.shape[1]
+    table = jnp.asarray(maze.next_cell_table(layout.name))
+    starts, goals = jnp.asarray(start_cells), jnp.asarray(goal_cells)
+    n_goals = len(goal_cells)
+    steps = math.ceil(num_transitions / num_envs)  # per env
+    ep_len = min(task.episode_length, steps)
+    n_eps = math.ceil(steps / ep_len)
+    flat = lambda rc: rc[..., 0] * ncols + rc[..., 1]
+
+    def reset_one(key: jax.Array) -> tuple[State, jax.Array]:
+        k_s, k_g, k_r = jax.random.split(key, 3)
+        start = starts[jax.random.randint(k_s, (), 0, len(start_cells))]
+        return task.reset_to(k_r, start), jax.random.randint(k_g, (), 0, n_goals)
+
+    def step_one(
+        carry: tuple[State, jax.Array], key: jax.Array
+    ) -> tuple[tuple[State, jax.Array], dict[str, jax.Array]]:
+        state, goal_idx = carry
+        k_noise, k_goal = jax.random.split(key)
+        cell = task.xy_cell(state.data.qpos[:2])
+        waypoint = task.cell_xy(table[flat(cell), flat(goals[goal_idx])])
+        action = act(params, state, waypoint)
+        action = jnp.clip(action + noise * jax.random.normal(k_noise, action.shape), -1.0, 1.0)
+        nstate = task.step(state, action)
+        goal_xy = task.cell_xy(goals[goal_idx])
+        reached = jnp.linalg.norm(nstate.data.qpos[:2] - goal_xy) < REACH_RADIUS * task.scaling
+        # A different goal cell: shift the index by 1..n-1 (modulo n).
+        new_idx = (goal_idx + jax.random.randint(k_goal, (), 1, max(n_goals, 2))) % n_goals
+        out = {
+            "observations": state.obs,
+            "actions": action,
+            "rewards": nstate.reward,
+            "next_observations": nstate.obs,
+            "terminals": nstate.done > 0,
+            "behavior_goals": goal_xy,
+        }
+        return (nstate, jnp.where(reached, new_idx, goal_idx)), out
+
+    @jax.jit
+    def episode(key: jax.Array) -> dict[str, jax.Array]:
+        k_reset, k_steps = jax.random.split(key)
+        carry = jax.vmap(reset_one)(jax.random.split(k_reset, num_envs))
+        keys = jax.random.split(k_steps, (ep_len, num_envs))
+        _, out = jax.lax.scan(jax.vmap(step_one), carry, keys)
+        return out  # [ep_len, num_envs, ...]
+
+    t0 = time.perf_counter()
+    compiled = episode.lower(jax.random.PRNGKey(0)).compile()
+    t_compile = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    keys = jax.random.split(jax.random.PRNGKey(seed), n_eps)
+    chunks = [jax.device_get(compiled(k)) for k in keys]
+    t_run = time.perf_counter() - t0
+
+    # [eps, ep_len, envs, ...] -> [envs, eps * ep_len, ...]: each env's steps stay contiguous.
+    arrays = {}
+    for name in chunks[0]:
+        x = np.stack([c[name] for c in chunks])
+        x = np.moveaxis(x, 2, 0).reshape(num_envs, n_eps * ep_len, *x.shape[3:])[:, :steps]
+        arrays[name] = x
+    timeouts = np.zeros((num_envs, steps), bool)
+    timeouts[:, ep_len - 1 :: ep_len] = True
+    timeouts[:, -1] = True
+    arrays["timeouts"] = timeouts
+    arrays = {
+        k: v.reshape(num_envs * steps, *v.shape[2:])[:num_transitions] for k, v in arrays.items()
+    }
+    arrays["timeouts"][-1] = True
+    arrays["timeouts"] &= ~arrays["terminals"]  # D4RL: the two flags never both set
+    for k in ("observations", "actions", "rewards", "next_observations", "behavior_goals"):
+        arrays[k] = arrays[k].astype(np.float32)
+
+    metadata = {
+        "env": task.name,
+        "layout": layout.name,
+        "scaling": task.scaling,
+        "num_envs": num_envs,
+        "seed": seed,
+        "noise": noise,
+        "episode_length": ep_len,
+        "eval_goal": task.eval_goal.tolist(),
+        "labels": "rewards/terminals = env success w.r.t. the eval goal (D4RL antmaze style); "
+        "behaviour continues after a terminal",
+        "num_timeouts": int(arrays["timeouts"].sum()),
+        "num_terminals": int(arrays["terminals"].sum()),  # eval-goal hits (behaviour goes on)
+        "reward_sum": float(arrays["rewards"].sum()),
+        "coverage": cell_coverage(arrays["observations"], layout.name, task.scaling),
+        "compile_seconds": round(t_compile, 2),
+        "collect_seconds": round(t_run, 2),
+        "steps_per_second": round(num_envs * n_eps * ep_len / t_run, 1),
+    }
+    return arrays, metadata
+
+
+def collect_pointmaze(
+    layout: str,
+    num_transitions: int,
+    num_envs: int,
+    seed: int,
+    noise: float = 0.5,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """`pointmaze-<layout>` data from D4RL's maze2d-style noisy waypoint PD controller.
+
+    Starts and behaviour goals are uniform over free cells. Action noise: N(0, noise^2) added
+    to the PD action, then clipped to [-1, 1]. Returns (arrays with D4RL names plus
+    `behavior_goals`, metadata).
+    """
+    task = maze.make_task(f"pointmaze-{layout}")
+
+    def act(params: Any, state: State, waypoint: jax.Array) -> jax.Array:
+        pos, vel = state.data.qpos[:2], state.data.qvel[:2]
+        return POINT_P_GAIN * (waypoint - pos) / task.scaling + POINT_D_GAIN * vel
+
+    free = maze.free_cells(layout)
+    arrays, meta = _collect(
+        task, act, None, num_transitions=num_transitions, num_envs=num_envs, seed=seed,
+        noise=noise, start_cells=free, goal_cells=free,
+    )  # fmt: skip
+    meta["method"] = f"waypoint PD controller (P={POINT_P_GAIN}, D={POINT_D_GAIN}), random goals"
+    return arrays, meta
+
+
+def collect_antmaze(
+    layout: str,
+    policy_fn: Callable[[Any, jax.Array], jax.Array],
+    params: Any,
+    num_transitions: int,
+    num_envs: int,
+    seed: int,
+    goals: str = "diverse",
+    noise: float = 0.1,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """`antmaze-<layout>` data from a goal-conditioned low-level ant policy steered by waypoints.
+
+    `policy_fn(params, obs_with_subgoal) -> action` gets the env observation (31 dims) with its
+    goal slot replaced by the current waypoint (centre of the next BFS cell, or the behaviour
+    goal's cell centre once in it); N(0, noise^2) is added and the action clipped to [-1, 1].
+    `goals="diverse"`: starts and goals uniform over free cells; `"play"`: both from the
+    hand-picked `envs.maze.PLAY_CELLS` (D4RL's -diverse / -play recipes).
+
+    This is only the steering machinery: a policy that can actually walk to nearby waypoints
+    has to be trained first (e.g. online with a goal-conditioned reward); the tests only run a
+    trivial stub policy for shapes, which does not move the ant anywhere.
+    """
+    if goals not in ("diverse", "play"):
+        raise ValueError(f"goals must be 'diverse' or 'play', got {goals!r}")
+    task = maze.make_task(f"antmaze-{layout}")  # goal_in_obs=True: the goal slot is obs[-2:]
+
+    def act(params: Any, state: State, waypoint: jax.Array) -> jax.Array:
+        return policy_fn(params, state.obs.at[-2:].set(waypoint))
+
+    cells = maze.free_cells(layout) if goals == "diverse" else np.array(maze.PLAY_CELLS[layout])
+    arrays, meta = _collect(
+        task, act, params, num_transitions=num_transitions, num_envs=num_envs, seed=seed,
+        noise=noise, start_cells=cells, goal_cells=cells,
+    )  # fmt: skip
+    meta["method"] = f"goal-conditioned policy steered along BFS waypoints, {goals} goals"
+    return arrays, meta
+
+
+def cell_coverage(observations: np.ndarray, layout: str, scaling: float) -> float:
+    """Fraction of the layout's free cells that some observation's (x, y) = obs[:, :2] is in."""
+    cells = np.asarray(maze.xy_to_cell(np.asarray(observations)[:, :2], layout, scaling))
+    ncols = maze.get_layout(layout).shape[1]
+    visited = set((cells[:, 0] * ncols + cells[:, 1]).tolist())
+    free = maze.free_cells(layout)
+    return float(np.mean([r * ncols + c in visited for r, c in free]))
+
+
+def plot_maze_dataset(
+    layout: str,
+    observations: np.ndarray,
+    path: str | Path,
+    *,
+    scaling: float = 1.0,
+    max_trajectories: int = 30,
+    title: str | None = None,
+) -> Path:
+    """Top-down drawing of the maze walls with dataset trajectories (obs[:, :2]) over it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Circle, Rectangle
+
+    lay = maze.get_layout(layout)
+    fig, ax = plt.subplots(figsize=(0.7 * lay.shape[1] + 1, 0.7 * lay.shape[0] + 1))
+    for r, c in np.argwhere(lay.walls):
+        x, y = np.asarray(maze.cell_to_xy(np.array([r, c]), layout, scaling)) - scaling / 2
+        ax.add_patch(Rectangle((x, y), scaling, scaling, color="0.35"))
+
+    # Split into trajectories where consecutive positions jump (episode resets).
+    xy = np.asarray(observations)[:, :2]
+    breaks = np.flatnonzero(np.linalg.norm(np.diff(xy, axis=0), axis=1) > 0.5 * scaling) + 1
+    trajs = [t for t in np.split(xy, breaks) if len(t) > 1][:max_trajectories]
+    colors = plt.cm.viridis(np.linspace(0, 1, max(len(trajs), 1)))
+    for t, col in zip(trajs, colors, strict=False):
+        ax.plot(t[:, 0], t[:, 1], color=col, lw=0.8, alpha=0.8)
+
+    start = np.asarray(maze.cell_to_xy(np.array(lay.start), layout, scaling))
+    goal = np.asarray(maze.cell_to_xy(np.array(lay.goal), layout, scaling))
+    ax.plot(*start, "o", color="tab:green", ms=9, label="start")
+    ax.add_patch(Circle(goal, 0.5 * scaling, color="tab:red", alpha=0.25))
+    ax.plot(*goal, "*", color="tab:red", ms=14, label="eval goal (0.5-cell radius)")
+    lo = np.asarray(maze.cell_to_xy(np.zeros(2), layout, scaling)) - scaling / 2
+    hi = np.asarray(maze.cell_to_xy(np.array(lay.shape) - 1, layout, scaling)) + scaling / 2
+    ax.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]), aspect="equal", xlabel="x", ylabel="y")
+    ax.set_title(title or f"{layout}: {len(trajs)} trajectories")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description="Collect pointmaze data and plot it over the maze.")
+    p.add_argument("--layout", default="all", choices=[*maze.LAYOUTS, "all"])
+    p.add_argument("--out", default="docs/", help="directory for maze_<layout>.png")
+    p.add_argument("--num-transitions", type=int, default=100_000)
+    p.add_argument("--num-envs", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--noise", type=float, default=0.5)
+    p.add_argument("--save", default=None, help="also save each dataset as <save>/<env>.npz")
+    args = p.parse_args(argv)
+    for layout in maze.LAYOUTS if args.layout == "all" else (args.layout,):
+        arrays, meta = collect_pointmaze(
+            layout, args.num_transitions, args.num_envs, args.seed, args.noise
+        )
+        png = plot_maze_dataset(
+            layout,
+            arrays["observations"],
+            Path(args.out) / f"maze_{layout}.png",
+            title=f"pointmaze-{layout}: {len(arrays['rewards'])} transitions, "
+            f"coverage {meta['coverage']:.2f}",
+        )
+        keys = (
+            "coverage",
+            "num_terminals",
+            "compile_seconds",
+            "collect_seconds",
+            "steps_per_second",
+        )
+        print(f"pointmaze-{layout}: {png}", {k: meta[k] for k in keys})
+        if args.save:
+            from wsrl_mjx.data import save_dataset  # only the CLI needs the trainer's file format
+
+            print(save_dataset(Path(args.save) / f"pointmaze-{layout}", arrays, meta))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""The fused online loop: resume after a kill, NaN guard, warmup semantics, replay ratio."""
+
+import dataclasses
+
+import jax
+import numpy as np
+import pytest
+
+import envs
+from wsrl_mjx.agents.sac import make_sac
+from wsrl_mjx.checkpoint import Checkpointer, CheckpointError
+from wsrl_mjx.config import load_config
+from wsrl_mjx.loops import make_chunk, policy_actions
+from wsrl_mjx.replay import buffer_size, make_replay
+from wsrl_mjx.train import (
+    Schedule,
+    TrainingDiverged,
+    init_training_state,
+    make_env,
+    replay_ratio,
+    run_online,
+)
+
+TINY = [
+    "env.name=PointMass",
+    "env.episode_length=20",
+    "agent.actor_hidden=[16,16]",
+    "agent.critic_hidden=[16,16]",
+    "agent.num_critics=2",
+    "agent.batch_size=16",
+    "agent.critic_minibatches=2",
+    "online.num_envs=4",
+    "online.warmup_steps=40",
+    "online.chunk_length=10",
+    "online.update_rounds=1",
+    "online.buffer_capacity=1000",
+    "online.total_env_steps=200",
+    "eval.num_episodes=2",
+    "eval.every_env_steps=100",
+    "run.checkpoint_every_env_steps=80",
+    "run.progress=false",
+    "run.tensorboard=false",
+]
+
+
+def tiny_config(tmp_path, *extra):
+    return load_config(None, [*TINY, f"run.run_dir={tmp_path}", *extra])
+
+
+def leaves_equal(a, b) -> bool:
+    return all(
+        np.array_equal(np.asarray(x), np.asarray(y))
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+    )
+
+
+class Killed(Exception):
+    pass
+
+
+def test_killed_run_resumes_to_the_same_state(tmp_path, monkeypatch):
+    full = run_online(tiny_config(tmp_path / "full"))
+    assert full["env_steps"] == 200
+
+    # Kill the second run right after its second checkpoint (env step 160 of 200).
+    original_save = Checkpointer.save
+    saves = []
+
+    def save_then_die(self, step, state, meta):
+        path = original_save(self, step, state, meta)
+        saves.append(step)
+        if len(saves) == 2:
+            raise Killed
+        return path
+
+    monkeypatch.setattr(Checkpointer, "save", save_then_die)
+    with pytest.raises(Killed):
+        run_online(tiny_config(tmp_path / "killed"))
+    monkeypatch.setattr(Checkpointer, "save", original_save)
+    assert saves == [80, 160]
+
+    resumed = run_online(tiny_config(tmp_path / "killed"), resume=True)
+    assert resumed["env_steps"] == full["env_steps"] == 200
+    assert int(resumed["state"].updates) == int(full["state"].updates)
+    # Agent, buffer, envs and rng all live in the checkpoint: resuming is bit-exact.
+    assert leaves_equal(resumed["state"].agent, full["state"].agent)
+    assert leaves_equal(resumed["state"].buffer, full["state"].buffer)
+    # The final checkpoint is readable and holds the final state.
+    ckpt = Checkpointer(tmp_path / "killed" / "checkpoints")
+    assert ckpt.latest_step() == 200
+    restored, meta = ckpt.restore(resumed["state"])
+    assert meta["env"] == "PointMass" and meta["env_steps"] == 200
+    assert leaves_equal(restored.agent, full["state"].agent)
+
+
+def test_fresh_run_refuses_to_overwrite_and_resume_needs_a_checkpoint(tmp_path):
+    cfg = tiny_config(tmp_path / "a", "online.total_env_steps=40")
+    run_online(cfg)
+    with pytest.raises(CheckpointError, match="already holds checkpoints"):
+        run_online(cfg)
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        run_online(tiny_config(tmp_path / "empty"), resume=True)
+    with pytest.raises(CheckpointError, match="env='PointMass'"):
+        run_online(
+            dataclasses.replace(cfg, env=dataclasses.replace(cfg.env, name="ReacherEasy")),
+            resume=True,
+        )
+
+
+def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+    # NaN rewards enter at warmup; the first online update turns the losses NaN.
+    cfg = tiny_config(tmp_path, "env.reward_scale=.nan", "run.checkpoint_every_env_steps=40")
+    with pytest.raises(TrainingDiverged, match="non-finite .*critic_loss.*last good checkpoint"):
+        run_online(cfg)
+    ckpt = Checkpointer(tmp_path / "checkpoints")
+    assert ckpt.latest_step() == 40  # saved after the warmup, before the NaN
+    assert ckpt.meta()["env_steps"] == 40
+
+
+@pytest.fixture(scope="module")
+def warmup_setup():
+    cfg = load_config(None, TINY)
+    env = make_env(cfg.env)
+    agent = make_sac(cfg.agent, env.observation_size, env.action_size)
+    batch_env = envs.BatchEnv(env, 4)
+    buffer = make_replay(1000, 32)
+    chunk = make_chunk(
+        batch_env, agent, buffer, length=10, update_rounds=0, action_fn=policy_actions(agent)
+    )
+    return cfg, agent, batch_env, buffer, chunk
+
+
+def test_warmup_makes_no_update_and_only_the_frozen_policy_acts(warmup_setup):
+    cfg, agent, batch_env, buffer, chunk = warmup_setup
+    state = init_training_state(cfg, agent, batch_env, buffer)
+    # Make the "pre-trained" policy near-deterministic: log_std clipped to log(1e-5).
+    params = state.agent.actor.params
+    params["params"]["Dense_1"]["bias"] = params["params"]["Dense_1"]["bias"] - 100.0
+    state = state.replace(agent=state.agent.replace(actor=state.agent.actor.replace(params=params)))
+    before = jax.tree.map(np.asarray, state.agent)
+    state, _ = chunk(state, None)
+    assert int(state.updates) == 0 and int(state.env_steps) == 40
+    assert leaves_equal(state.agent, before)  # no gradient step touched anything
+    items = jax.tree.map(lambda x: np.asarray(x)[0, :40], state.buffer.experience)
+    assert int(buffer_size(state.buffer)) == 40
+    expected = agent.act(state.agent.actor.params, items.obs, None, deterministic=True)
+    np.testing.assert_allclose(items.action, expected, atol=1e-4)
+
+
+def test_schedule_and_replay_ratio():
+    cfg = load_config(
+        None,
+        [
+            "online.num_envs=8",
+            "online.warmup_steps=100",
+            "online.total_env_steps=1000",
+            "online.chunk_length=5",
+            "online.update_rounds=2",
+            "agent.batch_size=64",
+            "agent.critic_minibatches=4",
+        ],
+    )
+    s = Schedule.from_config(cfg)
+    assert s.warmup_vector_steps == 13 and s.warmup_env_steps == 104
+    assert s.total_env_steps >= 1000 and (s.total_env_steps - 104) % (8 * 5) == 0
+    ratio = replay_ratio(cfg)
+    assert ratio["replay_ratio"] == 2 * 4 * 64 / 8
+    assert ratio["utd"] == 1.0

@@ -1,0 +1,127 @@
+"""Make D4RL-style datasets on device: random / medium / medium-replay / expert.
+
+A behaviour SAC agent is trained with the online loop; its actor is snapshotted at every
+evaluation. `medium` rolls out the snapshot whose return is nearest `medium_fraction` x the
+final return, `medium-replay` is everything the replay buffer held up to that snapshot, `expert`
+rolls out the final actor and `random` takes uniform actions. Rollouts are the warmup chunk
+(no updates) writing into a buffer sized to the request.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import jax
+import numpy as np
+
+import envs
+from wsrl_mjx.agents.sac import make_sac
+from wsrl_mjx.config import Config
+from wsrl_mjx.data import save_dataset
+from wsrl_mjx.loops import make_chunk, policy_actions, random_actions
+from wsrl_mjx.replay import make_replay
+from wsrl_mjx.train import init_training_state, make_env, run_online
+
+KINDS = ("random", "medium", "medium-replay", "expert")
+
+
+def buffer_to_arrays(
+    experience, num_envs: int, count: int, reward_scale: float = 1.0, reward_bias: float = 0.0
+) -> dict[str, np.ndarray]:
+    """The first `count` stored items (time-major, N per vector step) as D4RL arrays with each
+    env's stream contiguous, so trajectories are consecutive rows. Rewards are un-transformed."""
+    steps = count // num_envs
+
+    def per_env(x):
+        x = np.asarray(x)[0, : steps * num_envs]
+        x = x.reshape((steps, num_envs, *x.shape[1:]))
+        return np.swapaxes(x, 0, 1).reshape((steps * num_envs, *x.shape[2:]))
+
+    e = jax.tree.map(per_env, jax.device_get(experience))
+    return {
+        "observations": e.obs,
+        "actions": e.action,
+        "rewards": ((e.reward - reward_bias) / reward_scale).astype(np.float32),
+        "next_observations": e.next_obs,
+        "terminals": e.terminated > 0.5,
+        "timeouts": e.truncated > 0.5,
+    }
+
+
+def rollout(
+    cfg: Config, env: envs.Env, actor_params, size: int, seed: int
+) -> tuple[dict[str, np.ndarray], float]:
+    """`size` transitions of the given actor (stochastic samples) or uniform actions (None)."""
+    n = cfg.collect.num_envs
+    steps = math.ceil(size / n)
+    agent = make_sac(cfg.agent, env.observation_size, env.action_size)
+    batch_env = envs.BatchEnv(env, n)
+    buffer = make_replay(steps * n, 1)
+    action_fn = random_actions(env.action_size) if actor_params is None else policy_actions(agent)
+    chunk = make_chunk(batch_env, agent, buffer, length=steps, update_rounds=0, action_fn=action_fn)
+    run_cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, seed=seed))
+    state = init_training_state(run_cfg, agent, batch_env, buffer)
+    if actor_params is not None:
+        state = state.replace(
+            agent=state.agent.replace(
+                actor=state.agent.actor.replace(params=jax.device_put(actor_params))
+            )
+        )
+    state, metrics = chunk(state, None)
+    episodes = float(metrics["episodes"].sum())
+    mean_return = float(metrics["episode_return_sum"].sum()) / max(episodes, 1.0)
+    arrays = buffer_to_arrays(state.buffer.experience, n, steps * n)
+    return {k: v[:size] for k, v in arrays.items()}, mean_return
+
+
+def pick_medium(snapshots: list, fraction: float) -> tuple[int, float, dict]:
+    final = snapshots[-1][1]
+    return min(snapshots[:-1] or snapshots, key=lambda s: abs(s[1] - fraction * final))
+
+
+def run_collect(cfg: Config) -> dict:
+    kinds = cfg.collect.kinds
+    unknown = sorted(set(kinds) - set(KINDS))
+    if unknown:
+        raise ValueError(f"collect.kinds: unknown {unknown}; choose from {', '.join(KINDS)}")
+    env = make_env(cfg.env)
+    out_dir = Path(cfg.collect.out_dir)
+    base_meta = {"env": env.name, "seed": cfg.run.seed, "episode_length": env.episode_length}
+    written, behaviour = {}, None
+    if set(kinds) - {"random"}:
+        behaviour = run_online(cfg, phase_name="behaviour", keep_actor_snapshots=True)
+    for i, kind in enumerate(kinds):
+        seed = cfg.run.seed + 100 * (i + 1)
+        meta = {**base_meta, "method": kind}
+        if kind == "random":
+            arrays, ret = rollout(cfg, env, None, cfg.collect.size, seed)
+            meta.update(behaviour_return=ret)
+        elif kind == "medium-replay":
+            step, ret, _ = pick_medium(behaviour["snapshots"], cfg.collect.medium_fraction)
+            arrays = buffer_to_arrays(
+                behaviour["state"].buffer.experience,
+                behaviour["num_envs"],
+                step,
+                cfg.env.reward_scale,
+                cfg.env.reward_bias,
+            )
+            meta.update(behaviour_return=ret, snapshot_env_steps=step)
+        else:
+            snap = (
+                pick_medium(behaviour["snapshots"], cfg.collect.medium_fraction)
+                if kind == "medium"
+                else behaviour["snapshots"][-1]
+            )
+            step, eval_ret, params = snap
+            arrays, ret = rollout(cfg, env, params, cfg.collect.size, seed)
+            meta.update(behaviour_return=eval_ret, rollout_return=ret, snapshot_env_steps=step)
+        path = save_dataset(out_dir / f"{env.name}-{kind}.npz", arrays, meta)
+        written[kind] = {"path": str(path), "size": len(arrays["rewards"]), **meta}
+        print(
+            f"[collect] {kind}: {len(arrays['rewards'])} transitions, behaviour return "
+            f"{meta['behaviour_return']:.2f} -> {path}",
+            flush=True,
+        )
+    return written

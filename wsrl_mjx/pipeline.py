@@ -1,0 +1,89 @@
+"""`pipeline`: collect -> pretrain -> WSRL fine-tune end to end, with a summary."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+from wsrl_mjx.collect import run_collect
+from wsrl_mjx.config import Config
+from wsrl_mjx.finetune import run_finetune
+from wsrl_mjx.pretrain import run_pretrain
+
+DEFAULT_CONFIG = Path(__file__).parent / "defaults" / "pipeline.yaml"
+
+
+def _with(cfg: Config, section: str, **changes) -> Config:
+    return dataclasses.replace(
+        cfg, **{section: dataclasses.replace(getattr(cfg, section), **changes)}
+    )
+
+
+def resolve_run_dir(run_dir: str) -> Path:
+    """`{time}` in run.run_dir becomes a timestamp, so re-running never collides."""
+    return Path(run_dir.replace("{time}", time.strftime("%Y%m%d-%H%M%S")))
+
+
+def run_pipeline(cfg: Config) -> dict:
+    root = resolve_run_dir(cfg.run.run_dir)
+    times: dict[str, float] = {}
+    print(
+        f"[pipeline] {cfg.env.name}: collect -> pretrain ({cfg.offline.algorithm}) -> "
+        f"finetune ({cfg.finetune.method}) in {root}",
+        flush=True,
+    )
+
+    t = time.perf_counter()
+    kinds = (
+        cfg.collect.kinds
+        if cfg.collect.pretrain_on in cfg.collect.kinds
+        else (*cfg.collect.kinds, cfg.collect.pretrain_on)
+    )
+    behaviour_steps = cfg.collect.behaviour_env_steps or cfg.online.total_env_steps
+    collect_cfg = _with(cfg, "run", run_dir=str(root / "behaviour"))
+    collect_cfg = _with(collect_cfg, "collect", out_dir=str(root / "data"), kinds=kinds)
+    collect_cfg = _with(collect_cfg, "online", total_env_steps=behaviour_steps)
+    datasets = run_collect(collect_cfg)
+    times["collect_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    pre_cfg = _with(cfg, "offline", dataset=datasets[cfg.collect.pretrain_on]["path"])
+    pre = run_pretrain(_with(pre_cfg, "run", run_dir=str(root / "pretrain")))
+    times["pretrain_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    ft_cfg = _with(cfg, "finetune", checkpoint=str(root / "pretrain"))
+    ft = run_finetune(_with(ft_cfg, "run", run_dir=str(root / "finetune")))
+    times["finetune_s"] = time.perf_counter() - t
+
+    by_label = {e["label"]: e for e in ft["evals"]}
+    summary = {
+        "env": cfg.env.name,
+        "dataset": datasets[cfg.collect.pretrain_on],
+        "behaviour_return": datasets[cfg.collect.pretrain_on]["behaviour_return"],
+        "offline_score": pre["final_eval_return"],
+        "after_warmup_score": by_label.get("after_warmup", {}).get("eval_return"),
+        "final_score": ft["final_eval_return"],
+        "finetune_env_steps": ft["env_steps"],
+        "seconds": {**times, "finetune_online_s": ft["times"]["online_s"]},
+        "run_dir": str(root),
+    }
+    (root / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    print_summary(summary)
+    return summary
+
+
+def print_summary(s: dict) -> None:
+    fmt = lambda x: "n/a" if x is None else f"{x:.2f}"  # noqa: E731
+    rows = [
+        ("behaviour policy return (dataset)", fmt(s["behaviour_return"])),
+        ("offline score (after pre-training)", fmt(s["offline_score"])),
+        ("score after warmup", fmt(s["after_warmup_score"])),
+        (f"final score ({s['finetune_env_steps']} online env steps)", fmt(s["final_score"])),
+    ] + [(f"wall-clock {k[:-2]}", f"{v:.0f} s") for k, v in s["seconds"].items()]
+    width = max(len(r[0]) for r in rows)
+    print(f"\n[pipeline] summary ({s['env']}), details in {s['run_dir']}/summary.json")
+    for name, value in rows:
+        print(f"  {name:<{width}}  {value}")
