@@ -27,6 +27,7 @@ def resolve_run_dir(run_dir: str) -> Path:
 
 
 def run_pipeline(cfg: Config) -> dict:
+    """collect -> pretrain -> finetune in sub-folders of run.run_dir; returns the summary."""
     root = resolve_run_dir(cfg.run.run_dir)
     times: dict[str, float] = {}
     print(
@@ -72,7 +73,8 @@ def run_pipeline(cfg: Config) -> dict:
     }
     (root / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     print_summary(summary)
-    return summary
+    # In-memory results of each phase (states included) for callers such as the tests.
+    return {**summary, "phases": {"collect": datasets, "pretrain": pre, "finetune": ft}}
 
 
 def print_summary(s: dict) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -40,30 +41,54 @@ def label_of(run_dir: Path) -> str:
     return run_dir.name if run_dir.name not in ("finetune", "pretrain") else str(run_dir)
 
 
+def _q_trace(records: list[dict]) -> tuple[list, list]:
+    steps, q = [], []
+    for r in records:
+        if r["phase"] == "q_trace":
+            steps += r["steps"]
+            q += r["q_pred"]
+    return steps, q
+
+
+def _draw(ax, curves: list[tuple[list, list]], label: str, marker: str | None) -> None:
+    """One line per group: the mean over runs (on their common x prefix), min-max shaded."""
+    curves = [(x, y) for x, y in curves if x]
+    if not curves:
+        return
+    n = min(len(x) for x, _ in curves)
+    x = np.asarray(curves[0][0][:n], float)
+    y = np.asarray([c[1][:n] for c in curves], float)
+    (line,) = ax.plot(x, y.mean(0), label=label, marker=marker, linewidth=1.0)
+    if len(curves) > 1:
+        ax.fill_between(x, y.min(0), y.max(0), color=line.get_color(), alpha=0.2)
+
+
 def plot_runs(run_dirs: list[str | Path], out: str | Path, labels: list[str] | None = None) -> Path:
-    """One figure: eval return, online Q / target / TD, offline Q / TD, dense Q trace."""
-    runs = [(Path(d), read_metrics(d)) for d in run_dirs]
-    labels = labels or [label_of(d) for d, _ in runs]
+    """Each run its own line."""
+    dirs = [Path(d) for d in run_dirs]
+    labels = labels or [label_of(d) for d in dirs]
+    if len(labels) != len(dirs):
+        raise ValueError(f"{len(labels)} labels for {len(dirs)} runs")
+    return plot_groups({label: [d] for label, d in zip(labels, dirs, strict=True)}, out)
+
+
+def plot_groups(groups: dict[str, list[str | Path]], out: str | Path) -> Path:
+    """One figure: eval return, online Q / target / TD, offline Q / TD, dense Q trace; each
+    group (e.g. a method over seeds) is drawn as its mean with the min-max range shaded."""
+    runs = {label: [read_metrics(d) for d in dirs] for label, dirs in groups.items()}
     fig, axes = plt.subplots(2, 4, figsize=(20, 8.5))
     axes = axes.ravel()
     for ax, (phase, key, title) in zip(axes, PANELS, strict=False):
-        for (_, records), label in zip(runs, labels, strict=True):
-            x, y = _series(records, phase, key)
-            if x:
-                ax.plot(x, y, label=label, marker="." if phase == "eval" else None)
+        for label, records in runs.items():
+            marker = "." if phase == "eval" else None
+            _draw(ax, [_series(r, phase, key) for r in records], label, marker)
         ax.set_title(title)
         ax.set_xlabel("env steps")
         if key in LOG_SCALE:
             ax.set_yscale("log")
     trace_ax = axes[len(PANELS)]
-    for (_, records), label in zip(runs, labels, strict=True):
-        steps, q = [], []
-        for r in records:
-            if r["phase"] == "q_trace":
-                steps += r["steps"]
-                q += r["q_pred"]
-        if steps:
-            trace_ax.plot(steps, q, label=label, linewidth=0.8)
+    for label, records in runs.items():
+        _draw(trace_ax, [_q_trace(r) for r in records], label, None)
     trace_ax.set_title("dense Q trace (every vector step)")
     trace_ax.set_xlabel("env steps")
     for ax in axes[len(PANELS) + 1 :]:

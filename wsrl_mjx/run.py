@@ -8,6 +8,7 @@ import sys
 from wsrl_mjx.checkpoint import CheckpointError
 from wsrl_mjx.config import ConfigError, load_config
 from wsrl_mjx.data import DatasetError
+from wsrl_mjx.train import TrainingDiverged
 
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
@@ -75,6 +76,16 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config or DEFAULT_CONFIG, args.overrides)
     run_pipeline(cfg)
+    return 0
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    from wsrl_mjx.config import parse_overrides
+    from wsrl_mjx.experiment import load_experiment, run_experiment
+
+    if not args.config:
+        raise ConfigError("experiment needs --config configs/experiments/<name>.yaml")
+    run_experiment(load_experiment(args.config, parse_overrides(args.overrides)))
     return 0
 
 
@@ -150,6 +161,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(pipeline)
     pipeline.set_defaults(func=cmd_pipeline)
 
+    experiment = commands.add_parser(
+        "experiment",
+        help="a methods x seeds matrix, then a results table and plots",
+        description="Run every method of an experiment file (configs/experiments/*.yaml) for "
+        "every seed from one shared pre-training per seed, then write results.md/.json (mean "
+        "and spread at env-step budgets) and curves.png. --set overrides apply to its base "
+        "config. Re-running skips finished runs and resumes killed ones.",
+    )
+    _add_config_args(experiment)
+    experiment.set_defaults(func=cmd_experiment)
+
     plot = commands.add_parser(
         "plot",
         help="learning curves and Q/TD diagnostics of runs to one PNG",
@@ -173,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, CheckpointError, DatasetError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except TrainingDiverged as e:  # the last good checkpoint is kept on disk
+        print(f"error: {e}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import numpy as np
 import envs
 from wsrl_mjx.agents.sac import SACAgent, make_sac
 from wsrl_mjx.checkpoint import Checkpointer, CheckpointError
-from wsrl_mjx.config import Config, EnvConfig, save_config, to_dict
+from wsrl_mjx.config import Config, ConfigError, EnvConfig, save_config, to_dict
 from wsrl_mjx.evaluate import make_evaluator
 from wsrl_mjx.logger import Logger, Progress
 from wsrl_mjx.loops import (
@@ -37,7 +37,10 @@ def make_env(cfg: EnvConfig) -> envs.Env:
     overrides = dict(cfg.overrides)
     if cfg.episode_length is not None:
         overrides["episode_length"] = cfg.episode_length
-    return envs.make(cfg.name, **overrides)
+    try:
+        return envs.make(cfg.name, **overrides)
+    except ValueError as e:  # unknown name or task key: a config error, named as such
+        raise ConfigError(f"env.name / env.overrides: {e}") from None
 
 
 def env_meta(env: envs.Env) -> dict:

@@ -1,0 +1,58 @@
+"""The command line: help on every command, and bad input -> exit 2 with a message naming it."""
+
+import pytest
+
+from wsrl_mjx.config import load_config
+from wsrl_mjx.pipeline import DEFAULT_CONFIG
+from wsrl_mjx.run import build_parser, main
+
+COMMANDS = ("online", "pretrain", "collect", "finetune", "pipeline", "experiment", "plot")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    assert "usage: python -m wsrl_mjx.run " + command in capsys.readouterr().out
+
+
+def test_top_level_help_lists_commands(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert all(command in out for command in COMMANDS)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["online", "--set", "agent.actor_lrr=1e-3"], "unknown config key 'agent.actor_lrr'"),
+        (["online", "--set", "bogus.key=1"], "valid keys: env, agent, online"),
+        (["online", "--set", "agent.std_parameterization=log"], "is not one of exp, uniform"),
+        (["online", "--set", "online.num_envs=1.5"], "online.num_envs: expected an integer"),
+        (["online", "--set", "online.num_envs"], "--set expects key=value"),
+        (["online", "--config", "no/such.yaml"], "config file not found: no/such.yaml"),
+        (["pretrain"], "offline.dataset is empty"),
+        (["pretrain", "--set", "offline.dataset=missing.npz"], "dataset file not found"),
+        (["finetune", "--method", "wsrl"], "needs a pre-trained checkpoint"),
+        (["finetune", "--checkpoint", "no/such/run"], "checkpoint not found"),
+        (["online", "--set", "env.name=CheetaRun"], "Did you mean 'CheetahRun'"),
+    ],
+)
+def test_bad_input_exits_2_naming_the_problem(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err
+
+
+def test_default_pipeline_config_is_valid_and_small():
+    cfg = load_config(DEFAULT_CONFIG)
+    assert cfg.online.total_env_steps <= 50_000  # minutes on a laptop CPU
+    assert "{time}" in cfg.run.run_dir  # re-running never collides with an earlier run
+
+
+def test_no_command_runs_the_default_pipeline():
+    parser = build_parser()
+    assert parser.parse_args(["pipeline"]).func.__name__ == "cmd_pipeline"

@@ -1,0 +1,279 @@
+"""collect -> pretrain -> finetune: datasets, the Orbax bridge, WSRL's data rule, baselines.
+
+One tiny pipeline run (module fixture) feeds most tests, so MJX compiles a handful of times.
+"""
+
+import dataclasses
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from wsrl_mjx import data
+from wsrl_mjx.agents import make_agent
+from wsrl_mjx.agents.sac import make_sac
+from wsrl_mjx.checkpoint import Checkpointer, CheckpointError
+from wsrl_mjx.config import load_config
+from wsrl_mjx.finetune import offline_rows, plan_finetune, run_finetune
+from wsrl_mjx.loops import guided_actions, mixed_sampler, replay_sampler
+from wsrl_mjx.pipeline import run_pipeline
+from wsrl_mjx.pretrain import restore_pretrained
+from wsrl_mjx.replay import example_transition, make_replay
+from wsrl_mjx.train import make_env
+from wsrl_mjx.types import OfflineTransition
+
+TINY = [
+    "env.name=PointMass",
+    "env.episode_length=20",
+    "agent.actor_hidden=[16,16]",
+    "agent.critic_hidden=[16,16]",
+    "agent.num_critics=2",
+    "agent.batch_size=16",
+    "agent.critic_minibatches=1",
+    "online.num_envs=4",
+    "online.warmup_steps=40",
+    "online.chunk_length=10",
+    "online.buffer_capacity=1000",
+    "online.total_env_steps=200",
+    "offline.steps=100",
+    "offline.chunk_length=50",
+    "offline.eval_every_steps=100",
+    "offline.holdout_fraction=0.1",
+    "collect.kinds=[random,medium,medium-replay]",
+    "collect.size=160",
+    "collect.num_envs=4",
+    "eval.num_episodes=2",
+    "eval.every_env_steps=100",
+    "run.checkpoint_every_env_steps=1000",
+    "run.progress=false",
+    "run.tensorboard=false",
+]
+
+
+def leaves_equal(a, b) -> bool:
+    return all(
+        np.array_equal(np.asarray(x), np.asarray(y))
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+    )
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipeline")
+    cfg = load_config(None, [*TINY, f"run.run_dir={root}"])
+    return cfg, run_pipeline(cfg)
+
+
+def cfg_root(cfg) -> Path:
+    return Path(cfg.run.run_dir)
+
+
+def read_metrics(run_dir) -> list[dict]:
+    return [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_pipeline_summary_and_files(pipeline):
+    cfg, result = pipeline
+    on_disk = json.loads((cfg_root(cfg) / "summary.json").read_text())
+    assert on_disk["env"] == "PointMass"
+    for key in ("offline_score", "after_warmup_score", "final_score"):
+        assert np.isfinite(on_disk[key]), key
+    assert set(on_disk["seconds"]) >= {"collect_s", "pretrain_s", "finetune_s"}
+    assert result["finetune_env_steps"] == 200
+    for phase in ("behaviour", "pretrain", "finetune"):
+        assert (cfg_root(cfg) / phase / "config.yaml").is_file(), phase
+
+
+def test_collected_datasets_have_the_requested_shapes(pipeline):
+    cfg, result = pipeline
+    written = result["phases"]["collect"]
+    assert set(written) == {"random", "medium", "medium-replay"}
+    for kind, info in written.items():
+        loaded = data.load_dataset(info["path"], observation_size=4, action_size=2, env="PointMass")
+        expected = 160 if kind != "medium-replay" else info["snapshot_env_steps"]
+        assert loaded.size == expected, kind
+        assert loaded.arrays["observations"].shape == (expected, 4)
+        assert loaded.arrays["actions"].shape == (expected, 2)
+        assert np.abs(loaded.arrays["actions"]).max() <= 1.0
+        assert loaded.metadata["method"] == kind and "behaviour_return" in loaded.metadata
+        # 20-step episodes in per-env streams: every 20th row is a timeout, nothing terminates.
+        assert loaded.arrays["timeouts"].sum() == expected // 20
+        assert not loaded.arrays["terminals"].any()
+        # Consecutive rows of one episode chain: next_obs[t] == obs[t + 1] inside episodes.
+        inside = ~loaded.arrays["timeouts"][:-1]
+        np.testing.assert_array_equal(
+            loaded.arrays["next_observations"][:-1][inside],
+            loaded.arrays["observations"][1:][inside],
+        )
+
+
+def test_pretrain_checkpoint_round_trips_bit_exactly(pipeline):
+    cfg, result = pipeline
+    pre = result["phases"]["pretrain"]
+    agent = make_agent("calql", cfg.agent, cfg.offline, 4, 2)
+    ckpt = Checkpointer(pre["checkpoint"])
+    restored, meta = ckpt.restore(jax.eval_shape(agent.init, jax.random.PRNGKey(0)))
+    # Actor, critics, targets, temperature, every optimizer state and the step counter.
+    assert leaves_equal(restored, pre["state"])
+    assert int(restored.step) == 100
+    assert meta["algorithm"] == "calql" and meta["env"] == "PointMass"
+    assert len(meta["dataset"]["fingerprint"]) == 16
+
+
+def test_restored_agent_acts_exactly_like_the_pretrained_one(pipeline):
+    cfg, result = pipeline
+    pre_state = result["phases"]["pretrain"]["state"]
+    online = make_sac(cfg.agent, 4, 2)
+    restored, _ = restore_pretrained(result["phases"]["pretrain"]["run_dir"], online, "PointMass")
+    obs = jax.random.normal(jax.random.PRNGKey(3), (8, 4))
+    mean_a, log_std_a = online.networks.actor.apply(restored.actor.params, obs)
+    mean_b, log_std_b = online.networks.actor.apply(pre_state.actor.params, obs)
+    np.testing.assert_array_equal(mean_a, mean_b)
+    np.testing.assert_array_equal(log_std_a, log_std_b)
+    assert leaves_equal(restored.critic, pre_state.critic)  # nothing is reset
+    assert leaves_equal(restored.temperature, pre_state.temperature)
+
+
+def test_mismatched_checkpoint_is_refused_by_name(pipeline):
+    cfg, result = pipeline
+    run_dir = result["phases"]["pretrain"]["run_dir"]
+    with pytest.raises(CheckpointError, match="env='PointMass'.*'ReacherEasy'"):
+        restore_pretrained(run_dir, make_sac(cfg.agent, 4, 2), "ReacherEasy")
+    wider = dataclasses.replace(cfg.agent, critic_hidden=(32, 16))
+    with pytest.raises(CheckpointError, match="critic"):
+        restore_pretrained(run_dir, make_sac(wider, 4, 2), "PointMass")
+    with pytest.raises(CheckpointError, match="not found"):
+        restore_pretrained(cfg_root(cfg) / "nope", make_sac(cfg.agent, 4, 2), "PointMass")
+
+
+def test_wsrl_finetune_logs_warmup_and_offline_diagnostics(pipeline):
+    cfg, _ = pipeline
+    records = read_metrics(cfg_root(cfg) / "finetune")
+    phases = {r["phase"] for r in records}
+    assert {"warmup", "finetune-wsrl", "eval"} <= phases
+    warmup = [r for r in records if r["phase"] == "warmup"]
+    assert all(r["updates"] == 0 for r in warmup)  # the warmup makes no gradient update
+    online = [r for r in records if r["phase"] == "finetune-wsrl"]
+    for key in ("q_pred", "q_target", "td_loss", "offline_q", "offline_td"):
+        assert all(np.isfinite(r[key]) for r in online), key
+    labels = [r["label"] for r in records if r["phase"] == "eval"]
+    assert labels[:2] == ["initial", "after_warmup"]
+
+
+def test_wsrl_plan_never_touches_offline_data(pipeline):
+    cfg, result = pipeline
+    ft_cfg = load_config(
+        None,
+        [*TINY, f"finetune.checkpoint={result['phases']['pretrain']['run_dir']}"],
+    )
+    plan = plan_finetune(ft_cfg, make_env(ft_cfg.env))
+    assert plan.offline_per_minibatch == 0
+    assert plan.aux is None or "offline" not in plan.aux
+    assert plan.holdout is not None  # diagnostics only
+    assert leaves_equal(plan.initial_agent.actor, result["phases"]["pretrain"]["state"].actor)
+
+
+def test_offline_rows_per_method():
+    assert offline_rows("wsrl", None, 256) == 0
+    assert offline_rows("calql", None, 256) == 0
+    assert offline_rows("rlpd", None, 256) == 128
+    assert offline_rows("calql", 0.25, 256) == 64
+    with pytest.raises(ValueError, match="offline_ratio"):
+        offline_rows("rlpd", 1.0, 256)
+
+
+def _marked_buffer_state(buffer, rows: int):
+    """A buffer filled with online rows marked reward=+1."""
+    example = example_transition(3, 1)
+    state = buffer.init(example)
+    items = jax.tree.map(lambda x: jnp.zeros((rows, *x.shape)), example)
+    return buffer.add(state, items.replace(reward=jnp.ones((rows,))))
+
+
+def test_samplers_mark_online_and_offline_rows():
+    minibatches, batch, offline_per = 2, 8, 3
+    offline = OfflineTransition(
+        **{f: v for f, v in vars(example_transition(3, 1)).items()},
+        mc_return=jnp.zeros(()),
+    )
+    offline = jax.tree.map(lambda x: jnp.zeros((50, *x.shape)), offline)
+    offline = offline.replace(reward=-jnp.ones((50,)), mc_return=jnp.full((50,), 7.0))
+    aux = {"offline": offline}
+    key = jax.random.PRNGKey(0)
+
+    # WSRL: the replay sampler sees the online buffer only.
+    buffer = make_replay(100, minibatches * batch)
+    state = SimpleNamespace(buffer=_marked_buffer_state(buffer, 40))
+    sampled = replay_sampler(buffer)(state, aux, key)
+    assert sampled.reward.shape == (minibatches * batch,)
+    assert (sampled.reward == 1.0).all()
+
+    # Retention / RLPD: exactly `offline_per` offline rows in every critic minibatch.
+    online_buffer = make_replay(100, minibatches * (batch - offline_per))
+    state = SimpleNamespace(buffer=_marked_buffer_state(online_buffer, 40))
+    mixed = mixed_sampler(online_buffer, minibatches, batch, offline_per)(state, aux, key)
+    reward = np.asarray(mixed.reward).reshape(minibatches, batch)
+    assert ((reward == -1.0).sum(axis=1) == offline_per).all()
+    assert ((reward == 1.0).sum(axis=1) == batch - offline_per).all()
+    mc = np.asarray(mixed.mc_return).reshape(minibatches, batch)
+    assert (mc[reward == -1.0] == 7.0).all() and np.isneginf(mc[reward == 1.0]).all()
+
+
+def pinned_actor(params, mean_bias: float):
+    """A near-deterministic actor (log_std at its floor) whose actions sit at sign(mean_bias)."""
+    heads = dict(params["params"])
+    heads["Dense_0"] = {**heads["Dense_0"], "bias": heads["Dense_0"]["bias"] + mean_bias}
+    heads["Dense_1"] = {**heads["Dense_1"], "bias": heads["Dense_1"]["bias"] - 100.0}
+    return {"params": heads}
+
+
+def test_jsrl_guide_acts_for_the_drawn_horizon_then_the_learner():
+    agent = make_sac(load_config(None, TINY).agent, 3, 1)
+    learner = agent.init(jax.random.PRNGKey(0))
+    learner = learner.replace(
+        actor=learner.actor.replace(params=pinned_actor(learner.actor.params, -50.0))
+    )
+    guide_params = pinned_actor(agent.init(jax.random.PRNGKey(1)).actor.params, 50.0)
+    state = SimpleNamespace(
+        agent=learner,
+        env=SimpleNamespace(obs=jnp.zeros((4, 3)), steps=jnp.array([0, 3, 5, 9])),
+        extras={"guide_horizon": jnp.array([0, 4, 4, 4])},
+    )
+    act = guided_actions(agent, max_guide_steps=10)
+    action, extras = act(state, {"guide_params": guide_params}, jax.random.PRNGKey(2))
+    horizon = np.asarray(extras["guide_horizon"])
+    assert 0 <= horizon[0] <= 10  # env 0 starts an episode: a fresh horizon is drawn
+    np.testing.assert_array_equal(horizon[1:], [4, 4, 4])  # the others keep theirs
+    guided = np.asarray(state.env.steps) < horizon
+    np.testing.assert_array_equal(np.asarray(action)[:, 0] > 0, guided)  # guide +, learner -
+
+
+@pytest.fixture(scope="module")
+def calql_retention(pipeline, tmp_path_factory):
+    cfg, result = pipeline
+    run_dir = tmp_path_factory.mktemp("calql")
+    ft_cfg = load_config(
+        None,
+        [
+            *TINY,
+            "finetune.method=calql",
+            "finetune.offline_ratio=0.5",
+            "online.total_env_steps=120",
+            f"finetune.checkpoint={result['phases']['pretrain']['run_dir']}",
+            f"run.run_dir={run_dir}",
+        ],
+    )
+    return run_finetune(ft_cfg)
+
+
+def test_calql_with_retention_runs_its_own_loss_on_mixed_batches(calql_retention):
+    summary = calql_retention
+    assert summary["env_steps"] == 120
+    records = read_metrics(summary["run_dir"])
+    online = [r for r in records if r["phase"] == "finetune-calql"]
+    assert online and all(np.isfinite(r["cql_diff"]) for r in online)  # CalQL's own loss
+    assert all(0.0 <= r["calql_bound_rate"] <= 1.0 for r in online)

@@ -1,0 +1,187 @@
+"""`experiment`: a methods x seeds matrix through the same loop, then a results table and plots.
+
+An experiment file (configs/experiments/*.yaml):
+
+    base: {...}                # a run config (sections as in configs/*.yaml) shared by every run
+    dataset: path.npz          # optional; otherwise `collect` makes one (collect section of base)
+    seeds: [0, 1, 2]
+    budgets: [5000, 10000]     # env-step budgets of the results table
+    methods:                   # name -> overrides of base for that method
+      wsrl: {}
+      wsrl-no-warmup: {online: {warmup_steps: 0}}
+      calql: {finetune: {method: calql}}
+
+One pre-training per seed is shared by every method of that seed. Runs are sequential (one
+compiled program per method; vmapping seeds is not implemented) and a finished run is skipped
+when the experiment is re-run, so a killed experiment continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from wsrl_mjx.collect import run_collect
+from wsrl_mjx.config import Config, ConfigError, from_dict, merge
+from wsrl_mjx.finetune import run_finetune
+from wsrl_mjx.logger import read_metrics
+from wsrl_mjx.pipeline import resolve_run_dir
+from wsrl_mjx.plots import plot_groups
+from wsrl_mjx.pretrain import run_pretrain
+
+KEYS = {"base", "dataset", "seeds", "budgets", "methods", "run_dir", "title"}
+DONE_FILE = "done.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    title: str
+    base: dict
+    methods: dict[str, Config]  # name -> the config of seed 0 (seed and run_dir set per run)
+    seeds: tuple[int, ...]
+    budgets: tuple[int, ...]
+    dataset: str
+    run_dir: Path
+
+
+def load_experiment(path: str | Path, overrides: dict | None = None) -> Experiment:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"experiment file not found: {path}")
+    spec = yaml.safe_load(path.read_text()) or {}
+    unknown = sorted(set(spec) - KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown key {unknown[0]!r}; valid keys: {', '.join(sorted(KEYS))}"
+        )
+    if not spec.get("methods"):
+        raise ConfigError(f"{path}: 'methods' must map method names to config overrides")
+    base = merge(spec.get("base") or {}, overrides or {})
+    methods = {}
+    for name, changes in spec["methods"].items():
+        try:
+            methods[name] = from_dict(merge(base, changes or {}))
+        except ConfigError as e:
+            raise ConfigError(f"{path}: method {name!r}: {e}") from None
+    seeds = tuple(int(s) for s in spec.get("seeds", [0]))
+    budgets = tuple(int(b) for b in spec.get("budgets", []))
+    run_dir = resolve_run_dir(spec.get("run_dir", f"runs/experiments/{path.stem}"))
+    return Experiment(
+        spec.get("title", path.stem),
+        base,
+        methods,
+        seeds,
+        budgets,
+        spec.get("dataset", ""),
+        run_dir,
+    )
+
+
+def _with_run(cfg: Config, run_dir: Path, seed: int, **finetune: Any) -> Config:
+    return dataclasses.replace(
+        cfg,
+        run=dataclasses.replace(cfg.run, run_dir=str(run_dir), seed=seed),
+        finetune=dataclasses.replace(cfg.finetune, **finetune),
+    )
+
+
+def _once(run_dir: Path, fn) -> dict:
+    """Run `fn()` unless `run_dir` already finished; record what it returned (JSON part)."""
+    done = run_dir / DONE_FILE
+    if done.is_file():
+        print(f"[experiment] {run_dir} finished earlier: skipped", flush=True)
+        return json.loads(done.read_text())
+    summary = fn()
+    record = {k: v for k, v in summary.items() if k not in ("state", "snapshots", "phases")}
+    done.parent.mkdir(parents=True, exist_ok=True)
+    done.write_text(json.dumps(record, default=str))
+    return record
+
+
+def run_experiment(exp: Experiment) -> dict:
+    base = from_dict(exp.base)
+    dataset = exp.dataset
+    if not dataset:
+        data_dir = exp.run_dir / "data"
+        collect_cfg = dataclasses.replace(
+            base,
+            run=dataclasses.replace(base.run, run_dir=str(exp.run_dir / "behaviour")),
+            collect=dataclasses.replace(base.collect, out_dir=str(data_dir)),
+        )
+        written = _once(exp.run_dir / "behaviour", lambda: {"datasets": run_collect(collect_cfg)})
+        dataset = written["datasets"][base.collect.pretrain_on]["path"]
+
+    runs: dict[str, list[Path]] = {name: [] for name in exp.methods}
+    for seed in exp.seeds:
+        pre_dir = exp.run_dir / "pretrain" / f"seed{seed}"
+        pre_cfg = dataclasses.replace(
+            _with_run(base, pre_dir, seed),
+            offline=dataclasses.replace(base.offline, dataset=dataset),
+        )
+        _once(pre_dir, lambda cfg=pre_cfg: run_pretrain(cfg))
+        for name, cfg in exp.methods.items():
+            run_dir = exp.run_dir / name / f"seed{seed}"
+            ft_cfg = _with_run(cfg, run_dir, seed, checkpoint=str(pre_dir), dataset=dataset)
+            print(f"[experiment] {name} seed {seed} -> {run_dir}", flush=True)
+            # A run killed part-way has checkpoints but no done file: continue it.
+            resume = (run_dir / "checkpoints").is_dir()
+            _once(run_dir, lambda cfg=ft_cfg, r=resume: run_finetune(cfg, resume=r))
+            runs[name].append(run_dir)
+
+    table = results_table(runs, exp.budgets)
+    record = {"title": exp.title, "dataset": dataset, "seeds": list(exp.seeds), "table": table}
+    (exp.run_dir / "results.json").write_text(json.dumps(record, indent=2))
+    markdown = results_markdown(exp, table)
+    (exp.run_dir / "results.md").write_text(markdown)
+    plot = plot_groups(runs, exp.run_dir / "curves.png")
+    print(markdown)
+    print(f"[experiment] table: {exp.run_dir / 'results.md'}; plots: {plot}")
+    return {"table": table, "runs": {k: [str(p) for p in v] for k, v in runs.items()}}
+
+
+def eval_at(records: list[dict], budget: int) -> float:
+    """The last evaluation at or before `budget` env steps (NaN if none)."""
+    evals = [r for r in records if r["phase"] == "eval" and r["env_steps"] <= budget]
+    return evals[-1]["eval_return"] if evals else math.nan
+
+
+def results_table(runs: dict[str, list[Path]], budgets: tuple[int, ...]) -> dict:
+    table = {}
+    for name, dirs in runs.items():
+        records = [read_metrics(d) for d in dirs]
+        final = max(r["env_steps"] for r in records[0] if r["phase"] == "eval")
+        row = {}
+        for budget in (*budgets, final):
+            values = np.array([eval_at(r, budget) for r in records])
+            row[str(budget)] = {
+                "mean": float(np.mean(values)),
+                "std": float(np.std(values)),
+                "min": float(np.min(values)),
+                "max": float(np.max(values)),
+                "seeds": values.tolist(),
+            }
+        table[name] = row
+    return table
+
+
+def results_markdown(exp: Experiment, table: dict) -> str:
+    columns = list(next(iter(table.values())))
+    lines = [
+        f"# {exp.title}",
+        "",
+        f"Evaluation return (mean ± std over seeds {list(exp.seeds)}, deterministic policy) at "
+        "env-step budgets; the last column is the end of the run.",
+        "",
+        "| method | " + " | ".join(f"{c} steps" for c in columns) + " |",
+        "|---|" + "---|" * len(columns),
+    ]
+    for name, row in table.items():
+        cells = [f"{row[c]['mean']:.1f} ± {row[c]['std']:.1f}" for c in columns]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
