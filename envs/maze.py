@@ -11,7 +11,9 @@ merged: equal boxes make MJX's bounding-sphere broad phase (`max_geom_pairs` in 
 so each substep collides only the few nearest walls whatever the maze size.
 
 Task conventions (see `envs.base`): actions in [-1, 1] (clipped; the ctrlrange is [-1, 1]);
-reward 1.0 inside the success radius (0.5 maze units = 0.5 * scaling) of the goal, else 0;
+reward 1.0 within `success_radius` = 0.5 maze units (world units: metres) of the goal, else 0,
+exactly D4RL's `GoalReachingEnv` test `norm(xy - goal) <= 0.5` (also for the ant, whose cells are
+4 units wide);
 `done` = success (true termination, as in the paper's antmaze); time limits (700 umaze, 1000
 medium/large) are left to the batch wrapper. `metrics`: `success`, `dist_to_goal`.
 
@@ -20,9 +22,10 @@ Observations (float32):
   antmaze:   [qpos[:15], qvel[:14], goal_x, goal_y] (31); qpos includes the torso x, y as in
              D4RL. `goal_in_obs=False` drops the goal (4 / 29 dims, D4RL's own obs layout).
 
-Factories in `MAZE_TASKS` take config overrides (`default_config` keys); `envs/__init__.py`
-registers them. Helpers for the dataset collectors (`envs/maze_data.py`): `get_layout`,
-`cell_to_xy`, `xy_to_cell`, `free_cells`, `next_cell_table`, `bfs_next_cell`.
+Factories in `MAZE_TASKS` take config overrides (`default_config` keys); importing this module
+registers them with `envs.register` (`envs/__init__.py` imports it). Helpers for the dataset
+collectors (`envs/maze_data.py`): `get_layout`, `cell_to_xy`, `xy_to_cell`, `free_cells`,
+`next_cell_table`, `bfs_next_cell`.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from mujoco_playground._src import mjx_env
 from mujoco_playground._src.mjx_env import State
 
 from envs.base import Env
+from envs.registry import register, registered_names
 
 __all__ = [
     "LAYOUTS",
@@ -227,18 +231,22 @@ def normalized_score(success_rate: float) -> float:
 
 
 def default_config(layout: str = "umaze") -> config_dict.ConfigDict:
-    """Task config; every key is a valid `make_maze` override. Distances are in maze cells."""
+    """Task config; every key is a valid `make_maze` override.
+
+    Distances are in maze units (world coordinates; one cell is `SCALING[agent]` units), as in
+    D4RL: success within 0.5 units, start noise +-0.1 units (gym ant's qpos reset noise).
+    """
     return config_dict.create(
         ctrl_dt=0.05,  # 5 substeps of 0.01 s (D4RL's ant frame skip)
         sim_dt=0.01,
         episode_length=EPISODE_LENGTH[layout],
         goal_cell=None,  # (row, col) free cell; None: D4RL's evaluation goal
-        goal_noise=0.0,  # uniform +-goal_noise cells on the goal xy (D4RL eval adds ~0.25)
+        goal_noise=0.0,  # uniform +-goal_noise units on the goal xy (0: the fixed eval goal)
         random_goal=False,  # goal cell uniform over free cells (other than the start cell)
         start_cell=None,  # (row, col); None: D4RL's start cell
         random_start=False,  # start cell uniform over free cells
-        reset_noise=0.1,  # uniform +-reset_noise cells on the start xy
-        success_radius=0.5,  # cells ("0.5 maze units")
+        reset_noise=0.1,  # uniform +-reset_noise units on the start xy
+        success_radius=0.5,  # units (D4RL: 0.5 for maze2d and antmaze alike)
         goal_in_obs=True,  # append (goal_x, goal_y) to the observation
     )
 
@@ -262,7 +270,7 @@ class MazeTask(mjx_env.MjxEnv):
         self.name = f"{self.agent}maze-{layout}"
         self.episode_length = int(cfg.episode_length)
         self.has_success = True
-        self.success_radius = float(cfg.success_radius) * self.scaling
+        self.success_radius = float(cfg.success_radius)
         self._free = free_cells(layout)
         self._start = self._check_cell(cfg.start_cell, self.layout.start, "start_cell")
         self._goal = self._check_cell(cfg.goal_cell, self.layout.goal, "goal_cell")
@@ -325,12 +333,14 @@ class MazeTask(mjx_env.MjxEnv):
         k_pos, k_goal, k_q = jax.random.split(rng, 3)
         cfg = self._config
         goal_cell = jnp.asarray(self._goal if goal_cell is None else goal_cell)
-        noise = lambda k, w: jax.random.uniform(k, (2,), minval=-w, maxval=w) * self.scaling
+        noise = lambda k, w: jax.random.uniform(k, (2,), minval=-w, maxval=w)
         goal = self.cell_xy(goal_cell) + noise(k_goal, cfg.goal_noise)
         xy = self.cell_xy(start_cell) + noise(k_pos, cfg.reset_noise)
         qpos, qvel = self._init_q(k_q, xy)
+        # No mjx.forward here: observations only read qpos/qvel, and mjx.step recomputes every
+        # derived quantity from them first; skipping it halves the compile time of anything
+        # that contains a reset (BatchEnv.step auto-resets), ~8 s per compile on CPU.
         data = mjx.make_data(self._mjx_model).replace(qpos=qpos, qvel=qvel)
-        data = mjx.forward(self._mjx_model, data)
         dist = jnp.linalg.norm(qpos[:2] - goal)
         metrics = {"success": jnp.zeros((), jnp.float32), "dist_to_goal": dist}
         zero = jnp.zeros((), jnp.float32)
@@ -459,3 +469,12 @@ MAZE_TASKS: dict[str, Callable[..., Env]] = {
     for agent in _AGENTS
     for layout in LAYOUTS
 }
+
+
+def _register_all() -> None:
+    for _name, _factory in MAZE_TASKS.items():
+        if _name not in registered_names():  # importlib.reload-safe
+            register(_name, _factory)
+
+
+_register_all()

@@ -13,7 +13,11 @@ terminal (it keeps going to its own goal), so the next row continues the same tr
 `timeouts` marks episode ends (reset follows) and the last row of every env's block.
 The behaviour goals are kept as the extra array `behavior_goals` (x, y), for relabelling.
 
-`python -m envs.maze_data --layout medium --out docs/` writes docs/maze_medium.png.
+Command line (writes docs/maze_<layout>.png; `--save DIR` also writes DIR/pointmaze-<layout>.npz
+in the project's dataset format, `wsrl_mjx.data.save_dataset`):
+
+    python -m envs.maze_data --layouts umaze medium large --out docs/
+    python -m envs.maze_data --layouts medium --num-transitions 1000000 --save data/
 """
 
 from __future__ import annotations
@@ -78,7 +82,8 @@ def _collect(
         state, goal_idx = carry
         k_noise, k_goal = jax.random.split(key)
         cell = task.xy_cell(state.data.qpos[:2])
-        waypoint = task.cell_xy(table[flat(cell), flat(goals[goal_idx])])
+        nxt = table[flat(cell), flat(goals[goal_idx])]  # flat index of the next BFS cell
+        waypoint = task.cell_xy(jnp.stack([nxt // ncols, nxt % ncols]))
         action = act(params, state, waypoint)
         action = jnp.clip(action + noise * jax.random.normal(k_noise, action.shape), -1.0, 1.0)
         nstate = task.step(state, action)
@@ -233,10 +238,17 @@ def plot_maze_dataset(
     path: str | Path,
     *,
     scaling: float = 1.0,
-    max_trajectories: int = 30,
+    timeouts: np.ndarray | None = None,
+    max_trajectories: int = 12,
+    max_steps: int = 300,
+    success_radius: float = 0.5,
     title: str | None = None,
 ) -> Path:
-    """Top-down drawing of the maze walls with dataset trajectories (obs[:, :2]) over it."""
+    """Top-down drawing of the maze walls with dataset trajectories (obs[:, :2]) over it.
+
+    Trajectories are split after `timeouts` rows (and wherever the position jumps by more than
+    half a cell); the first `max_steps` steps of the first `max_trajectories` are drawn.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -244,28 +256,33 @@ def plot_maze_dataset(
     from matplotlib.patches import Circle, Rectangle
 
     lay = maze.get_layout(layout)
-    fig, ax = plt.subplots(figsize=(0.7 * lay.shape[1] + 1, 0.7 * lay.shape[0] + 1))
+    width = max(0.7 * lay.shape[1] + 1, 6.0)
+    fig, ax = plt.subplots(figsize=(width, width * (lay.shape[0] + 1) / (lay.shape[1] + 1) + 1))
     for r, c in np.argwhere(lay.walls):
         x, y = np.asarray(maze.cell_to_xy(np.array([r, c]), layout, scaling)) - scaling / 2
         ax.add_patch(Rectangle((x, y), scaling, scaling, color="0.35"))
 
-    # Split into trajectories where consecutive positions jump (episode resets).
     xy = np.asarray(observations)[:, :2]
-    breaks = np.flatnonzero(np.linalg.norm(np.diff(xy, axis=0), axis=1) > 0.5 * scaling) + 1
-    trajs = [t for t in np.split(xy, breaks) if len(t) > 1][:max_trajectories]
-    colors = plt.cm.viridis(np.linspace(0, 1, max(len(trajs), 1)))
+    jumps = np.linalg.norm(np.diff(xy, axis=0), axis=1) > 0.5 * scaling
+    if timeouts is not None:
+        jumps |= np.asarray(timeouts, bool)[:-1]
+    trajs = [t[:max_steps] for t in np.split(xy, np.flatnonzero(jumps) + 1) if len(t) > 1]
+    trajs = trajs[:max_trajectories]
+    colors = plt.cm.tab20(np.arange(max(len(trajs), 1)) % 20)
     for t, col in zip(trajs, colors, strict=False):
-        ax.plot(t[:, 0], t[:, 1], color=col, lw=0.8, alpha=0.8)
+        ax.plot(t[:, 0], t[:, 1], color=col, lw=1.0, alpha=0.85)
+        ax.plot(*t[0], ".", color=col, ms=5)
 
     start = np.asarray(maze.cell_to_xy(np.array(lay.start), layout, scaling))
     goal = np.asarray(maze.cell_to_xy(np.array(lay.goal), layout, scaling))
     ax.plot(*start, "o", color="tab:green", ms=9, label="start")
-    ax.add_patch(Circle(goal, 0.5 * scaling, color="tab:red", alpha=0.25))
-    ax.plot(*goal, "*", color="tab:red", ms=14, label="eval goal (0.5-cell radius)")
+    ax.add_patch(Circle(goal, success_radius, color="tab:red", alpha=0.25))
+    label = f"eval goal (success radius {success_radius})"
+    ax.plot(*goal, "*", color="tab:red", ms=14, label=label)
     lo = np.asarray(maze.cell_to_xy(np.zeros(2), layout, scaling)) - scaling / 2
     hi = np.asarray(maze.cell_to_xy(np.array(lay.shape) - 1, layout, scaling)) + scaling / 2
     ax.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]), aspect="equal", xlabel="x", ylabel="y")
-    ax.set_title(title or f"{layout}: {len(trajs)} trajectories")
+    ax.set_title(title or f"{layout}: {len(trajs)} trajectories", fontsize=10)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8)
     fig.tight_layout()
     path = Path(path)
@@ -276,38 +293,41 @@ def plot_maze_dataset(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description="Collect pointmaze data and plot it over the maze.")
-    p.add_argument("--layout", default="all", choices=[*maze.LAYOUTS, "all"])
-    p.add_argument("--out", default="docs/", help="directory for maze_<layout>.png")
-    p.add_argument("--num-transitions", type=int, default=100_000)
-    p.add_argument("--num-envs", type=int, default=100)
+    p = argparse.ArgumentParser(
+        description="Collect pointmaze datasets (noisy BFS-waypoint controller) and draw them "
+        "over the maze as <out>/maze_<layout>.png."
+    )
+    p.add_argument("--layouts", nargs="+", default=list(maze.LAYOUTS), choices=maze.LAYOUTS)
+    p.add_argument("--out", default="docs/", help="directory for maze_<layout>.png ('' = none)")
+    p.add_argument("--num-transitions", type=int, default=50_000)
+    p.add_argument("--num-envs", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--noise", type=float, default=0.5)
+    p.add_argument("--noise", type=float, default=0.5, help="std of the Gaussian action noise")
     p.add_argument("--save", default=None, help="also save each dataset as <save>/<env>.npz")
+    p.add_argument("--max-trajectories", type=int, default=12, help="trajectories drawn")
     args = p.parse_args(argv)
-    for layout in maze.LAYOUTS if args.layout == "all" else (args.layout,):
+    for layout in args.layouts:
         arrays, meta = collect_pointmaze(
             layout, args.num_transitions, args.num_envs, args.seed, args.noise
         )
-        png = plot_maze_dataset(
-            layout,
-            arrays["observations"],
-            Path(args.out) / f"maze_{layout}.png",
-            title=f"pointmaze-{layout}: {len(arrays['rewards'])} transitions, "
-            f"coverage {meta['coverage']:.2f}",
-        )
-        keys = (
-            "coverage",
-            "num_terminals",
-            "compile_seconds",
-            "collect_seconds",
-            "steps_per_second",
-        )
-        print(f"pointmaze-{layout}: {png}", {k: meta[k] for k in keys})
+        keys = ("coverage", "num_terminals", "compile_seconds", "collect_seconds")
+        print(f"pointmaze-{layout}:", {k: meta[k] for k in (*keys, "steps_per_second")})
+        if args.out:
+            png = plot_maze_dataset(
+                layout,
+                arrays["observations"],
+                Path(args.out) / f"maze_{layout}.png",
+                timeouts=arrays["timeouts"],
+                max_trajectories=args.max_trajectories,
+                title=f"pointmaze-{layout}: {args.max_trajectories} of the dataset's trajectories "
+                f"(first 300 steps)\n{len(arrays['rewards'])} transitions, noise {args.noise}, "
+                f"cell coverage {meta['coverage']:.2f}",
+            )
+            print("  wrote", png)
         if args.save:
             from wsrl_mjx.data import save_dataset  # only the CLI needs the trainer's file format
 
-            print(save_dataset(Path(args.save) / f"pointmaze-{layout}", arrays, meta))
+            print("  wrote", save_dataset(Path(args.save) / f"pointmaze-{layout}", arrays, meta))
 
 
 if __name__ == "__main__":
