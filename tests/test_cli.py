@@ -4,7 +4,8 @@ import pytest
 
 from wsrl_mjx.config import load_config
 from wsrl_mjx.pipeline import DEFAULT_CONFIG
-from wsrl_mjx.run import build_parser, main
+from wsrl_mjx import run as run_module
+from wsrl_mjx.run import main
 
 COMMANDS = ("online", "pretrain", "collect", "finetune", "pipeline", "experiment", "plot")
 
@@ -53,6 +54,8 @@ def test_default_pipeline_config_is_valid_and_small():
     assert "{time}" in cfg.run.run_dir  # re-running never collides with an earlier run
 
 
-def test_no_command_runs_the_default_pipeline():
-    parser = build_parser()
-    assert parser.parse_args(["pipeline"]).func.__name__ == "cmd_pipeline"
+def test_no_command_runs_the_default_pipeline(monkeypatch):
+    called = []
+    monkeypatch.setattr(run_module, "cmd_pipeline", lambda args: called.append(args) or 0)
+    assert main([]) == 0
+    assert len(called) == 1 and called[0].config is None and called[0].overrides == []

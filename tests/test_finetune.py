@@ -17,6 +17,7 @@ from wsrl_mjx import data
 from wsrl_mjx.agents import make_agent
 from wsrl_mjx.agents.sac import make_sac
 from wsrl_mjx.checkpoint import Checkpointer, CheckpointError
+from wsrl_mjx.collect import pick_medium
 from wsrl_mjx.config import load_config
 from wsrl_mjx.finetune import offline_rows, plan_finetune, run_finetune
 from wsrl_mjx.loops import guided_actions, mixed_sampler, replay_sampler
@@ -100,8 +101,11 @@ def test_collected_datasets_have_the_requested_shapes(pipeline):
         assert loaded.arrays["actions"].shape == (expected, 2)
         assert np.abs(loaded.arrays["actions"]).max() <= 1.0
         assert loaded.metadata["method"] == kind and "behaviour_return" in loaded.metadata
-        # 20-step episodes in per-env streams: every 20th row is a timeout, nothing terminates.
-        assert loaded.arrays["timeouts"].sum() == expected // 20
+        # 4 per-env streams of 20-step episodes: a timeout every 20 rows and at each stream's
+        # end; PointMass never terminates.
+        per_env = expected // 4
+        assert loaded.arrays["timeouts"].sum() == 4 * -(-per_env // 20)
+        assert loaded.arrays["timeouts"].reshape(4, per_env)[:, -1].all()
         assert not loaded.arrays["terminals"].any()
         # Consecutive rows of one episode chain: next_obs[t] == obs[t + 1] inside episodes.
         inside = ~loaded.arrays["timeouts"][:-1]
@@ -277,3 +281,10 @@ def test_calql_with_retention_runs_its_own_loss_on_mixed_batches(calql_retention
     online = [r for r in records if r["phase"] == "finetune-calql"]
     assert online and all(np.isfinite(r["cql_diff"]) for r in online)  # CalQL's own loss
     assert all(0.0 <= r["calql_bound_rate"] <= 1.0 for r in online)
+
+
+def test_medium_snapshot_is_nearest_the_fraction_and_never_the_initial_actor():
+    snapshots = [(0, 0.0, "i"), (40, 1.0, "a"), (80, 4.0, "b"), (120, 6.0, "c"), (160, 10.0, "end")]
+    assert pick_medium(snapshots, 0.4)[2] == "b"
+    assert pick_medium(snapshots, 0.0)[2] == "a"  # not the random-init actor at step 0
+    assert pick_medium(snapshots[:1] + snapshots[-1:], 0.4)[2] == "end"

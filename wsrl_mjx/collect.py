@@ -40,13 +40,18 @@ def buffer_to_arrays(
         return np.swapaxes(x, 0, 1).reshape((steps * num_envs, *x.shape[2:]))
 
     e = jax.tree.map(per_env, jax.device_get(experience))
+    terminals = e.terminated > 0.5
+    timeouts = e.truncated > 0.5
+    # Each env's stream ends mid-episode: flag it a timeout so trajectories never run across
+    # streams (D4RL: never both flags on one row).
+    timeouts.reshape(num_envs, steps)[:, -1] |= ~terminals.reshape(num_envs, steps)[:, -1]
     return {
         "observations": e.obs,
         "actions": e.action,
         "rewards": ((e.reward - reward_bias) / reward_scale).astype(np.float32),
         "next_observations": e.next_obs,
-        "terminals": e.terminated > 0.5,
-        "timeouts": e.truncated > 0.5,
+        "terminals": terminals,
+        "timeouts": timeouts,
     }
 
 
@@ -77,8 +82,11 @@ def rollout(
 
 
 def pick_medium(snapshots: list, fraction: float) -> tuple[int, float, dict]:
+    """The snapshot whose return is nearest `fraction` x the final one, among those taken after
+    some training (never the initial random-init actor, whose buffer would be empty)."""
     final = snapshots[-1][1]
-    return min(snapshots[:-1] or snapshots, key=lambda s: abs(s[1] - fraction * final))
+    trained = [s for s in snapshots[:-1] if s[0] > 0] or snapshots[-1:]
+    return min(trained, key=lambda s: abs(s[1] - fraction * final))
 
 
 def run_collect(cfg: Config) -> dict:
