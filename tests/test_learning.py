@@ -1,8 +1,9 @@
 """SAC from scratch measurably learns a cheap task in CI (2 CPU cores, a couple of minutes).
 
-ReacherEasy (sparse: +1 per step with the fingertip inside the target) with 100-step episodes:
-the deterministic policy's return over 32 evaluation episodes must rise by at least MARGIN.
-Measured with these settings (seeds 0/1/2): see the note in `MARGIN`.
+CartpoleSwingup (dense reward in [0, 1] per step) with 100-step episodes, 16 envs, UTD 1:
+the deterministic policy's mean return over 32 evaluation episodes must rise by at least MARGIN
+within 12k env steps. Measured with exactly these settings (2 CPU cores): seed 0 went
+0.0 -> 5.9 and seed 1 0.0 -> 6.2, rising at every evaluation; MARGIN is half of that.
 """
 
 import pytest
@@ -11,7 +12,7 @@ from wsrl_mjx.config import load_config
 from wsrl_mjx.train import run_online
 
 SETTINGS = [
-    "env.name=ReacherEasy",
+    "env.name=CartpoleSwingup",
     "env.episode_length=100",
     "agent.actor_hidden=[64,64]",
     "agent.critic_hidden=[64,64]",
@@ -23,22 +24,21 @@ SETTINGS = [
     "agent.actor_lr=3e-4",
     "online.num_envs=16",
     "online.update_rounds=16",
-    "online.total_env_steps=16000",
+    "online.total_env_steps=12000",
     "online.warmup_steps=1600",
     "online.chunk_length=50",
     "eval.num_episodes=32",
-    "eval.every_env_steps=4000",
+    "eval.every_env_steps=2000",
     "run.progress=false",
     "run.tensorboard=false",
 ]
-MARGIN = 8.0
+MARGIN = 3.0
 
 
 @pytest.mark.slow
-def test_sac_from_scratch_learns_reacher(tmp_path):
+def test_sac_from_scratch_learns_cartpole_swingup(tmp_path):
     cfg = load_config(None, [*SETTINGS, f"run.run_dir={tmp_path}"])
     summary = run_online(cfg)
     returns = [e["eval_return"] for e in summary["evals"]]
-    assert summary["env_steps"] == 16000
-    # Initial (random-init policy) vs the best of the last two evaluations.
-    assert max(returns[-2:]) >= returns[0] + MARGIN, returns
+    assert summary["env_steps"] == 12000
+    assert returns[-1] >= returns[0] + MARGIN, returns

@@ -1,0 +1,70 @@
+"""The experiment matrix: spec validation, the results table at budgets, grouped plots."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from wsrl_mjx.config import ConfigError
+from wsrl_mjx.experiment import eval_at, load_experiment, results_markdown, results_table
+from wsrl_mjx.plots import plot_groups
+
+EXPERIMENTS = sorted((Path(__file__).parents[1] / "configs" / "experiments").glob("*.yaml"))
+
+
+def write_run(run_dir: Path, evals: list[tuple[int, float]]) -> Path:
+    run_dir.mkdir(parents=True)
+    lines = [{"env_steps": s, "phase": "eval", "eval_return": r} for s, r in evals]
+    lines += [
+        {"env_steps": s, "phase": "finetune-wsrl", "q_pred": 1.0 + r, "td_loss": 0.1}
+        for s, r in evals
+    ]
+    (run_dir / "metrics.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    return run_dir
+
+
+def test_eval_at_takes_the_last_evaluation_within_the_budget(tmp_path):
+    records = [{"env_steps": s, "phase": "eval", "eval_return": r} for s, r in [(0, 1), (50, 2)]]
+    assert eval_at(records, 49) == 1 and eval_at(records, 50) == 2
+    assert np.isnan(eval_at(records[1:], 10))
+
+
+def test_results_table_mean_and_spread_over_seeds(tmp_path):
+    runs = {
+        "wsrl": [
+            write_run(tmp_path / "w0", [(0, 1.0), (100, 3.0), (200, 5.0)]),
+            write_run(tmp_path / "w1", [(0, 3.0), (100, 5.0), (200, 9.0)]),
+        ],
+        "sac": [write_run(tmp_path / "s0", [(0, 0.0), (100, 0.5), (200, 1.0)])],
+    }
+    table = results_table(runs, budgets=(100,))
+    assert table["wsrl"]["100"]["mean"] == 4.0 and table["wsrl"]["100"]["std"] == 1.0
+    assert table["wsrl"]["200"]["seeds"] == [5.0, 9.0]  # the run's end is always a column
+    assert table["sac"]["200"]["mean"] == 1.0
+    exp = load_experiment(EXPERIMENTS[0])
+    markdown = results_markdown(exp, table)
+    assert "| wsrl | 4.0 ± 1.0 | 7.0 ± 2.0 |" in markdown
+    png = plot_groups(runs, tmp_path / "curves.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
+def test_shipped_experiments_are_valid(path):
+    exp = load_experiment(path)
+    assert {"wsrl", "wsrl-no-warmup", "calql", "rlpd", "sac"} <= set(exp.methods)
+    assert exp.methods["wsrl"].finetune.method == "wsrl"
+    assert exp.methods["wsrl-no-warmup"].online.warmup_steps == 0
+    assert len(exp.seeds) >= 3
+
+
+def test_bad_experiment_files(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_experiment(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("methods: {wsrl: {}}\nseed: [0]\n")
+    with pytest.raises(ConfigError, match="unknown key 'seed'.*seeds"):
+        load_experiment(bad)
+    bad.write_text("methods: {wsrl: {online: {num_env: 4}}}\n")
+    with pytest.raises(ConfigError, match="method 'wsrl'.*online.num_env"):
+        load_experiment(bad)
