@@ -13,6 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from tests.common import TINY as COMMON_TINY
+from tests.common import leaves_equal
 from wsrl_mjx import data
 from wsrl_mjx.agents import make_agent
 from wsrl_mjx.agents.sac import make_sac
@@ -28,18 +30,8 @@ from wsrl_mjx.train import make_env
 from wsrl_mjx.types import OfflineTransition
 
 TINY = [
-    "env.name=PointMass",
-    "env.episode_length=20",
-    "agent.actor_hidden=[16,16]",
-    "agent.critic_hidden=[16,16]",
-    "agent.num_critics=2",
-    "agent.batch_size=16",
+    *COMMON_TINY,
     "agent.critic_minibatches=1",
-    "online.num_envs=4",
-    "online.warmup_steps=40",
-    "online.chunk_length=10",
-    "online.buffer_capacity=1000",
-    "online.total_env_steps=200",
     "offline.steps=100",
     "offline.chunk_length=50",
     "offline.eval_every_steps=100",
@@ -47,19 +39,8 @@ TINY = [
     "collect.kinds=[random,medium,medium-replay]",
     "collect.size=160",
     "collect.num_envs=4",
-    "eval.num_episodes=2",
-    "eval.every_env_steps=100",
     "run.checkpoint_every_env_steps=1000",
-    "run.progress=false",
-    "run.tensorboard=false",
 ]
-
-
-def leaves_equal(a, b) -> bool:
-    return all(
-        np.array_equal(np.asarray(x), np.asarray(y))
-        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
-    )
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +72,7 @@ def test_pipeline_summary_and_files(pipeline):
 
 def test_collected_datasets_have_the_requested_shapes(pipeline):
     cfg, result = pipeline
-    written = result["phases"]["collect"]
+    written = result["phases"]["collect"]["all"]
     assert set(written) == {"random", "medium", "medium-replay"}
     for kind, info in written.items():
         loaded = data.load_dataset(info["path"], observation_size=4, action_size=2, env="PointMass")

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 import envs
+from tests.common import TINY as COMMON_TINY
+from tests.common import leaves_equal
 from wsrl_mjx.agents.sac import make_sac
 from wsrl_mjx.checkpoint import Checkpointer, CheckpointError
 from wsrl_mjx.config import load_config
@@ -22,36 +24,14 @@ from wsrl_mjx.train import (
 )
 
 TINY = [
-    "env.name=PointMass",
-    "env.episode_length=20",
-    "agent.actor_hidden=[16,16]",
-    "agent.critic_hidden=[16,16]",
-    "agent.num_critics=2",
-    "agent.batch_size=16",
+    *COMMON_TINY,
     "agent.critic_minibatches=2",
-    "online.num_envs=4",
-    "online.warmup_steps=40",
-    "online.chunk_length=10",
-    "online.update_rounds=1",
-    "online.buffer_capacity=1000",
-    "online.total_env_steps=200",
-    "eval.num_episodes=2",
-    "eval.every_env_steps=100",
     "run.checkpoint_every_env_steps=80",
-    "run.progress=false",
-    "run.tensorboard=false",
 ]
 
 
 def tiny_config(tmp_path, *extra):
     return load_config(None, [*TINY, f"run.run_dir={tmp_path}", *extra])
-
-
-def leaves_equal(a, b) -> bool:
-    return all(
-        np.array_equal(np.asarray(x), np.asarray(y))
-        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
-    )
 
 
 class Killed(Exception):

@@ -18,7 +18,7 @@ import numpy as np
 
 import envs
 from wsrl_mjx.agents.sac import make_sac
-from wsrl_mjx.config import Config
+from wsrl_mjx.config import Config, ConfigError
 from wsrl_mjx.data import save_dataset
 from wsrl_mjx.loops import make_chunk, policy_actions, random_actions
 from wsrl_mjx.replay import make_replay
@@ -93,7 +93,7 @@ def run_collect(cfg: Config) -> dict:
     kinds = cfg.collect.kinds
     unknown = sorted(set(kinds) - set(KINDS))
     if unknown:
-        raise ValueError(f"collect.kinds: unknown {unknown}; choose from {', '.join(KINDS)}")
+        raise ConfigError(f"collect.kinds: unknown {unknown}; choose from {', '.join(KINDS)}")
     env = make_env(cfg.env)
     out_dir = Path(cfg.collect.out_dir)
     base_meta = {"env": env.name, "seed": cfg.run.seed, "episode_length": env.episode_length}

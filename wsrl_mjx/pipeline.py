@@ -7,6 +7,7 @@ import json
 import time
 from pathlib import Path
 
+from wsrl_mjx import data
 from wsrl_mjx.collect import run_collect
 from wsrl_mjx.config import Config
 from wsrl_mjx.finetune import run_finetune
@@ -26,6 +27,19 @@ def resolve_run_dir(run_dir: str) -> Path:
     return Path(run_dir.replace("{time}", time.strftime("%Y%m%d-%H%M%S")))
 
 
+def collect(cfg: Config, root: Path) -> dict:
+    """Behaviour SAC + the requested collections; returns the one pre-training uses."""
+    kinds = cfg.collect.kinds
+    if cfg.collect.pretrain_on not in kinds:
+        kinds = (*kinds, cfg.collect.pretrain_on)
+    behaviour_steps = cfg.collect.behaviour_env_steps or cfg.online.total_env_steps
+    collect_cfg = _with(cfg, "run", run_dir=str(root / "behaviour"))
+    collect_cfg = _with(collect_cfg, "collect", out_dir=str(root / "data"), kinds=kinds)
+    collect_cfg = _with(collect_cfg, "online", total_env_steps=behaviour_steps)
+    written = run_collect(collect_cfg)
+    return {**written[cfg.collect.pretrain_on], "all": written}
+
+
 def run_pipeline(cfg: Config) -> dict:
     """collect -> pretrain -> finetune in sub-folders of run.run_dir; returns the summary."""
     root = resolve_run_dir(cfg.run.run_dir)
@@ -37,20 +51,16 @@ def run_pipeline(cfg: Config) -> dict:
     )
 
     t = time.perf_counter()
-    kinds = (
-        cfg.collect.kinds
-        if cfg.collect.pretrain_on in cfg.collect.kinds
-        else (*cfg.collect.kinds, cfg.collect.pretrain_on)
-    )
-    behaviour_steps = cfg.collect.behaviour_env_steps or cfg.online.total_env_steps
-    collect_cfg = _with(cfg, "run", run_dir=str(root / "behaviour"))
-    collect_cfg = _with(collect_cfg, "collect", out_dir=str(root / "data"), kinds=kinds)
-    collect_cfg = _with(collect_cfg, "online", total_env_steps=behaviour_steps)
-    datasets = run_collect(collect_cfg)
+    if cfg.offline.dataset:  # a dataset the user (or envs.maze_data) already made
+        meta = data.load_any(cfg.offline.dataset).metadata
+        dataset = {"path": cfg.offline.dataset, "behaviour_return": meta.get("behaviour_return")}
+        print(f"[pipeline] offline.dataset is set: skipping collect, using {dataset['path']}")
+    else:
+        dataset = collect(cfg, root)
     times["collect_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    pre_cfg = _with(cfg, "offline", dataset=datasets[cfg.collect.pretrain_on]["path"])
+    pre_cfg = _with(cfg, "offline", dataset=dataset["path"])
     pre = run_pretrain(_with(pre_cfg, "run", run_dir=str(root / "pretrain")))
     times["pretrain_s"] = time.perf_counter() - t
 
@@ -62,11 +72,13 @@ def run_pipeline(cfg: Config) -> dict:
     by_label = {e["label"]: e for e in ft["evals"]}
     summary = {
         "env": cfg.env.name,
-        "dataset": datasets[cfg.collect.pretrain_on],
-        "behaviour_return": datasets[cfg.collect.pretrain_on]["behaviour_return"],
+        "dataset": dataset,
+        "behaviour_return": dataset["behaviour_return"],
         "offline_score": pre["final_eval_return"],
         "after_warmup_score": by_label.get("after_warmup", {}).get("eval_return"),
         "final_score": ft["final_eval_return"],
+        "offline_success": pre["evals"][-1]["eval_success"],
+        "final_success": ft["evals"][-1]["eval_success"],
         "finetune_env_steps": ft["env_steps"],
         "seconds": {**times, "finetune_online_s": ft["times"]["online_s"]},
         "run_dir": str(root),
@@ -74,7 +86,7 @@ def run_pipeline(cfg: Config) -> dict:
     (root / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     print_summary(summary)
     # In-memory results of each phase (states included) for callers such as the tests.
-    return {**summary, "phases": {"collect": datasets, "pretrain": pre, "finetune": ft}}
+    return {**summary, "phases": {"collect": dataset, "pretrain": pre, "finetune": ft}}
 
 
 def print_summary(s: dict) -> None:
@@ -82,8 +94,10 @@ def print_summary(s: dict) -> None:
     rows = [
         ("behaviour policy return (dataset)", fmt(s["behaviour_return"])),
         ("offline score (after pre-training)", fmt(s["offline_score"])),
+        ("offline success rate", fmt(s["offline_success"])),
         ("score after warmup", fmt(s["after_warmup_score"])),
         (f"final score ({s['finetune_env_steps']} online env steps)", fmt(s["final_score"])),
+        ("final success rate", fmt(s["final_success"])),
     ] + [(f"wall-clock {k[:-2]}", f"{v:.0f} s") for k, v in s["seconds"].items()]
     width = max(len(r[0]) for r in rows)
     print(f"\n[pipeline] summary ({s['env']}), details in {s['run_dir']}/summary.json")

@@ -10,6 +10,7 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from wsrl_mjx.config import ConfigError  # noqa: E402
 from wsrl_mjx.logger import read_metrics  # noqa: E402
 
 PANELS = (
@@ -68,7 +69,7 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path, labels: list[str] | N
     dirs = [Path(d) for d in run_dirs]
     labels = labels or [label_of(d) for d in dirs]
     if len(labels) != len(dirs):
-        raise ValueError(f"{len(labels)} labels for {len(dirs)} runs")
+        raise ConfigError(f"--labels: {len(labels)} labels for {len(dirs)} runs")
     return plot_groups({label: [d] for label, d in zip(labels, dirs, strict=True)}, out)
 
 

@@ -97,91 +97,101 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command(
+    commands,
+    name: str,
+    func,
+    help: str,
+    description: str,
+    *,
+    config: bool = True,
+    resume: bool = False,
+) -> argparse.ArgumentParser:
+    parser = commands.add_parser(name, help=help, description=description)
+    if config:
+        _add_config_args(parser)
+    if resume:
+        parser.add_argument(
+            "--resume",
+            action="store_true",
+            help="continue the run in run.run_dir from its last checkpoint",
+        )
+    parser.set_defaults(func=func)
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m wsrl_mjx.run",
         description="WSRL on MuJoCo MJX: offline pre-training, warmup, online fine-tuning.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    online = commands.add_parser(
+    _command(
+        commands,
         "online",
-        help="train SAC from scratch with the fused on-device loop",
-        description="Train SAC from scratch: warmup of the random-init policy, then online SAC.",
+        cmd_online,
+        "train SAC from scratch with the fused on-device loop",
+        "Train SAC from scratch: warmup of the random-init policy, then online SAC.",
+        resume=True,
     )
-    _add_config_args(online)
-    online.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the run in run.run_dir from its last checkpoint",
-    )
-    online.set_defaults(func=cmd_online)
-
-    pretrain = commands.add_parser(
+    _command(
+        commands,
         "pretrain",
-        help="offline pre-training (CQL / CalQL / IQL) on a dataset",
-        description="Pre-train offline on offline.dataset with offline.algorithm and save the "
-        "whole agent (Orbax) plus its config, env and dataset fingerprint.",
+        cmd_pretrain,
+        "offline pre-training (CQL / CalQL / IQL) on a dataset",
+        "Pre-train offline on offline.dataset with offline.algorithm and save the whole agent "
+        "(Orbax) plus its config, env and dataset fingerprint.",
     )
-    _add_config_args(pretrain)
-    pretrain.set_defaults(func=cmd_pretrain)
-
-    collect = commands.add_parser(
+    _command(
+        commands,
         "collect",
-        help="make D4RL-style datasets (random/medium/medium-replay/expert)",
-        description="Train a behaviour SAC agent with the online loop and roll out datasets "
-        "into collect.out_dir as <env>-<kind>.npz.",
+        cmd_collect,
+        "make D4RL-style datasets (random/medium/medium-replay/expert)",
+        "Train a behaviour SAC agent with the online loop and roll out datasets into "
+        "collect.out_dir as <env>-<kind>.npz.",
     )
-    _add_config_args(collect)
-    collect.set_defaults(func=cmd_collect)
-
-    finetune = commands.add_parser(
+    finetune = _command(
+        commands,
         "finetune",
-        help="online fine-tuning from a pre-trained checkpoint (WSRL and baselines)",
-        description="Restore a pre-trained agent, warm up an empty buffer with its frozen "
-        "policy, then fine-tune online (finetune.method: wsrl, calql, cql, iql, rlpd, jsrl, sac).",
+        cmd_finetune,
+        "online fine-tuning from a pre-trained checkpoint (WSRL and baselines)",
+        "Restore a pre-trained agent, warm up an empty buffer with its frozen policy, then "
+        "fine-tune online (finetune.method: wsrl, calql, cql, iql, rlpd, jsrl, sac).",
+        resume=True,
     )
-    _add_config_args(finetune)
     finetune.add_argument("--checkpoint", help="pre-training run dir (sets finetune.checkpoint)")
     finetune.add_argument("--method", help="sets finetune.method")
-    finetune.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the run in run.run_dir from its last checkpoint",
-    )
-    finetune.set_defaults(func=cmd_finetune)
-
-    pipeline = commands.add_parser(
+    _command(
+        commands,
         "pipeline",
-        help="collect -> pretrain -> finetune end to end, with a summary (default)",
-        description="Run collect, pretrain and WSRL fine-tuning in sub-folders of run.run_dir "
-        "and print offline score, score after warmup, final score and wall-clock per phase. "
-        "Without --config it runs the small built-in default (minutes on a laptop CPU).",
+        cmd_pipeline,
+        "collect -> pretrain -> finetune end to end, with a summary (default)",
+        "Run collect, pretrain and WSRL fine-tuning in sub-folders of run.run_dir and print "
+        "offline score, score after warmup, final score and wall-clock per phase. Without "
+        "--config it runs the small built-in default (minutes on a laptop CPU).",
     )
-    _add_config_args(pipeline)
-    pipeline.set_defaults(func=cmd_pipeline)
-
-    experiment = commands.add_parser(
+    _command(
+        commands,
         "experiment",
-        help="a methods x seeds matrix, then a results table and plots",
-        description="Run every method of an experiment file (configs/experiments/*.yaml) for "
-        "every seed from one shared pre-training per seed, then write results.md/.json (mean "
-        "and spread at env-step budgets) and curves.png. --set overrides apply to its base "
-        "config. Re-running skips finished runs and resumes killed ones.",
+        cmd_experiment,
+        "a methods x seeds matrix, then a results table and plots",
+        "Run every method of an experiment file (configs/experiments/*.yaml) for every seed "
+        "from one shared pre-training per seed, then write results.md/.json (mean and spread "
+        "at env-step budgets) and curves.png. --set overrides apply to its base config. "
+        "Re-running skips finished runs and resumes killed ones.",
     )
-    _add_config_args(experiment)
-    experiment.set_defaults(func=cmd_experiment)
-
-    plot = commands.add_parser(
+    plot = _command(
+        commands,
         "plot",
-        help="learning curves and Q/TD diagnostics of runs to one PNG",
-        description="Overlay eval return, online Q/target/TD, held-out offline Q/TD and the "
-        "dense Q trace of one or more run directories (each with metrics.jsonl).",
+        cmd_plot,
+        "learning curves and Q/TD diagnostics of runs to one PNG",
+        "Overlay eval return, online Q/target/TD, held-out offline Q/TD and the dense Q trace "
+        "of one or more run directories (each with metrics.jsonl).",
+        config=False,
     )
     plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     plot.add_argument("--out", help="PNG path (default RUN_DIR/curves.png of the first run)")
     plot.add_argument("--labels", nargs="+", help="legend labels, one per run")
-    plot.set_defaults(func=cmd_plot)
     return parser
 
 
