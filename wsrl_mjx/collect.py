@@ -99,7 +99,11 @@ def run_collect(cfg: Config) -> dict:
     base_meta = {"env": env.name, "seed": cfg.run.seed, "episode_length": env.episode_length}
     written, behaviour = {}, None
     if set(kinds) - {"random"}:
-        behaviour = run_online(cfg, phase_name="behaviour", keep_actor_snapshots=True)
+        steps = cfg.collect.behaviour_env_steps or cfg.online.total_env_steps
+        behaviour_cfg = dataclasses.replace(
+            cfg, online=dataclasses.replace(cfg.online, total_env_steps=steps)
+        )
+        behaviour = run_online(behaviour_cfg, phase_name="behaviour", keep_actor_snapshots=True)
     for i, kind in enumerate(kinds):
         seed = cfg.run.seed + 100 * (i + 1)
         meta = {**base_meta, "method": kind}

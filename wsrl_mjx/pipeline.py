@@ -32,10 +32,8 @@ def collect(cfg: Config, root: Path) -> dict:
     kinds = cfg.collect.kinds
     if cfg.collect.pretrain_on not in kinds:
         kinds = (*kinds, cfg.collect.pretrain_on)
-    behaviour_steps = cfg.collect.behaviour_env_steps or cfg.online.total_env_steps
     collect_cfg = _with(cfg, "run", run_dir=str(root / "behaviour"))
     collect_cfg = _with(collect_cfg, "collect", out_dir=str(root / "data"), kinds=kinds)
-    collect_cfg = _with(collect_cfg, "online", total_env_steps=behaviour_steps)
     written = run_collect(collect_cfg)
     return {**written[cfg.collect.pretrain_on], "all": written}
 
