@@ -20,7 +20,7 @@ from wsrl_mjx.agents import make_agent
 from wsrl_mjx.agents.sac import make_sac
 from wsrl_mjx.checkpoint import Checkpointer, CheckpointError
 from wsrl_mjx.collect import pick_medium
-from wsrl_mjx.config import load_config
+from wsrl_mjx.config import ConfigError, load_config
 from wsrl_mjx.finetune import offline_rows, plan_finetune, run_finetune
 from wsrl_mjx.loops import guided_actions, mixed_sampler, replay_sampler
 from wsrl_mjx.pipeline import run_pipeline
@@ -131,6 +131,8 @@ def test_mismatched_checkpoint_is_refused_by_name(pipeline):
     wider = dataclasses.replace(cfg.agent, critic_hidden=(32, 16))
     with pytest.raises(CheckpointError, match="critic"):
         restore_pretrained(run_dir, make_sac(wider, 4, 2), "PointMass")
+    with pytest.raises(CheckpointError, match="not a pre-training checkpoint"):
+        restore_pretrained(cfg_root(cfg) / "finetune", make_sac(cfg.agent, 4, 2), "PointMass")
     with pytest.raises(CheckpointError, match="not found"):
         restore_pretrained(cfg_root(cfg) / "nope", make_sac(cfg.agent, 4, 2), "PointMass")
 
@@ -162,13 +164,24 @@ def test_wsrl_plan_never_touches_offline_data(pipeline):
     assert leaves_equal(plan.initial_agent.actor, result["phases"]["pretrain"]["state"].actor)
 
 
+def test_finetune_refuses_another_reward_transform_or_discount(pipeline):
+    _, result = pipeline
+    checkpoint = f"finetune.checkpoint={result['phases']['pretrain']['run_dir']}"
+    for change in ("env.reward_scale=10", "agent.discount=0.9"):
+        ft_cfg = load_config(None, [*TINY, checkpoint, change])
+        with pytest.raises(ConfigError, match=change.split("=")[0] + ".*pre-trained with"):
+            plan_finetune(ft_cfg, make_env(ft_cfg.env))
+
+
 def test_offline_rows_per_method():
     assert offline_rows("wsrl", None, 256) == 0
     assert offline_rows("calql", None, 256) == 0
     assert offline_rows("rlpd", None, 256) == 128
     assert offline_rows("calql", 0.25, 256) == 64
-    with pytest.raises(ValueError, match="offline_ratio"):
+    with pytest.raises(ConfigError, match="offline_ratio"):
         offline_rows("rlpd", 1.0, 256)
+    with pytest.raises(ConfigError, match="no online rows"):
+        offline_rows("rlpd", 0.999, 256)
 
 
 def _marked_buffer_state(buffer, rows: int):

@@ -12,6 +12,7 @@ from tests.common import leaves_equal
 from wsrl_mjx.agents.sac import make_sac
 from wsrl_mjx.checkpoint import Checkpointer, CheckpointError
 from wsrl_mjx.config import load_config
+from wsrl_mjx.logger import read_metrics
 from wsrl_mjx.loops import make_chunk, policy_actions
 from wsrl_mjx.replay import buffer_size, make_replay
 from wsrl_mjx.train import (
@@ -60,6 +61,9 @@ def test_killed_run_resumes_to_the_same_state(tmp_path, monkeypatch):
     assert saves == [80, 160]
 
     resumed = run_online(tiny_config(tmp_path / "killed"), resume=True)
+    # The log holds each evaluation once: records past the restored step were dropped.
+    evals = [r["env_steps"] for r in read_metrics(tmp_path / "killed") if r["phase"] == "eval"]
+    assert evals == [e["env_steps"] for e in full["evals"]]
     assert resumed["env_steps"] == full["env_steps"] == 200
     assert int(resumed["state"].updates) == int(full["state"].updates)
     # Agent, buffer, envs and rng all live in the checkpoint: resuming is bit-exact.

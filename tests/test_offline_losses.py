@@ -107,7 +107,8 @@ def test_iql_losses_match_numpy():
         algorithm="iql", iql_expectile=0.7, iql_temperature=3.0, iql_max_weight=2.0
     )
     cfg = dataclasses.replace(CFG, num_critics=2)
-    agent = make_iql(cfg, offline, OBS, ACT)
+    agent = make_iql(dataclasses.replace(CFG, num_critics=10), offline, OBS, ACT)
+    assert agent.networks.num_critics == 2  # SPEC: IQL keeps 2 critics
     state = agent.init(jax.random.PRNGKey(0))
     batch = make_batch([0.0] * B)
     _, m = jax.jit(agent.update)(state, batch, jax.random.PRNGKey(0))
@@ -118,13 +119,15 @@ def test_iql_losses_match_numpy():
     np.testing.assert_allclose(
         m["value_loss"], np.mean(np.where(u > 0, 0.7, 0.3) * u**2), rtol=1e-4, atol=1e-6
     )
-    w = np.minimum(np.exp(3.0 * u), 2.0)
+    # AWR weights and the critic target both use the freshly updated V (Kostrikov et al.).
+    new_v = jax.jit(agent.update)(state, batch, jax.random.PRNGKey(0))[0]
+    w = np.minimum(
+        np.exp(3.0 * (q_t - ref.value(new_v.extras["value"].params, batch.obs, cfg))), 2.0
+    )
     mean, log_std = ref.actor(state.actor.params, batch.obs, cfg)
     log_prob = ref.tanh_gaussian_log_prob(mean, log_std, batch.action)
     np.testing.assert_allclose(m["actor_loss"], -np.mean(w * log_prob), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(m["adv_weight"], w.mean(), rtol=1e-4)
-    # Critic target uses the freshly updated V at s'.
-    new_v = jax.jit(agent.update)(state, batch, jax.random.PRNGKey(0))[0]
     v_next = ref.value(new_v.extras["value"].params, batch.next_obs, cfg)
     y = batch.reward + 0.99 * (1 - batch.terminated) * v_next
     q = ref.critics(state.critic.params, batch.obs, batch.action, cfg)

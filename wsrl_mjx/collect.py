@@ -100,6 +100,12 @@ def run_collect(cfg: Config) -> dict:
     written, behaviour = {}, None
     if set(kinds) - {"random"}:
         steps = cfg.collect.behaviour_env_steps or cfg.online.total_env_steps
+        if "medium-replay" in kinds and steps > cfg.online.buffer_capacity:
+            raise ConfigError(
+                f"collect.kinds has medium-replay, which needs the whole behaviour run in the "
+                f"buffer: online.buffer_capacity={cfg.online.buffer_capacity} < {steps} "
+                "behaviour env steps"
+            )
         behaviour_cfg = dataclasses.replace(
             cfg, online=dataclasses.replace(cfg.online, total_env_steps=steps)
         )

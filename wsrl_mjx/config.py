@@ -273,8 +273,66 @@ def to_dict(config: Any) -> dict:
     return dataclasses.asdict(config)
 
 
+# (dotted key, test, what is valid): values that type-check but cannot run.
+_positive = (lambda v: v >= 1, "an integer >= 1")
+_nonnegative = (lambda v: v >= 0, ">= 0")
+_above_zero = (lambda v: v > 0, "> 0")
+_unit = (lambda v: 0 < v <= 1, "in (0, 1]")
+_open_unit = (lambda v: 0 < v < 1, "in (0, 1)")
+RANGES = {
+    "agent.num_critics": _positive,
+    "agent.num_target_critics": _positive,
+    "agent.batch_size": _positive,
+    "agent.critic_minibatches": _positive,
+    "agent.num_backup_actions": _positive,
+    "agent.actor_lr": _above_zero,
+    "agent.critic_lr": _above_zero,
+    "agent.temperature_lr": _above_zero,
+    "agent.init_temperature": _above_zero,
+    "agent.discount": _unit,
+    "agent.tau": _unit,
+    "online.num_envs": _positive,
+    "online.total_env_steps": _positive,
+    "online.warmup_steps": _nonnegative,
+    "online.update_rounds": _nonnegative,
+    "online.chunk_length": _positive,
+    "online.buffer_capacity": _positive,
+    "offline.steps": _positive,
+    "offline.chunk_length": _positive,
+    "offline.eval_every_steps": _positive,
+    "offline.holdout_fraction": _open_unit,
+    "offline.cql_num_actions": _positive,
+    "offline.lagrange_init": _above_zero,
+    "collect.size": _positive,
+    "collect.num_envs": _positive,
+    "collect.medium_fraction": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "finetune.holdout_rows": _positive,
+    "eval.num_episodes": _positive,
+    "eval.every_env_steps": _positive,
+    "run.checkpoint_every_env_steps": _positive,
+    "run.keep_checkpoints": _positive,
+}
+
+
+def check_ranges(config: Config) -> None:
+    for key, (valid, text) in RANGES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(config, section), name)
+        if not valid(value):
+            raise ConfigError(f"{key}={value!r}: must be {text}")
+    batch = config.agent.batch_size * config.agent.critic_minibatches
+    if config.online.buffer_capacity < batch:
+        raise ConfigError(
+            f"online.buffer_capacity={config.online.buffer_capacity} is smaller than one sampled "
+            f"batch (agent.batch_size x agent.critic_minibatches = {batch})"
+        )
+
+
 def from_dict(values: dict, cls: type = Config) -> Any:
-    return _build(cls, values, "")
+    config = _build(cls, values, "")
+    if cls is Config:
+        check_ranges(config)
+    return config
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = (), cls: type = Config):

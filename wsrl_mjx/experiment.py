@@ -27,11 +27,11 @@ from typing import Any
 import numpy as np
 import yaml
 
-from wsrl_mjx.collect import run_collect
+from wsrl_mjx.checkpoint import Checkpointer
 from wsrl_mjx.config import Config, ConfigError, from_dict, merge
 from wsrl_mjx.finetune import run_finetune
 from wsrl_mjx.logger import read_metrics
-from wsrl_mjx.pipeline import resolve_run_dir
+from wsrl_mjx.pipeline import collect, resolve_run_dir
 from wsrl_mjx.plots import plot_groups
 from wsrl_mjx.pretrain import run_pretrain
 
@@ -108,14 +108,7 @@ def run_experiment(exp: Experiment) -> dict:
     base = from_dict(exp.base)
     dataset = exp.dataset
     if not dataset:
-        data_dir = exp.run_dir / "data"
-        collect_cfg = dataclasses.replace(
-            base,
-            run=dataclasses.replace(base.run, run_dir=str(exp.run_dir / "behaviour")),
-            collect=dataclasses.replace(base.collect, out_dir=str(data_dir)),
-        )
-        written = _once(exp.run_dir / "behaviour", lambda: {"datasets": run_collect(collect_cfg)})
-        dataset = written["datasets"][base.collect.pretrain_on]["path"]
+        dataset = _once(exp.run_dir / "behaviour", lambda: collect(base, exp.run_dir))["path"]
 
     runs: dict[str, list[Path]] = {name: [] for name in exp.methods}
     for seed in exp.seeds:
@@ -130,7 +123,7 @@ def run_experiment(exp: Experiment) -> dict:
             ft_cfg = _with_run(cfg, run_dir, seed, checkpoint=str(pre_dir), dataset=dataset)
             print(f"[experiment] {name} seed {seed} -> {run_dir}", flush=True)
             # A run killed part-way has checkpoints but no done file: continue it.
-            resume = (run_dir / "checkpoints").is_dir()
+            resume = Checkpointer(run_dir / "checkpoints").latest_step() is not None
             _once(run_dir, lambda cfg=ft_cfg, r=resume: run_finetune(cfg, resume=r))
             runs[name].append(run_dir)
 
@@ -155,7 +148,10 @@ def results_table(runs: dict[str, list[Path]], budgets: tuple[int, ...]) -> dict
     table = {}
     for name, dirs in runs.items():
         records = [read_metrics(d) for d in dirs]
-        final = max(r["env_steps"] for r in records[0] if r["phase"] == "eval")
+        evals = [r["env_steps"] for r in records[0] if r["phase"] == "eval"]
+        if not evals:
+            raise ConfigError(f"{dirs[0]} logged no evaluation: is the run complete?")
+        final = max(evals)
         row = {}
         for budget in (*budgets, final):
             values = np.array([eval_at(r, budget) for r in records])

@@ -65,6 +65,21 @@ def mix_init(pretrained: AgentState, fresh: AgentState, actor: bool, critic: boo
     return state
 
 
+def check_same_targets(saved: dict, cfg: Config) -> None:
+    """The restored Q only means something on the same reward transform and discount."""
+    pairs = {
+        "env.reward_scale": (saved["env"]["reward_scale"], cfg.env.reward_scale),
+        "env.reward_bias": (saved["env"]["reward_bias"], cfg.env.reward_bias),
+        "agent.discount": (saved["agent"]["discount"], cfg.agent.discount),
+    }
+    for key, (was, now) in pairs.items():
+        if was != now:
+            raise ConfigError(
+                f"{key}={now} but the checkpoint was pre-trained with {key}={was}: its Q-values "
+                "are on another scale; use the same value"
+            )
+
+
 @dataclasses.dataclass
 class FinetunePlan:
     """What `run_online` gets for a method: its keyword arguments, decided in one place."""
@@ -82,9 +97,13 @@ class FinetunePlan:
 def offline_rows(method: str, ratio: float | None, batch_size: int) -> int:
     """Offline rows per critic minibatch: the method's default share unless set explicitly."""
     ratio = DEFAULT_OFFLINE_RATIO.get(method, 0.0) if ratio is None else ratio
-    if not 0.0 <= ratio < 1.0:
-        raise ConfigError(f"finetune.offline_ratio must be in [0, 1), got {ratio}")
-    return int(round(ratio * batch_size))
+    rows = int(round(ratio * batch_size))
+    if not 0.0 <= ratio < 1.0 or rows >= batch_size:
+        raise ConfigError(
+            f"finetune.offline_ratio={ratio} leaves no online rows in a batch of {batch_size}; "
+            "use a value in [0, 1)"
+        )
+    return rows
 
 
 def plan_finetune(cfg: Config, env) -> FinetunePlan:
@@ -101,6 +120,7 @@ def plan_finetune(cfg: Config, env) -> FinetunePlan:
     pretrained, meta, holdout = None, {}, None
     if ft.checkpoint:
         pretrained, meta = restore_pretrained(ft.checkpoint, agent, env.name)
+        check_same_targets(meta["config"], cfg)
         holdout = _load_holdout(_pretrain_dir(ft.checkpoint), ft.holdout_rows)
 
     initial_agent, aux, action_fn, extras = None, {}, None, None

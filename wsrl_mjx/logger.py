@@ -11,10 +11,20 @@ from tqdm import tqdm
 
 
 class Logger:
-    def __init__(self, run_dir: str | Path, tensorboard: bool = True):
+    """`resume_step=None` starts metrics.jsonl afresh; a resumed run keeps the records up to
+    the step it restored, so the curves never show the killed run's lost tail twice."""
+
+    def __init__(
+        self, run_dir: str | Path, tensorboard: bool = True, resume_step: int | None = None
+    ):
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._jsonl = open(self.run_dir / "metrics.jsonl", "a", buffering=1)  # noqa: SIM115
+        path = self.run_dir / "metrics.jsonl"
+        kept = []
+        if resume_step is not None and path.is_file():
+            kept = [r for r in read_metrics(self.run_dir) if r["env_steps"] <= resume_step]
+        path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        self._jsonl = open(path, "a", buffering=1)  # noqa: SIM115
         self._tb = None
         if tensorboard:
             from tensorboardX import SummaryWriter

@@ -162,6 +162,11 @@ def restore_pretrained(
                 f"checkpoint {checkpointer.directory} was pre-trained with {key}="
                 f"{meta.get(key)!r}, but this run has {key}={value!r}"
             )
+    if "algorithm" not in meta:
+        raise CheckpointError(
+            f"{checkpointer.directory} is not a pre-training checkpoint (it was written by a "
+            f"{meta.get('method', 'online')} run); pass a `pretrain` run directory"
+        )
     saved = from_dict(meta["config"])
     offline_agent = make_agent(
         meta["algorithm"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -171,10 +172,11 @@ def run_online(
         sample_fn = mixed_sampler(online_buffer, m, b, offline_per_minibatch)
     schedule = Schedule.from_config(cfg)
     reward = dict(reward_scale=cfg.env.reward_scale, reward_bias=cfg.env.reward_bias)
+    # The warmup acts like the online phase (JSRL: guide roll-ins) unless it is random.
     warmup_actions = (
         random_actions(env.action_size)
         if cfg.online.warmup_policy == "random"
-        else policy_actions(agent)
+        else online_action_fn or policy_actions(agent)
     )
     warmup_chunk = make_chunk(
         batch_env,
@@ -212,8 +214,9 @@ def run_online(
             "another run.run_dir (nothing was overwritten)"
         )
     save_config(cfg, run_dir / "config.yaml")
-    logger = Logger(run_dir, tensorboard=cfg.run.tensorboard)
-    ratio = replay_ratio(cfg)
+    resume_step = int(state.env_steps) if resume else None
+    logger = Logger(run_dir, tensorboard=cfg.run.tensorboard, resume_step=resume_step)
+    ratio = replay_ratio(dataclasses.replace(cfg, agent=agent.cfg))
     print(
         f"[{phase_name}] {env.name}: {cfg.online.num_envs} envs, warmup "
         f"{schedule.warmup_env_steps} steps, {schedule.total_env_steps} env steps in total; "

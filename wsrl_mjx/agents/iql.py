@@ -65,7 +65,9 @@ class IQLAgent(SACAgent):
         value = apply_gradients(value, v_grads, optax.adam(o.iql_lr))
         state = state.replace(extras={**state.extras, "value": value})
 
-        # AWR with clipped exponentiated advantages on the dataset actions.
+        # AWR with clipped exponentiated advantages on the dataset actions, under the value net
+        # just updated (as in Kostrikov et al.'s implementation).
+        v = self.value_net.apply(value.params, batch.obs)
         weights = jnp.minimum(jnp.exp(o.iql_temperature * (target_q - v)), o.iql_max_weight)
 
         def actor_loss(params):
@@ -107,5 +109,6 @@ class IQLAgent(SACAgent):
 def make_iql(
     agent_cfg: AgentConfig, offline: OfflineConfig, observation_size: int, action_size: int
 ) -> IQLAgent:
-    cfg = dataclasses.replace(agent_cfg, critic_minibatches=1)
+    # SPEC: IQL keeps 2 critics (plus the value net) whatever the SAC ensemble size.
+    cfg = dataclasses.replace(agent_cfg, critic_minibatches=1, num_critics=2)
     return IQLAgent(cfg, make_networks(cfg, action_size), observation_size, action_size, offline)
