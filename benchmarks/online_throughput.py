@@ -1,0 +1,344 @@
+"""Online throughput: the fused on-device loop against the same SAC as a conventional host loop.
+
+For each num_envs N, in one process, interleaved round by round (see benchmarks/common.py):
+
+  fused    the project's own online chunk (`wsrl_mjx.loops.make_chunk` with `policy_actions`,
+           built exactly as `wsrl_mjx.train.run_online` builds it): one jitted `lax.scan` over
+           T iterations of {policy acts in N envs -> BatchEnv step -> flashbax add -> U update
+           rounds sampled from the on-device buffer}, state donated.
+  host     the same algorithm as a conventional host loop: per iteration Python calls a jitted
+           policy, the jitted `BatchEnv.step`, pulls the transition to host NumPy, adds it to a
+           NumPy ring buffer, samples U batches there and makes one jitted (donated)
+           `agent.update` call per batch. Same agent, networks, batch, UTD, env and buffer size.
+  physics  physics alone: `lax.scan` of T `BatchEnv.step`s with uniform random actions.
+  updates  updates alone: `lax.scan` of T*U rounds {flashbax sample -> agent.update}.
+
+physics + updates (same amount of work as one fused run) is the floor for fused.
+Compile time is excluded (each variant is warmed up once).
+
+    python -m benchmarks.online_throughput                # CPU defaults, ~10-15 min on 2 cores
+    python -m benchmarks.online_throughput --num-envs 1 16 128 1024 4096 --num-critics 10 \
+        --critic-minibatches 4                            # a GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+import envs  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    add_common_args,
+    agent_config,
+    fmt,
+    hardware_info,
+    hardware_markdown,
+    load_average,
+    markdown_table,
+    measure_interleaved,
+    memory_info,
+    out_stem,
+    strong_copy,
+    write_results,
+)
+from wsrl_mjx.agents.sac import make_sac  # noqa: E402
+from wsrl_mjx.config import Config, EnvConfig, OnlineConfig, RunConfig  # noqa: E402
+from wsrl_mjx.loops import make_chunk, policy_actions  # noqa: E402
+from wsrl_mjx.replay import buffer_nbytes, make_replay  # noqa: E402
+from wsrl_mjx.train import init_training_state, make_env  # noqa: E402
+from wsrl_mjx.types import Transition  # noqa: E402
+
+FIELDS = ("obs", "action", "reward", "next_obs", "terminated", "truncated")
+
+
+class HostReplay:
+    """A FIFO ring buffer of transitions in host NumPy, uniform sampling with replacement
+    (what flashbax's item buffer does on device)."""
+
+    def __init__(self, capacity: int, observation_size: int, action_size: int, seed: int):
+        shapes = {
+            "obs": (observation_size,),
+            "action": (action_size,),
+            "reward": (),
+            "next_obs": (observation_size,),
+            "terminated": (),
+            "truncated": (),
+        }
+        self.capacity = capacity
+        self.data = {k: np.zeros((capacity, *s), np.float32) for k, s in shapes.items()}
+        self.index = 0
+        self.size = 0
+        self.rng = np.random.default_rng(seed)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(x.nbytes for x in self.data.values())
+
+    def add(self, batch: dict[str, np.ndarray]) -> None:
+        n = len(batch["reward"])
+        rows = (self.index + np.arange(n)) % self.capacity
+        for k, v in batch.items():
+            self.data[k][rows] = v
+        self.index = (self.index + n) % self.capacity
+        self.size = min(self.size + n, self.capacity)
+
+    def sample(self, n: int) -> Transition:
+        rows = self.rng.integers(0, self.size, n)
+        return Transition(**{k: v[rows] for k, v in self.data.items()})
+
+
+def benchmark_num_envs(args: argparse.Namespace, num_envs: int) -> dict:
+    """Time the four variants at one num_envs; returns the record for the results file."""
+    cfg = Config(
+        env=EnvConfig(name=args.env),
+        agent=agent_config(args, critic_minibatches=args.critic_minibatches),
+        online=OnlineConfig(
+            num_envs=num_envs,
+            update_rounds=args.update_rounds,
+            chunk_length=args.iterations,
+            buffer_capacity=args.buffer_capacity,
+        ),
+        run=RunConfig(seed=args.seed, matmul_precision=args.matmul_precision),
+    )
+    T, U = args.iterations, args.update_rounds
+    m, b = cfg.agent.critic_minibatches, cfg.agent.batch_size
+    env = make_env(cfg.env)
+    batch_env = envs.BatchEnv(env, num_envs)
+    agent = make_sac(cfg.agent, env.observation_size, env.action_size)
+    buffer = make_replay(cfg.online.buffer_capacity, m * b)
+    key = jax.random.PRNGKey(args.seed)
+
+    # (a) fused: the online chunk exactly as run_online makes it.
+    chunk = make_chunk(
+        batch_env,
+        agent,
+        buffer,
+        length=T,
+        update_rounds=U,
+        action_fn=policy_actions(agent),
+        reward_scale=cfg.env.reward_scale,
+        reward_bias=cfg.env.reward_bias,
+    )
+    fused = {"state": strong_copy(init_training_state(cfg, agent, batch_env, buffer))}
+
+    def run_fused():
+        fused["state"], metrics = chunk(fused["state"], None)
+        return fused["state"].updates, metrics
+
+    # (b) host loop: jitted policy, jitted env step, NumPy buffer, one jitted update per batch.
+    act = jax.jit(lambda p, obs, k, i: agent.act(p, obs, jax.random.fold_in(k, i)))
+    env_step = jax.jit(batch_env.step)
+    update = jax.jit(
+        lambda s, batch, k, i: agent.update(s, batch, jax.random.fold_in(k, i)),
+        donate_argnums=0,
+    )
+    act_key, update_key = jax.random.split(jax.random.fold_in(key, 1))
+    host_replay = HostReplay(
+        cfg.online.buffer_capacity, env.observation_size, env.action_size, args.seed
+    )
+    host = {
+        "agent": strong_copy(agent.init(jax.random.fold_in(key, 2))),
+        "env": strong_copy(batch_env.reset(jax.random.fold_in(key, 3))),
+        "i": 0,
+        "u": 0,
+    }
+    scale, bias = cfg.env.reward_scale, cfg.env.reward_bias
+
+    def run_host():
+        agent_state, env_state = host["agent"], host["env"]
+        for _ in range(T):
+            action = act(agent_state.actor.params, env_state.obs, act_key, host["i"])
+            env_state, step = env_step(env_state, action)
+            transition = jax.device_get({k: getattr(step, k) for k in FIELDS})
+            transition["reward"] = transition["reward"] * scale + bias
+            host_replay.add(transition)
+            for _ in range(U):
+                batch = host_replay.sample(m * b)
+                agent_state, _ = update(agent_state, batch, update_key, host["u"])
+                host["u"] += 1
+            host["i"] += 1
+        host["agent"], host["env"] = agent_state, env_state
+        return agent_state.step
+
+    # (c) physics alone: random actions in a scan over the same BatchEnv step.
+    def physics_scan(env_state, rng):
+        def body(s, k):
+            action = jax.random.uniform(k, (num_envs, env.action_size), minval=-1.0, maxval=1.0)
+            return batch_env.step(s, action)[0], None
+
+        return jax.lax.scan(body, env_state, jax.random.split(rng, T))[0]
+
+    physics_fn = jax.jit(physics_scan, donate_argnums=0)
+    physics = {"env": strong_copy(batch_env.reset(jax.random.fold_in(key, 4))), "i": 0}
+
+    def run_physics():
+        physics["i"] += 1
+        physics["env"] = physics_fn(physics["env"], jax.random.fold_in(key, physics["i"]))
+        return physics["env"].obs
+
+    # (d) updates alone: the fused loop's update rounds (sample from flashbax + update) in a scan,
+    # on a copy of the buffer the fused loop's warm-up chunk filled.
+    def updates_scan(agent_state, buffer_state, rng):
+        def body(s, k):
+            sample_key, k = jax.random.split(k)
+            batch = buffer.sample(buffer_state, sample_key).experience
+            return agent.update(s, batch, k)
+
+        return jax.lax.scan(body, agent_state, jax.random.split(rng, T * U))
+
+    updates_fn = jax.jit(updates_scan, donate_argnums=0)
+    updates = {"agent": strong_copy(agent.init(jax.random.fold_in(key, 5))), "i": 0}
+
+    def run_updates():
+        if "buffer" not in updates:
+            updates["buffer"] = strong_copy(fused["state"].buffer)
+        updates["i"] += 1
+        updates["agent"], metrics = updates_fn(
+            updates["agent"], updates["buffer"], jax.random.fold_in(key, 10_000 + updates["i"])
+        )
+        return updates["agent"].step, metrics
+
+    print(f"num_envs={num_envs}: T={T} vector steps, U={U} update rounds per step", flush=True)
+    timings = measure_interleaved(
+        {"fused": run_fused, "host": run_host, "physics": run_physics, "updates": run_updates},
+        args.repeats,
+    )
+    env_steps, rounds = T * num_envs, T * U
+    t = {k: v["median_s"] for k, v in timings.items()}
+    floor = t["physics"] + t["updates"]
+    record = {
+        "num_envs": num_envs,
+        "vector_steps_per_run": T,
+        "env_steps_per_run": env_steps,
+        "update_rounds_per_run": rounds,
+        "critic_steps_per_run": rounds * m,
+        "timings": timings,
+        "fused": {"env_steps_per_s": env_steps / t["fused"], "updates_per_s": rounds / t["fused"]},
+        "host": {"env_steps_per_s": env_steps / t["host"], "updates_per_s": rounds / t["host"]},
+        "physics": {"env_steps_per_s": env_steps / t["physics"]},
+        "updates": {"updates_per_s": rounds / t["updates"]},
+        "floor": {"env_steps_per_s": env_steps / floor, "updates_per_s": rounds / floor},
+        "speedup_fused_over_host": t["host"] / t["fused"],
+        "fused_time_over_floor": t["fused"] / floor,
+        "device_buffer_bytes": buffer_nbytes(fused["state"].buffer),
+        "host_buffer_bytes": host_replay.nbytes,
+        "memory": memory_info(),
+    }
+    print(
+        f"  fused {record['fused']['env_steps_per_s']:,.0f} env steps/s, host "
+        f"{record['host']['env_steps_per_s']:,.0f}; fused/host "
+        f"{record['speedup_fused_over_host']:.2f}x, fused time / floor "
+        f"{record['fused_time_over_floor']:.2f}",
+        flush=True,
+    )
+    return record
+
+
+def to_markdown(payload: dict) -> str:
+    s = payload["settings"]
+    rows = []
+    for r in payload["results"]:
+        rows.append(
+            [
+                str(r["num_envs"]),
+                fmt(r["fused"]["env_steps_per_s"]),
+                fmt(r["fused"]["updates_per_s"]),
+                fmt(r["host"]["env_steps_per_s"]),
+                fmt(r["host"]["updates_per_s"]),
+                fmt(r["physics"]["env_steps_per_s"]),
+                fmt(r["updates"]["updates_per_s"]),
+                fmt(r["floor"]["env_steps_per_s"]),
+                f"{r['speedup_fused_over_host']:.2f}x",
+                f"{r['fused_time_over_floor']:.2f}",
+            ]
+        )
+    table = markdown_table(
+        [
+            "num_envs",
+            "fused env steps/s",
+            "fused updates/s",
+            "host env steps/s",
+            "host updates/s",
+            "physics alone env steps/s",
+            "updates alone updates/s",
+            "floor env steps/s",
+            "fused / host (speed)",
+            "fused time / floor time",
+        ],
+        rows,
+    )
+    backend = payload["hardware"]["backend"]
+    return f"""# Online throughput: fused on-device loop vs host loop ({backend})
+
+{hardware_markdown(payload)}
+
+Settings: {s["env"]}, SAC with actor/critic MLP {s["hidden"]}, {s["num_critics"]} critics, batch
+{s["batch_size"]} x {s["critic_minibatches"]} critic minibatch(es), {s["update_rounds"]} update
+round(s) per vector step, buffer capacity {s["buffer_capacity"]:,}; {s["iterations"]} vector steps
+per timed run, median of {s["repeats"]} interleaved rounds, compile excluded; matmul precision
+{s["matmul_precision"]}. "updates" are update rounds (each = {s["critic_minibatches"]} critic
+step(s) + 1 actor/temperature step on one sampled batch). Env steps/s count steps of all envs.
+
+{table}
+
+- fused / host (speed): host time / fused time for the same work; > 1 means the fused loop is
+  faster.
+- fused time / floor time: fused time / (physics alone + updates alone); 1.0 means no overhead
+  beyond the two unavoidable parts (the issue's target is <= 1.2).
+"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--env", default="CheetahRun")
+    parser.add_argument("--num-envs", type=int, nargs="+", default=[1, 16, 128, 1024])
+    parser.add_argument(
+        "--iterations", type=int, default=100, help="vector steps per timed run (chunk length)"
+    )
+    parser.add_argument("--update-rounds", type=int, default=1, help="U per vector step")
+    parser.add_argument(
+        "--critic-minibatches", type=int, default=1, help="UTD: critic steps per sampled batch"
+    )
+    parser.add_argument("--buffer-capacity", type=int, default=100_000)
+    add_common_args(parser, default_out="online_throughput")
+    args = parser.parse_args(argv)
+    jax.config.update("jax_default_matmul_precision", args.matmul_precision)
+
+    load_before = load_average()
+    hardware = hardware_info()
+    print(f"{hardware['cpu_model']} x{hardware['cpu_count']}, {hardware['backend']}")
+    print(f"load average {load_before}", flush=True)
+    results = [benchmark_num_envs(args, n) for n in args.num_envs]
+    payload = {
+        "benchmark": "online_throughput",
+        "hardware": hardware,
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
+        "settings": {
+            "env": args.env,
+            "hidden": args.hidden,
+            "num_critics": args.num_critics,
+            "batch_size": args.batch_size,
+            "critic_minibatches": args.critic_minibatches,
+            "update_rounds": args.update_rounds,
+            "buffer_capacity": args.buffer_capacity,
+            "iterations": args.iterations,
+            "repeats": args.repeats,
+            "matmul_precision": args.matmul_precision,
+            "seed": args.seed,
+        },
+        "results": results,
+    }
+    write_results(out_stem(args, "online_throughput"), payload, to_markdown(payload))
+    print(to_markdown(payload))
+
+
+if __name__ == "__main__":
+    main()
