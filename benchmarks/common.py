@@ -19,7 +19,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 
 import wsrl_mjx  # noqa: F401  (sets the persistent compilation cache before anything compiles)
 from wsrl_mjx.config import AgentConfig
@@ -116,17 +115,6 @@ def out_stem(args: argparse.Namespace, default_out: str) -> Path:
     if args.out:
         return Path(args.out).with_suffix("")
     return RESULTS_DIR / f"{default_out}_{jax.default_backend()}"
-
-
-def strong_copy(tree):
-    """Copy every leaf into its own buffer (so the tree can be donated), strongly typed and
-    committed to the default device: what a jitted function returns. Initial states hold weakly
-    typed leaves (flashbax's `current_index`, MJX's `data.time`) and uncommitted ones, and
-    either makes the second call of a jitted chunk compile again (a whole extra compile)."""
-    device = jax.devices()[0]
-    return jax.tree.map(
-        lambda x: jax.device_put(jnp.array(x, dtype=x.dtype, copy=True), device), tree
-    )
 
 
 # --- timing -------------------------------------------------------------------------------------

@@ -45,12 +45,11 @@ from benchmarks.common import (  # noqa: E402
     measure_interleaved,
     memory_info,
     out_stem,
-    strong_copy,
     write_results,
 )
 from wsrl_mjx.agents.sac import make_sac  # noqa: E402
 from wsrl_mjx.config import Config, EnvConfig, OnlineConfig, RunConfig  # noqa: E402
-from wsrl_mjx.loops import make_chunk, policy_actions  # noqa: E402
+from wsrl_mjx.loops import make_chunk, policy_actions, strong_copy  # noqa: E402
 from wsrl_mjx.replay import buffer_nbytes, make_replay  # noqa: E402
 from wsrl_mjx.train import init_training_state, make_env  # noqa: E402
 from wsrl_mjx.types import Transition  # noqa: E402

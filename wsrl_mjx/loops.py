@@ -162,6 +162,17 @@ def make_chunk(
     return jax.jit(chunk, donate_argnums=0)
 
 
+def strong_copy(tree: Any) -> Any:
+    """Copy every leaf into its own buffer (so the tree can be donated), strongly typed and
+    committed to the default device: what a jitted function returns. Initial states hold weakly
+    typed leaves (flashbax's `current_index`, MJX's `data.time`) and uncommitted ones, and
+    either makes the second call of a jitted chunk compile again (a whole extra compile)."""
+    device = jax.devices()[0]
+    return jax.tree.map(
+        lambda x: jax.device_put(jnp.array(x, dtype=x.dtype, copy=True), device), tree
+    )
+
+
 def summarize_chunk(metrics: dict) -> dict:
     """Host-side: per-iteration arrays -> scalars (episode means over completed episodes)."""
     episodes = float(metrics["episodes"].sum())

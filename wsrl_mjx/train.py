@@ -24,6 +24,7 @@ from wsrl_mjx.loops import (
     mixed_sampler,
     policy_actions,
     random_actions,
+    strong_copy,
     summarize_chunk,
 )
 from wsrl_mjx.replay import buffer_nbytes, example_transition, make_replay
@@ -116,9 +117,9 @@ def init_training_state(
         updates=jnp.zeros((), jnp.int32),
         extras=extras or {},
     )
-    # Leaves may alias (the batch env keeps obs twice; a restored agent may share arrays):
-    # donating the state needs every leaf in its own buffer.
-    return jax.tree.map(jnp.copy, state)
+    # Leaves may alias (the batch env keeps obs twice; a restored agent may share arrays) and
+    # donating needs every leaf in its own buffer; strong types avoid a second compile.
+    return strong_copy(state)
 
 
 def make_diagnostics(agent: SACAgent):
