@@ -89,6 +89,25 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
+BENCH_SMALL = {  # minutes on a laptop CPU; the benchmarks' own defaults are the full runs
+    "online": ["--num-envs", "1", "16", "128", "--iterations", "20", "--repeats", "3"],
+    "offline": ["--steps", "50", "--repeats", "3", "--dataset-size", "20000"],
+}
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    try:  # benchmarks/ sits beside the package: run from the repository root
+        from benchmarks import offline_throughput, online_throughput
+    except ImportError as e:
+        raise ConfigError(
+            f"bench runs from the repository root (benchmarks/ not found: {e})"
+        ) from None
+    out = args.out or "runs/bench"
+    online_throughput.main([*BENCH_SMALL["online"], "--out", f"{out}/online", *args.extra])
+    offline_throughput.main([*BENCH_SMALL["offline"], "--out", f"{out}/offline"])
+    return 0
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     from wsrl_mjx.plots import plot_runs
 
@@ -179,6 +198,20 @@ def build_parser() -> argparse.ArgumentParser:
         "from one shared pre-training per seed, then write results.md/.json (mean and spread "
         "at env-step budgets) and curves.png. --set overrides apply to its base config. "
         "Re-running skips finished runs and resumes killed ones.",
+    )
+    bench = _command(
+        commands,
+        "bench",
+        cmd_bench,
+        "small throughput benchmarks: fused vs host loop, physics/updates floor, offline chunk",
+        "Run a small version of benchmarks/online_throughput.py (CheetahRun, 1/16/128 envs) and "
+        "benchmarks/offline_throughput.py (CQL/CalQL) and print their tables; the full versions: "
+        "`python -m benchmarks.online_throughput`, `python -m benchmarks.offline_throughput`.",
+        config=False,
+    )
+    bench.add_argument("--out", help="results path prefix (default runs/bench)")
+    bench.add_argument(
+        "extra", nargs="*", metavar="FLAG", help="extra flags for the online benchmark (after --)"
     )
     plot = _command(
         commands,
