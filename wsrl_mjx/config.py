@@ -144,6 +144,10 @@ class RunConfig:
     tensorboard: bool = True
     progress: bool = True
     matmul_precision: str = choice("highest", "highest", "default", "high")
+    # Data parallelism (wsrl_mjx/sharding.py): envs, buffer and batches split over this many
+    # devices, parameters replicated; online.num_envs must be divisible by it.
+    num_devices: int = 1
+    distributed: bool = False  # jax.distributed.initialize() first (one process per host)
 
 
 @dataclass(frozen=True)
@@ -311,6 +315,7 @@ RANGES = {
     "eval.every_env_steps": _positive,
     "run.checkpoint_every_env_steps": _positive,
     "run.keep_checkpoints": _positive,
+    "run.num_devices": _positive,
 }
 
 

@@ -103,6 +103,7 @@ def make_chunk(
     sample_fn: SampleFn | None = None,
     reward_scale: float = 1.0,
     reward_bias: float = 0.0,
+    sharding: Any = None,
 ) -> Callable[[TrainingState, Any], tuple[TrainingState, dict]]:
     """Jitted `chunk(state, aux) -> (state, metrics)`: `length` iterations of
     {one vector step of N envs -> buffer add -> `update_rounds` sampled-batch updates}.
@@ -110,6 +111,9 @@ def make_chunk(
     `state` is donated; `aux` (offline data for retention, guide params for JSRL, or None) is
     read-only. Metrics come back per iteration ([length] arrays) so the host can log means and
     a dense Q trace; nothing leaves the device inside the chunk.
+
+    `sharding` (a `wsrl_mjx.sharding.DataSharding`, None on one device) pins the state's layout
+    on a device mesh after every iteration and splits every sampled batch over the mesh.
     """
     num_envs = batch_env.num_envs
     sample_fn = sample_fn or replay_sampler(buffer)
@@ -142,6 +146,8 @@ def make_chunk(
     def update_round(state: TrainingState, aux: Any, rng: jax.Array):
         sample_key, update_key = jax.random.split(rng)
         batch = sample_fn(state, aux, sample_key)
+        if sharding is not None:
+            batch = sharding.constrain_batch(batch)
         agent_state, metrics = agent.update(state.agent, batch, update_key)
         return state.replace(agent=agent_state, updates=state.updates + 1), metrics
 
@@ -155,9 +161,14 @@ def make_chunk(
                     lambda s, k: update_round(s, aux, k), state, keys
                 )
                 metrics.update(jax.tree.map(jnp.mean, update_metrics))
+            if sharding is not None:
+                state = sharding.constrain_state(state)
             return state, metrics
 
-        return jax.lax.scan(iteration, state, None, length=length)
+        state, metrics = jax.lax.scan(iteration, state, None, length=length)
+        if sharding is not None:
+            state, metrics = sharding.constrain_state(state), sharding.constrain_replicated(metrics)
+        return state, metrics
 
     return jax.jit(chunk, donate_argnums=0)
 

@@ -28,6 +28,7 @@ from wsrl_mjx.loops import (
     summarize_chunk,
 )
 from wsrl_mjx.replay import buffer_nbytes, example_transition, make_replay
+from wsrl_mjx.sharding import data_sharding, initialize_distributed
 from wsrl_mjx.types import AgentState, TrainingState, Transition
 
 
@@ -159,6 +160,8 @@ def run_online(
     `offline_per_minibatch` rows in every critic minibatch), a JSRL `online_action_fn`, and a
     `holdout` batch whose Q/TD error is logged after every chunk.
     """
+    if cfg.run.distributed:
+        initialize_distributed()
     jax.config.update("jax_default_matmul_precision", cfg.run.matmul_precision)
     run_dir = Path(cfg.run.run_dir)
     env = make_env(cfg.env)
@@ -172,6 +175,7 @@ def run_online(
         online_buffer = make_replay(cfg.online.buffer_capacity, m * online_rows)
         sample_fn = mixed_sampler(online_buffer, m, b, offline_per_minibatch)
     schedule = Schedule.from_config(cfg)
+    sharding = data_sharding(cfg.run.num_devices, cfg.online.num_envs, m * b)
     reward = dict(reward_scale=cfg.env.reward_scale, reward_bias=cfg.env.reward_bias)
     # The warmup acts like the online phase (JSRL: guide roll-ins) unless it is random.
     warmup_actions = (
@@ -186,6 +190,7 @@ def run_online(
         length=max(schedule.warmup_vector_steps, 1),
         update_rounds=0,
         action_fn=warmup_actions,
+        sharding=sharding,
         **reward,
     )
     online_chunk = make_chunk(
@@ -196,6 +201,7 @@ def run_online(
         update_rounds=cfg.online.update_rounds,
         action_fn=online_action_fn or policy_actions(agent),
         sample_fn=sample_fn,
+        sharding=sharding,
         **reward,
     )
     evaluate = make_evaluator(env, agent, cfg.eval.num_episodes, cfg.eval.episode_length)
@@ -204,6 +210,9 @@ def run_online(
     checkpointer = Checkpointer(run_dir / "checkpoints", keep=cfg.run.keep_checkpoints)
     meta = {**env_meta(env), "config": to_dict(cfg), **(extra_meta or {})}
     state = init_training_state(cfg, agent, batch_env, buffer, initial_agent, initial_extras)
+    if sharding is not None:  # restores below keep this layout
+        state = sharding.place_state(state)
+        aux, holdout = sharding.replicate(aux), sharding.replicate(holdout)
     if resume:
         if checkpointer.latest_step() is None:
             raise CheckpointError(f"--resume: no checkpoint in {checkpointer.directory}")

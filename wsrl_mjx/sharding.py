@@ -1,0 +1,151 @@
+"""Data parallelism over a device mesh axis "data": plain `jit` + `NamedSharding` (GSPMD).
+
+The training state keeps its single-device layout; only where its arrays live changes:
+
+- env-state leaves (everything in `BatchEnvState` but its rng key) are split along the env axis,
+- the replay buffer's storage ([1, capacity, ...] per field) is split along the capacity axis,
+- every sampled update batch is constrained to be split along its row axis,
+- agent parameters, optimizer states, rng keys, counters and `extras` are replicated.
+
+The chunk is the same program as on one device; XLA partitions it and inserts the collectives
+(the gradient all-reduce of the batch-mean losses, gathers for replay sampling). Random numbers
+do not depend on the layout: with `jax_threefry_partitionable` (the default since jax 0.5, kept
+on here) a key gives the same bits however the output is sharded. So a sharded run computes the
+same losses as a one-device run up to float summation order.
+
+Several hosts: set `run.distributed=true` and start one process per host (see
+`initialize_distributed` for the environment it reads). Every process builds the same global
+initial state from the same seed and keeps only its own shards; the program and its random
+numbers are global, so nothing is folded with the process index.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from wsrl_mjx.config import ConfigError
+
+DATA = "data"
+
+
+def initialize_distributed() -> None:
+    """`jax.distributed.initialize()` (once per process); it must run before any other JAX call.
+
+    Cluster managers (SLURM, Open MPI, Kubernetes, Cloud TPU) are auto-detected. Elsewhere set
+    `JAX_COORDINATOR_ADDRESS=host:port` (read by jax) plus `JAX_NUM_PROCESSES` and
+    `JAX_PROCESS_ID` (read here: jax 0.9 takes those two only as arguments).
+    """
+    if jax.distributed.is_initialized():
+        return
+    kwargs = {}
+    for name, arg in (("JAX_NUM_PROCESSES", "num_processes"), ("JAX_PROCESS_ID", "process_id")):
+        if os.environ.get(name):
+            kwargs[arg] = int(os.environ[name])
+    jax.distributed.initialize(**kwargs)
+
+
+def make_mesh(num_devices: int) -> Mesh:
+    """A 1-D mesh with axis "data" over the first `num_devices` devices (all processes')."""
+    available = jax.device_count()
+    if not 1 <= num_devices <= available:
+        raise ConfigError(
+            f"run.num_devices={num_devices}: this process sees {available} "
+            f"{jax.default_backend()} device(s); choose 1..{available}"
+        )
+    if jax.process_count() > 1 and num_devices != available:
+        raise ConfigError(
+            f"run.num_devices={num_devices}: with {jax.process_count()} processes use all "
+            f"{available} devices so every process holds shards"
+        )
+    return Mesh(np.asarray(jax.devices()[:num_devices]), (DATA,))
+
+
+class DataSharding:
+    """The layout of one run's training state and batches on `mesh`; passed to `make_chunk`."""
+
+    def __init__(self, mesh: Mesh, num_envs: int, batch_rows: int):
+        n = mesh.size
+        if num_envs % n:
+            raise ConfigError(
+                f"online.num_envs={num_envs} is not divisible by run.num_devices={n}: "
+                "every device steps the same number of envs"
+            )
+        if not jax.config.jax_threefry_partitionable:
+            # Both settings give layout-independent values; this one without gathering keys.
+            jax.config.update("jax_threefry_partitionable", True)
+        self.mesh = mesh
+        self.num_envs = num_envs
+        self.replicated = NamedSharding(mesh, P())
+        self.split = NamedSharding(mesh, P(DATA))
+        # Batch rows not divisible by the device count stay replicated (correct, not parallel).
+        self.batch = self.split if batch_rows % n == 0 else self.replicated
+
+    def state_shardings(self, state: Any) -> Any:
+        """A pytree of shardings matching a `TrainingState` (concrete or abstract)."""
+        n = self.mesh.size
+
+        def env_leaf(x: Any) -> NamedSharding:
+            ok = np.ndim(x) >= 1 and np.shape(x)[0] == self.num_envs
+            return self.split if ok else self.replicated
+
+        def buffer_leaf(x: Any) -> NamedSharding:
+            ok = np.ndim(x) >= 2 and np.shape(x)[1] % n == 0
+            return NamedSharding(self.mesh, P(None, DATA)) if ok else self.replicated
+
+        replicate = lambda tree: jax.tree.map(lambda _: self.replicated, tree)  # noqa: E731
+        env = jax.tree.map(env_leaf, state.env)
+        env = env.replace(rng=replicate(state.env.rng))
+        buffer = replicate(state.buffer)
+        buffer = buffer.replace(experience=jax.tree.map(buffer_leaf, state.buffer.experience))
+        return state.replace(
+            agent=replicate(state.agent),
+            buffer=buffer,
+            env=env,
+            rng=replicate(state.rng),
+            env_steps=replicate(state.env_steps),
+            updates=replicate(state.updates),
+            extras=replicate(state.extras),
+        )
+
+    # --- inside the jitted chunk --------------------------------------------------------------
+
+    def constrain_state(self, state: Any) -> Any:
+        return jax.lax.with_sharding_constraint(state, self.state_shardings(state))
+
+    def constrain_batch(self, batch: Any) -> Any:
+        return jax.lax.with_sharding_constraint(batch, self.batch)
+
+    def constrain_replicated(self, tree: Any) -> Any:
+        return jax.lax.with_sharding_constraint(tree, self.replicated)
+
+    # --- on the host --------------------------------------------------------------------------
+
+    def place_state(self, state: Any) -> Any:
+        """Put a (single-device) training state onto the mesh in this layout."""
+        return jax.tree.map(_place, state, self.state_shardings(state))
+
+    def replicate(self, tree: Any) -> Any:
+        """Read-only inputs (offline data, guide params, holdout batch) on every device."""
+        return jax.tree.map(lambda x: _place(x, self.replicated), tree)
+
+
+def _place(x: Any, sharding: NamedSharding) -> jax.Array:
+    if jax.process_count() == 1:
+        return jax.device_put(x, sharding)
+    # Several processes: each holds the same global value (same seed) and keeps its own shards.
+    host = np.asarray(x)
+    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+
+def data_sharding(num_devices: int, num_envs: int, batch_rows: int) -> DataSharding | None:
+    """None for one device (the plain single-device path, unchanged)."""
+    if num_devices == 1:
+        make_mesh(1)  # still a clear error if there is no device at all
+        return None
+    return DataSharding(make_mesh(num_devices), num_envs, batch_rows)
