@@ -39,8 +39,15 @@ class Killed(Exception):
     pass
 
 
-def test_killed_run_resumes_to_the_same_state(tmp_path, monkeypatch):
-    full = run_online(tiny_config(tmp_path / "full"))
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    """One uninterrupted tiny run, shared by the resume and overwrite tests."""
+    root = tmp_path_factory.mktemp("full")
+    return root, run_online(tiny_config(root))
+
+
+def test_killed_run_resumes_to_the_same_state(full_run, tmp_path, monkeypatch):
+    _, full = full_run
     assert full["env_steps"] == 200
 
     # Kill the second run right after its second checkpoint (env step 160 of 200).
@@ -77,9 +84,9 @@ def test_killed_run_resumes_to_the_same_state(tmp_path, monkeypatch):
     assert leaves_equal(restored.agent, full["state"].agent)
 
 
-def test_fresh_run_refuses_to_overwrite_and_resume_needs_a_checkpoint(tmp_path):
-    cfg = tiny_config(tmp_path / "a", "online.total_env_steps=40")
-    run_online(cfg)
+def test_fresh_run_refuses_to_overwrite_and_resume_needs_a_checkpoint(full_run, tmp_path):
+    root, _ = full_run
+    cfg = tiny_config(root)
     with pytest.raises(CheckpointError, match="already holds checkpoints"):
         run_online(cfg)
     with pytest.raises(CheckpointError, match="no checkpoint"):

@@ -23,10 +23,20 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _load(path, overrides: list[str]):
+    """The validated config; with run.distributed, joins the cluster before any JAX work."""
+    cfg = load_config(path, overrides)
+    if cfg.run.distributed:
+        from wsrl_mjx.sharding import initialize_distributed
+
+        initialize_distributed()
+    return cfg
+
+
 def cmd_online(args: argparse.Namespace) -> int:
     from wsrl_mjx.train import run_online
 
-    cfg = load_config(args.config, args.overrides)
+    cfg = _load(args.config, args.overrides)
     summary = run_online(cfg, resume=args.resume)
     print(
         f"done: {summary['env_steps']} env steps, {summary['updates']} update rounds, "
@@ -38,7 +48,7 @@ def cmd_online(args: argparse.Namespace) -> int:
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from wsrl_mjx.pretrain import run_pretrain
 
-    cfg = load_config(args.config, args.overrides)
+    cfg = _load(args.config, args.overrides)
     summary = run_pretrain(cfg)
     print(
         f"done: {summary['gradient_steps']} gradient steps in {summary['seconds']:.0f} s, "
@@ -50,7 +60,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 def cmd_collect(args: argparse.Namespace) -> int:
     from wsrl_mjx.collect import run_collect
 
-    run_collect(load_config(args.config, args.overrides))
+    run_collect(_load(args.config, args.overrides))
     return 0
 
 
@@ -62,7 +72,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         overrides.append(f"finetune.checkpoint={args.checkpoint}")
     if args.method:
         overrides.append(f"finetune.method={args.method}")
-    summary = run_finetune(load_config(args.config, overrides), resume=args.resume)
+    summary = run_finetune(_load(args.config, overrides), resume=args.resume)
     evals = summary["evals"]
     print(
         f"done: {summary['env_steps']} env steps; eval return {evals[0]['eval_return']:.2f} "
@@ -74,7 +84,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 def cmd_pipeline(args: argparse.Namespace) -> int:
     from wsrl_mjx.pipeline import DEFAULT_CONFIG, run_pipeline
 
-    cfg = load_config(args.config or DEFAULT_CONFIG, args.overrides)
+    cfg = _load(args.config or DEFAULT_CONFIG, args.overrides)
     run_pipeline(cfg)
     return 0
 
