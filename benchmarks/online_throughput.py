@@ -10,6 +10,10 @@ For each num_envs N, in one process, interleaved round by round (see benchmarks/
            policy, the jitted `BatchEnv.step`, pulls the transition to host NumPy, adds it to a
            NumPy ring buffer, samples U batches there and makes one jitted (donated)
            `agent.update` call per batch. Same agent, networks, batch, UTD, env and buffer size.
+  brax     brax's own SAC trainer (`brax.training.agents.sac.train`) on the same Playground task,
+           with matched MLP widths, num_envs, batch, buffer capacity, update rounds per vector
+           step and T vector steps per epoch; its compile-free epochs are timed, each paired
+           with one fused run right after it (called from brax's `progress_fn`).
   physics  physics alone: `lax.scan` of T `BatchEnv.step`s with uniform random actions.
   updates  updates alone: `lax.scan` of T*U rounds {flashbax sample -> agent.update}.
 
@@ -24,6 +28,7 @@ Compile time is excluded (each variant is warmed up once).
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 from pathlib import Path
 
@@ -45,52 +50,74 @@ from benchmarks.common import (  # noqa: E402
     measure_interleaved,
     memory_info,
     out_stem,
+    timed,
     write_results,
 )
+from benchmarks.host_loop import HostLoop  # noqa: E402
 from wsrl_mjx.agents.sac import make_sac  # noqa: E402
 from wsrl_mjx.config import Config, EnvConfig, OnlineConfig, RunConfig  # noqa: E402
 from wsrl_mjx.loops import make_chunk, policy_actions, strong_copy  # noqa: E402
 from wsrl_mjx.replay import buffer_nbytes, make_replay  # noqa: E402
 from wsrl_mjx.train import init_training_state, make_env  # noqa: E402
-from wsrl_mjx.types import Transition  # noqa: E402
-
-FIELDS = ("obs", "action", "reward", "next_obs", "terminated", "truncated")
 
 
-class HostReplay:
-    """A FIFO ring buffer of transitions in host NumPy, uniform sampling with replacement
-    (what flashbax's item buffer does on device)."""
+def _replicate_shim() -> None:
+    """brax 0.14.2's trainer calls `jax.device_put_replicated`, which jax 0.10 removed: put
+    back an equivalent (stack one copy per device; pmap shards the leading axis)."""
+    if not hasattr(jax, "device_put_replicated"):
+        jax.device_put_replicated = lambda x, devices: jax.tree.map(
+            lambda a: np.stack([np.asarray(a)] * len(devices)), x
+        )
 
-    def __init__(self, capacity: int, observation_size: int, action_size: int, seed: int):
-        shapes = {
-            "obs": (observation_size,),
-            "action": (action_size,),
-            "reward": (),
-            "next_obs": (observation_size,),
-            "terminated": (),
-            "truncated": (),
-        }
-        self.capacity = capacity
-        self.data = {k: np.zeros((capacity, *s), np.float32) for k, s in shapes.items()}
-        self.index = 0
-        self.size = 0
-        self.rng = np.random.default_rng(seed)
 
-    @property
-    def nbytes(self) -> int:
-        return sum(x.nbytes for x in self.data.values())
+def time_brax_sac(
+    args: argparse.Namespace, cfg: Config, env: envs.Env, num_envs: int, after_epoch
+) -> dict:
+    """Run brax's SAC trainer for `args.repeats` + 1 epochs of T vector steps each and return
+    the seconds of every epoch but the first (which compiles). `after_epoch()` runs after each
+    epoch, outside brax's timing (used to time a fused run beside it)."""
+    import functools
 
-    def add(self, batch: dict[str, np.ndarray]) -> None:
-        n = len(batch["reward"])
-        rows = (self.index + np.arange(n)) % self.capacity
-        for k, v in batch.items():
-            self.data[k][rows] = v
-        self.index = (self.index + n) % self.capacity
-        self.size = min(self.size + n, self.capacity)
+    from brax.training.agents.sac import networks as sac_networks
+    from brax.training.agents.sac import train as sac_train
+    from mujoco_playground import wrapper
 
-    def sample(self, n: int) -> Transition:
-        rows = self.rng.integers(0, self.size, n)
-        return Transition(**{k: v[rows] for k, v in self.data.items()})
+    _replicate_shim()
+    T, U = args.iterations, args.update_rounds
+    a = cfg.agent
+    min_replay = a.batch_size * U
+    prefill = -(-min_replay // num_envs) * num_envs
+    epochs = args.repeats + 1
+    seconds: list[float] = []
+
+    def progress(step: int, metrics: dict) -> None:
+        if "training/sps" in metrics:  # not the initial evaluation
+            seconds.append(T * num_envs / float(metrics["training/sps"]))
+            after_epoch()
+
+    sac_train.train(
+        environment=env.task,
+        num_timesteps=prefill + epochs * T * num_envs,
+        episode_length=env.episode_length,
+        wrap_env_fn=functools.partial(wrapper.wrap_for_brax_training, full_reset=True),
+        num_envs=num_envs,
+        num_eval_envs=1,
+        learning_rate=a.critic_lr,
+        discounting=a.discount,
+        tau=a.tau,
+        seed=args.seed,
+        batch_size=a.batch_size,
+        num_evals=epochs + 1,
+        min_replay_size=min_replay,
+        max_replay_size=cfg.online.buffer_capacity,
+        grad_updates_per_step=U,
+        network_factory=functools.partial(
+            sac_networks.make_sac_networks, hidden_layer_sizes=tuple(args.hidden)
+        ),
+        progress_fn=progress,
+    )
+    assert len(seconds) == epochs, (len(seconds), epochs)
+    return {"warmup_s": round(seconds[0], 3), "seconds": [round(x, 4) for x in seconds[1:]]}
 
 
 def benchmark_num_envs(args: argparse.Namespace, num_envs: int) -> dict:
@@ -132,39 +159,18 @@ def benchmark_num_envs(args: argparse.Namespace, num_envs: int) -> dict:
         return fused["state"].updates, metrics
 
     # (b) host loop: jitted policy, jitted env step, NumPy buffer, one jitted update per batch.
-    act = jax.jit(lambda p, obs, k, i: agent.act(p, obs, jax.random.fold_in(k, i)))
-    env_step = jax.jit(batch_env.step)
-    update = jax.jit(
-        lambda s, batch, k, i: agent.update(s, batch, jax.random.fold_in(k, i)),
-        donate_argnums=0,
+    host = HostLoop(
+        agent,
+        batch_env,
+        update_rounds=U,
+        buffer_capacity=cfg.online.buffer_capacity,
+        reward_scale=cfg.env.reward_scale,
+        reward_bias=cfg.env.reward_bias,
+        seed=args.seed,
     )
-    act_key, update_key = jax.random.split(jax.random.fold_in(key, 1))
-    host_replay = HostReplay(
-        cfg.online.buffer_capacity, env.observation_size, env.action_size, args.seed
-    )
-    host = {
-        "agent": strong_copy(agent.init(jax.random.fold_in(key, 2))),
-        "env": strong_copy(batch_env.reset(jax.random.fold_in(key, 3))),
-        "i": 0,
-        "u": 0,
-    }
-    scale, bias = cfg.env.reward_scale, cfg.env.reward_bias
 
     def run_host():
-        agent_state, env_state = host["agent"], host["env"]
-        for _ in range(T):
-            action = act(agent_state.actor.params, env_state.obs, act_key, host["i"])
-            env_state, step = env_step(env_state, action)
-            transition = jax.device_get({k: getattr(step, k) for k in FIELDS})
-            transition["reward"] = transition["reward"] * scale + bias
-            host_replay.add(transition)
-            for _ in range(U):
-                batch = host_replay.sample(m * b)
-                agent_state, _ = update(agent_state, batch, update_key, host["u"])
-                host["u"] += 1
-            host["i"] += 1
-        host["agent"], host["env"] = agent_state, env_state
-        return agent_state.step
+        return host.run(T)
 
     # (c) physics alone: random actions in a scan over the same BatchEnv step.
     def physics_scan(env_state, rng):
@@ -209,6 +215,20 @@ def benchmark_num_envs(args: argparse.Namespace, num_envs: int) -> dict:
         {"fused": run_fused, "host": run_host, "physics": run_physics, "updates": run_updates},
         args.repeats,
     )
+    if args.brax:
+        beside_brax: list[float] = []
+        timings["brax"] = time_brax_sac(
+            args, cfg, env, num_envs, lambda: beside_brax.append(timed(run_fused))
+        )
+        # The fused run after brax's compile epoch is a warm-up too; pair the rest.
+        timings["fused_beside_brax"] = {"seconds": [round(x, 4) for x in beside_brax[1:]]}
+        for record in (timings["brax"], timings["fused_beside_brax"]):
+            record["median_s"] = statistics.median(record["seconds"])
+        print(
+            f"  brax SAC epochs {timings['brax']['seconds']} s, fused beside them "
+            f"{timings['fused_beside_brax']['seconds']} s",
+            flush=True,
+        )
     env_steps, rounds = T * num_envs, T * U
     t = {k: v["median_s"] for k, v in timings.items()}
     floor = t["physics"] + t["updates"]
@@ -226,8 +246,19 @@ def benchmark_num_envs(args: argparse.Namespace, num_envs: int) -> dict:
         "floor": {"env_steps_per_s": env_steps / floor, "updates_per_s": rounds / floor},
         "speedup_fused_over_host": t["host"] / t["fused"],
         "fused_time_over_floor": t["fused"] / floor,
+        **(
+            {
+                "brax": {
+                    "env_steps_per_s": env_steps / t["brax"],
+                    "updates_per_s": rounds / t["brax"],
+                },
+                "speedup_fused_over_brax": t["brax"] / t["fused_beside_brax"],
+            }
+            if args.brax
+            else {}
+        ),
         "device_buffer_bytes": buffer_nbytes(fused["state"].buffer),
-        "host_buffer_bytes": host_replay.nbytes,
+        "host_buffer_bytes": host.replay.nbytes,
         "memory": memory_info(),
     }
     print(
@@ -238,6 +269,10 @@ def benchmark_num_envs(args: argparse.Namespace, num_envs: int) -> dict:
         flush=True,
     )
     return record
+
+
+def _mib(n: int | None) -> float | None:
+    return None if n is None else n / 2**20
 
 
 def to_markdown(payload: dict) -> str:
@@ -254,8 +289,13 @@ def to_markdown(payload: dict) -> str:
                 fmt(r["physics"]["env_steps_per_s"]),
                 fmt(r["updates"]["updates_per_s"]),
                 fmt(r["floor"]["env_steps_per_s"]),
+                fmt(r["brax"]["env_steps_per_s"]) if "brax" in r else "-",
                 f"{r['speedup_fused_over_host']:.2f}x",
+                f"{r['speedup_fused_over_brax']:.2f}x" if "brax" in r else "-",
                 f"{r['fused_time_over_floor']:.2f}",
+                f"{r['device_buffer_bytes'] / 2**20:,.1f}",
+                fmt(_mib(r["memory"]["peak_device_bytes"]), 1),
+                fmt(_mib(r["memory"]["process_max_rss_bytes"])),
             ]
         )
     table = markdown_table(
@@ -268,8 +308,13 @@ def to_markdown(payload: dict) -> str:
             "physics alone env steps/s",
             "updates alone updates/s",
             "floor env steps/s",
+            "brax SAC env steps/s",
             "fused / host (speed)",
+            "fused / brax (speed)",
             "fused time / floor time",
+            "buffer MiB",
+            "peak device MiB",
+            "process peak RSS MiB",
         ],
         rows,
     )
@@ -289,8 +334,16 @@ step(s) + 1 actor/temperature step on one sampled batch). Env steps/s count step
 
 - fused / host (speed): host time / fused time for the same work; > 1 means the fused loop is
   faster.
+- fused / brax (speed): brax SAC epoch time / fused time for the same work, each brax epoch
+  paired with a fused run right after it. brax's trainer differs in ways that cost it little:
+  its critics have no LayerNorm, it resets envs through Playground's brax wrapper
+  (`full_reset=True`, fresh random states like `BatchEnv`) and evaluates between epochs
+  (not timed).
 - fused time / floor time: fused time / (physics alone + updates alone); 1.0 means no overhead
   beyond the two unavoidable parts (the issue's target is <= 1.2).
+- buffer MiB: the on-device replay buffer; peak device MiB: the backend's peak bytes in use
+  (GPU/TPU only, "-" on CPU); process peak RSS: host memory high-water mark so far in the
+  process (cumulative over the num_envs rows).
 """
 
 
@@ -306,6 +359,12 @@ def main(argv: list[str] | None = None) -> None:
         "--critic-minibatches", type=int, default=1, help="UTD: critic steps per sampled batch"
     )
     parser.add_argument("--buffer-capacity", type=int, default=100_000)
+    parser.add_argument(
+        "--brax",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time brax's SAC trainer at matched settings (--no-brax to skip)",
+    )
     add_common_args(parser, default_out="online_throughput")
     args = parser.parse_args(argv)
     jax.config.update("jax_default_matmul_precision", args.matmul_precision)
@@ -332,6 +391,7 @@ def main(argv: list[str] | None = None) -> None:
             "repeats": args.repeats,
             "matmul_precision": args.matmul_precision,
             "seed": args.seed,
+            "brax": args.brax,
         },
         "results": results,
     }
