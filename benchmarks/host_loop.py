@@ -88,11 +88,19 @@ class HostLoop:
             lambda s, batch, k, i: agent.update(s, batch, jax.random.fold_in(k, i)),
             donate_argnums=0,
         )
+        self.batch_env, self.buffer_capacity = batch_env, buffer_capacity
+        self.reset(seed)
+
+    def reset(self, seed: int) -> None:
+        """Fresh agent, envs and empty buffer; the compiled functions are kept."""
         key = jax.random.PRNGKey(seed)
         self.act_key, self.update_key = jax.random.split(jax.random.fold_in(key, 1))
-        self.replay = HostReplay(buffer_capacity, agent.observation_size, agent.action_size, seed)
+        agent = self.agent
+        self.replay = HostReplay(
+            self.buffer_capacity, agent.observation_size, agent.action_size, seed
+        )
         self.agent_state = strong_copy(agent.init(jax.random.fold_in(key, 2)))
-        self.env_state = strong_copy(batch_env.reset(jax.random.fold_in(key, 3)))
+        self.env_state = strong_copy(self.batch_env.reset(jax.random.fold_in(key, 3)))
         self.iterations = 0
         self.updates = 0
 

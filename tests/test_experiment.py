@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 
 from wsrl_mjx.config import ConfigError
-from wsrl_mjx.experiment import eval_at, load_experiment, results_markdown, results_table
+from wsrl_mjx.experiment import (
+    check_same_experiment,
+    eval_at,
+    load_experiment,
+    results_markdown,
+    results_table,
+)
 from wsrl_mjx.plots import plot_groups
 
 EXPERIMENTS = sorted((Path(__file__).parents[1] / "configs" / "experiments").glob("*.yaml"))
@@ -36,12 +42,13 @@ def test_results_table_mean_and_spread_over_seeds(tmp_path):
             write_run(tmp_path / "w0", [(0, 1.0), (100, 3.0), (200, 5.0)]),
             write_run(tmp_path / "w1", [(0, 3.0), (100, 5.0), (200, 9.0)]),
         ],
-        "sac": [write_run(tmp_path / "s0", [(0, 0.0), (100, 0.5), (200, 1.0)])],
+        # A method with a warmup can end past the others: its end is still the "final" column.
+        "sac": [write_run(tmp_path / "s0", [(0, 0.0), (100, 0.5), (208, 1.0)])],
     }
     table = results_table(runs, budgets=(100,))
     assert table["wsrl"]["100"]["mean"] == 4.0 and table["wsrl"]["100"]["std"] == 1.0
-    assert table["wsrl"]["200"]["seeds"] == [5.0, 9.0]  # the run's end is always a column
-    assert table["sac"]["200"]["mean"] == 1.0
+    assert table["wsrl"]["final"]["seeds"] == [5.0, 9.0]  # the run's end is always a column
+    assert table["sac"]["final"]["mean"] == 1.0 and table["sac"]["final"]["env_steps"] == [208]
     exp = load_experiment(EXPERIMENTS[0])
     markdown = results_markdown(exp, table)
     assert "| wsrl | 4.0 ± 1.0 | 7.0 ± 2.0 |" in markdown
@@ -68,3 +75,15 @@ def test_bad_experiment_files(tmp_path):
     bad.write_text("methods: {wsrl: {online: {num_env: 4}}}\n")
     with pytest.raises(ConfigError, match="method 'wsrl'.*online.num_env"):
         load_experiment(bad)
+
+
+def test_rerun_with_other_settings_is_refused(tmp_path):
+    """Finished runs are reused on a re-run, so other --set values must not land in them."""
+    moved = {"run": {"run_dir": str(tmp_path / "exp")}}
+    exp = load_experiment(EXPERIMENTS[0], moved)
+    assert exp.run_dir == tmp_path / "exp"  # --set run.run_dir moves the whole experiment
+    check_same_experiment(exp)
+    check_same_experiment(load_experiment(EXPERIMENTS[0], moved))  # same settings: fine
+    other = load_experiment(EXPERIMENTS[0], {**moved, "agent": {"init_temperature": 0.5}})
+    with pytest.raises(ConfigError, match="agent.init_temperature differs"):
+        check_same_experiment(other)

@@ -28,7 +28,7 @@ import numpy as np
 import yaml
 
 from wsrl_mjx.checkpoint import Checkpointer
-from wsrl_mjx.config import Config, ConfigError, from_dict, merge
+from wsrl_mjx.config import Config, ConfigError, from_dict, merge, to_dict
 from wsrl_mjx.finetune import run_finetune
 from wsrl_mjx.logger import read_metrics
 from wsrl_mjx.pipeline import collect, resolve_run_dir
@@ -37,6 +37,7 @@ from wsrl_mjx.pretrain import run_pretrain
 
 KEYS = {"base", "dataset", "seeds", "budgets", "methods", "run_dir", "title"}
 DONE_FILE = "done.json"
+SETTINGS_FILE = "experiment.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +72,10 @@ def load_experiment(path: str | Path, overrides: dict | None = None) -> Experime
             raise ConfigError(f"{path}: method {name!r}: {e}") from None
     seeds = tuple(int(s) for s in spec.get("seeds", [0]))
     budgets = tuple(int(b) for b in spec.get("budgets", []))
-    run_dir = resolve_run_dir(spec.get("run_dir", f"runs/experiments/{path.stem}"))
+    # `--set run.run_dir=...` moves the whole experiment (each run's own dir is set per run).
+    run_dir = (overrides or {}).get("run", {}).get("run_dir") or spec.get(
+        "run_dir", f"runs/experiments/{path.stem}"
+    )
     return Experiment(
         spec.get("title", path.stem),
         base,
@@ -79,7 +83,7 @@ def load_experiment(path: str | Path, overrides: dict | None = None) -> Experime
         seeds,
         budgets,
         spec.get("dataset", ""),
-        run_dir,
+        resolve_run_dir(run_dir),
     )
 
 
@@ -104,7 +108,40 @@ def _once(run_dir: Path, fn) -> dict:
     return record
 
 
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    return {k: v for key, sub in tree.items() for k, v in _flatten(sub, f"{prefix}{key}.").items()}
+
+
+def check_same_experiment(exp: Experiment) -> None:
+    """Finished runs are reused on a re-run, so a run_dir holds one experiment's settings:
+    refuse a re-run whose settings differ (e.g. other --set values) rather than mix them."""
+    record = exp.run_dir / SETTINGS_FILE
+    settings = {
+        "dataset": exp.dataset,
+        "seeds": list(exp.seeds),
+        "methods": {name: to_dict(cfg) for name, cfg in exp.methods.items()},
+    }
+    settings = _flatten(json.loads(json.dumps(settings, default=str)))
+    if record.is_file():
+        saved = json.loads(record.read_text())
+        changed = sorted(
+            k for k in saved.keys() | settings.keys() if saved.get(k) != settings.get(k)
+        )
+        if changed:
+            raise ConfigError(
+                f"{exp.run_dir} holds an experiment with other settings ({changed[0].rstrip('.')} "
+                f"differs: {saved.get(changed[0])!r} there, {settings.get(changed[0])!r} now); "
+                "its finished runs would be reused: choose another run_dir "
+                "(--set run.run_dir=...) or delete that one"
+            )
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(settings, indent=2))
+
+
 def run_experiment(exp: Experiment) -> dict:
+    check_same_experiment(exp)
     base = from_dict(exp.base)
     dataset = exp.dataset
     if not dataset:
@@ -145,23 +182,30 @@ def eval_at(records: list[dict], budget: int) -> float:
 
 
 def results_table(runs: dict[str, list[Path]], budgets: tuple[int, ...]) -> dict:
+    """{method: {budget or "final": {mean, std, min, max, seeds}}}; "final" is each run's last
+    evaluation (methods with a warmup may end a few steps past the others)."""
     table = {}
     for name, dirs in runs.items():
         records = [read_metrics(d) for d in dirs]
-        evals = [r["env_steps"] for r in records[0] if r["phase"] == "eval"]
-        if not evals:
-            raise ConfigError(f"{dirs[0]} logged no evaluation: is the run complete?")
-        final = max(evals)
+        ends = [
+            max((r["env_steps"] for r in rec if r["phase"] == "eval"), default=None)
+            for rec in records
+        ]
+        if None in ends:
+            raise ConfigError(
+                f"{dirs[ends.index(None)]} logged no evaluation: is the run complete?"
+            )
         row = {}
-        for budget in (*budgets, final):
+        for budget, column in [*((b, str(b)) for b in budgets), (max(ends), "final")]:
             values = np.array([eval_at(r, budget) for r in records])
-            row[str(budget)] = {
+            row[column] = {
                 "mean": float(np.mean(values)),
                 "std": float(np.std(values)),
                 "min": float(np.min(values)),
                 "max": float(np.max(values)),
                 "seeds": values.tolist(),
             }
+        row["final"]["env_steps"] = ends
         table[name] = row
     return table
 
@@ -172,9 +216,11 @@ def results_markdown(exp: Experiment, table: dict) -> str:
         f"# {exp.title}",
         "",
         f"Evaluation return (mean ± std over seeds {list(exp.seeds)}, deterministic policy) at "
-        "env-step budgets; the last column is the end of the run.",
+        "env-step budgets and at the end of each run.",
         "",
-        "| method | " + " | ".join(f"{c} steps" for c in columns) + " |",
+        "| method | "
+        + " | ".join("end of run" if c == "final" else f"{c} steps" for c in columns)
+        + " |",
         "|---|" + "---|" * len(columns),
     ]
     for name, row in table.items():
