@@ -115,29 +115,29 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def check_same_experiment(exp: Experiment) -> None:
-    """Finished runs are reused on a re-run, so a run_dir holds one experiment's settings:
-    refuse a re-run whose settings differ (e.g. other --set values) rather than mix them."""
+    """Finished runs are reused on a re-run, so a run_dir must not mix settings: refuse a re-run
+    in which a method already recorded there has other settings (e.g. other --set values).
+    New methods and seeds may be added."""
     record = exp.run_dir / SETTINGS_FILE
     settings = {
-        "dataset": exp.dataset,
-        "seeds": list(exp.seeds),
-        "methods": {name: to_dict(cfg) for name, cfg in exp.methods.items()},
-    }
-    settings = _flatten(json.loads(json.dumps(settings, default=str)))
-    if record.is_file():
-        saved = json.loads(record.read_text())
-        changed = sorted(
-            k for k in saved.keys() | settings.keys() if saved.get(k) != settings.get(k)
+        name: _flatten(
+            json.loads(json.dumps({"dataset": exp.dataset, **to_dict(cfg)}, default=str))
         )
+        for name, cfg in exp.methods.items()
+    }
+    saved = json.loads(record.read_text()) if record.is_file() else {}
+    for name in saved.keys() & settings.keys():
+        old, new = saved[name], settings[name]
+        changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
         if changed:
+            key = changed[0].rstrip(".")
             raise ConfigError(
-                f"{exp.run_dir} holds an experiment with other settings ({changed[0].rstrip('.')} "
-                f"differs: {saved.get(changed[0])!r} there, {settings.get(changed[0])!r} now); "
-                "its finished runs would be reused: choose another run_dir "
-                "(--set run.run_dir=...) or delete that one"
+                f"{exp.run_dir} holds method {name!r} with other settings ({key} differs: "
+                f"{old.get(changed[0])!r} there, {new.get(changed[0])!r} now); its finished runs "
+                "would be reused: choose another run_dir (--set run.run_dir=...) or delete that one"
             )
     record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps(settings, indent=2))
+    record.write_text(json.dumps({**saved, **settings}, indent=2))
 
 
 def run_experiment(exp: Experiment) -> dict:

@@ -102,12 +102,13 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 BENCH_SMALL = {  # minutes on a laptop CPU; the benchmarks' own defaults are the full runs
     "online": ["--num-envs", "1", "16", "128", "--iterations", "20", "--repeats", "3"],
     "offline": ["--steps", "50", "--repeats", "3", "--dataset-size", "20000"],
+    "time_to_target": ["--seeds", "0", "--max-seconds", "60"],
 }
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     try:  # benchmarks/ sits beside the package: run from the repository root
-        from benchmarks import offline_throughput, online_throughput
+        from benchmarks import offline_throughput, online_throughput, time_to_target
     except ImportError as e:
         raise ConfigError(
             f"bench runs from the repository root (benchmarks/ not found: {e})"
@@ -115,6 +116,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     out = args.out or "runs/bench"
     online_throughput.main([*BENCH_SMALL["online"], "--out", f"{out}/online", *args.extra])
     offline_throughput.main([*BENCH_SMALL["offline"], "--out", f"{out}/offline"])
+    time_to_target.main([*BENCH_SMALL["time_to_target"], "--out", f"{out}/time_to_target"])
     return 0
 
 
@@ -213,10 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
         commands,
         "bench",
         cmd_bench,
-        "small throughput benchmarks: fused vs host loop, physics/updates floor, offline chunk",
-        "Run a small version of benchmarks/online_throughput.py (CheetahRun, 1/16/128 envs) and "
-        "benchmarks/offline_throughput.py (CQL/CalQL) and print their tables; the full versions: "
-        "`python -m benchmarks.online_throughput`, `python -m benchmarks.offline_throughput`.",
+        "small throughput benchmarks: fused vs host loop vs brax SAC, physics/updates floor, "
+        "offline chunk, wall-clock to a target return",
+        "Run small versions of benchmarks/online_throughput.py (CheetahRun, 1/16/128 envs; fused, "
+        "host loop, brax's SAC trainer, physics and updates alone), "
+        "benchmarks/offline_throughput.py (CQL/CalQL) and benchmarks/time_to_target.py (one seed) "
+        "and print their tables; the full versions: `python -m benchmarks.<name>`.",
         config=False,
     )
     bench.add_argument("--out", help="results path prefix (default runs/bench)")
