@@ -31,6 +31,7 @@ import jax  # noqa: E402
 
 import envs  # noqa: E402
 from benchmarks.common import (  # noqa: E402
+    agent_config,
     fmt,
     hardware_info,
     hardware_markdown,
@@ -50,12 +51,8 @@ from wsrl_mjx.types import Params, TrainingState  # noqa: E402
 
 
 def agent_settings(args: argparse.Namespace, critic_minibatches: int) -> AgentConfig:
-    hidden = tuple(args.hidden)
-    return AgentConfig(
-        actor_hidden=hidden,
-        critic_hidden=hidden,
-        num_critics=args.num_critics,
-        batch_size=args.batch_size,
+    return agent_config(
+        args,
         critic_minibatches=critic_minibatches,
         actor_lr=args.lr,
         temperature_lr=args.lr,
