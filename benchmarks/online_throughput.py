@@ -112,7 +112,10 @@ def time_brax_sac(
         max_replay_size=cfg.online.buffer_capacity,
         grad_updates_per_step=U,
         network_factory=functools.partial(
-            sac_networks.make_sac_networks, hidden_layer_sizes=tuple(args.hidden)
+            sac_networks.make_sac_networks,
+            hidden_layer_sizes=tuple(args.hidden),
+            q_network_layer_norm=a.critic_layer_norm,  # as our critics (SPEC: LayerNorm)
+            policy_network_layer_norm=a.actor_layer_norm,
         ),
         progress_fn=progress,
     )
@@ -337,8 +340,9 @@ step(s) + 1 actor/temperature step on one sampled batch). Env steps/s count step
 - fused / brax (speed): brax SAC epoch time / fused time for the same work, each brax epoch
   paired with a fused run right after it. brax's trainer runs with Playground's brax wrapper
   as Playground trains with it: done envs restart from a cached first state (cheaper than
-  `BatchEnv`'s fresh random resets; `full_reset=True` made brax's epochs ~8x slower on CPU),
-  its critics have no LayerNorm (cheaper) and it evaluates between epochs (not timed).
+  `BatchEnv`'s fresh random resets; `full_reset=True` made brax's epochs ~8x slower on CPU);
+  its critics get LayerNorm like ours (`q_network_layer_norm`); it evaluates between epochs
+  (not timed).
 - fused time / floor time: fused time / (physics alone + updates alone); 1.0 means no overhead
   beyond the two unavoidable parts (the issue's target is <= 1.2).
 - buffer MiB: the on-device replay buffer; peak device MiB: the backend's peak bytes in use
