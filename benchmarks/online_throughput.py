@@ -377,7 +377,20 @@ def main(argv: list[str] | None = None) -> None:
     hardware = hardware_info()
     print(f"{hardware['cpu_model']} x{hardware['cpu_count']}, {hardware['backend']}")
     print(f"load average {load_before}", flush=True)
-    results = [benchmark_num_envs(args, n) for n in args.num_envs]
+    results = []
+    for n in args.num_envs:
+        results.append(benchmark_num_envs(args, n))
+        # Drop this num_envs' compiled programs: a process holding all of them (brax's
+        # included) ran out of memory mappings in LLVM at 1024 envs on CPU.
+        jax.clear_caches()
+        write_results(
+            out_stem(args, "online_throughput"), *_payload(args, hardware, load_before, results)
+        )
+    print(to_markdown(_payload(args, hardware, load_before, results)[0]))
+
+
+def _payload(args, hardware, load_before, results) -> tuple[dict, str]:
+    """The results file so far (rewritten after every num_envs, so a crash keeps the rows)."""
     payload = {
         "benchmark": "online_throughput",
         "hardware": hardware,
@@ -399,8 +412,7 @@ def main(argv: list[str] | None = None) -> None:
         },
         "results": results,
     }
-    write_results(out_stem(args, "online_throughput"), payload, to_markdown(payload))
-    print(to_markdown(payload))
+    return payload, to_markdown(payload)
 
 
 if __name__ == "__main__":
