@@ -99,7 +99,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
-BENCH_SMALL = {  # minutes on a laptop CPU; the benchmarks' own defaults are the full runs
+BENCH_SMALL = {  # ~16 min on 2 CPU cores, mostly compilation; the scripts' defaults: full runs
     "online": ["--num-envs", "1", "16", "128", "--iterations", "20", "--repeats", "3"],
     "offline": ["--steps", "50", "--repeats", "3", "--dataset-size", "20000"],
     "time_to_target": ["--seeds", "0", "--max-seconds", "60"],
