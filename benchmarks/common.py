@@ -75,6 +75,27 @@ def memory_info() -> dict:
     }
 
 
+def start_run(matmul_precision: str) -> dict:
+    """Apply the matmul precision, print the machine, and return the results-file header."""
+    jax.config.update("jax_default_matmul_precision", matmul_precision)
+    hardware, load = hardware_info(), load_average()
+    print(f"{hardware['cpu_model']} x{hardware['cpu_count']}, {hardware['backend']}")
+    print(f"load average {load}", flush=True)
+    return {"hardware": hardware, "load_average_before": load}
+
+
+def results_payload(name: str, header: dict, args: argparse.Namespace, results, **extra) -> dict:
+    """A results file: `start_run`'s header, the load now, every flag, the results."""
+    return {
+        "benchmark": name,
+        **header,
+        "load_average_after": load_average(),
+        "settings": vars(args),
+        "results": results,
+        **extra,
+    }
+
+
 # --- settings -----------------------------------------------------------------------------------
 
 

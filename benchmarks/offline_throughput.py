@@ -32,13 +32,13 @@ from benchmarks.common import (  # noqa: E402
     add_common_args,
     agent_config,
     fmt,
-    hardware_info,
     hardware_markdown,
-    load_average,
     markdown_table,
     measure_interleaved,
     memory_info,
     out_stem,
+    results_payload,
+    start_run,
     write_results,
 )
 from wsrl_mjx import data  # noqa: E402
@@ -178,35 +178,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cql-lagrange", action="store_true", help="learned CQL multiplier")
     add_common_args(parser, default_out="offline_throughput")
     args = parser.parse_args(argv)
-    jax.config.update("jax_default_matmul_precision", args.matmul_precision)
-
-    load_before = load_average()
-    hardware = hardware_info()
-    print(f"{hardware['cpu_model']} x{hardware['cpu_count']}, {hardware['backend']}")
-    print(f"load average {load_before}", flush=True)
+    header = start_run(args.matmul_precision)
     env = envs.make(args.env)
     results = [benchmark_algorithm(args, a, env) for a in args.algorithms]
-    payload = {
-        "benchmark": "offline_throughput",
-        "hardware": hardware,
-        "load_average_before": load_before,
-        "load_average_after": load_average(),
-        "settings": {
-            "env": args.env,
-            "observation_size": env.observation_size,
-            "action_size": env.action_size,
-            "hidden": args.hidden,
-            "num_critics": args.num_critics,
-            "batch_size": args.batch_size,
-            "cql_lagrange": args.cql_lagrange,
-            "dataset_size": args.dataset_size,
-            "steps": args.steps,
-            "repeats": args.repeats,
-            "matmul_precision": args.matmul_precision,
-            "seed": args.seed,
-        },
-        "results": results,
-    }
+    payload = results_payload("offline_throughput", header, args, results)
+    payload["settings"].update(observation_size=env.observation_size, action_size=env.action_size)
     write_results(out_stem(args, "offline_throughput"), payload, to_markdown(payload))
     print(to_markdown(payload))
 

@@ -43,13 +43,13 @@ from benchmarks.common import (  # noqa: E402
     add_common_args,
     agent_config,
     fmt,
-    hardware_info,
     hardware_markdown,
-    load_average,
     markdown_table,
     measure_interleaved,
     memory_info,
     out_stem,
+    results_payload,
+    start_run,
     timed,
     write_results,
 )
@@ -371,48 +371,17 @@ def main(argv: list[str] | None = None) -> None:
     )
     add_common_args(parser, default_out="online_throughput")
     args = parser.parse_args(argv)
-    jax.config.update("jax_default_matmul_precision", args.matmul_precision)
-
-    load_before = load_average()
-    hardware = hardware_info()
-    print(f"{hardware['cpu_model']} x{hardware['cpu_count']}, {hardware['backend']}")
-    print(f"load average {load_before}", flush=True)
+    header = start_run(args.matmul_precision)
     results = []
     for n in args.num_envs:
         results.append(benchmark_num_envs(args, n))
         # Drop this num_envs' compiled programs: a process holding all of them (brax's
         # included) ran out of memory mappings in LLVM at 1024 envs on CPU.
         jax.clear_caches()
-        write_results(
-            out_stem(args, "online_throughput"), *_payload(args, hardware, load_before, results)
-        )
-    print(to_markdown(_payload(args, hardware, load_before, results)[0]))
-
-
-def _payload(args, hardware, load_before, results) -> tuple[dict, str]:
-    """The results file so far (rewritten after every num_envs, so a crash keeps the rows)."""
-    payload = {
-        "benchmark": "online_throughput",
-        "hardware": hardware,
-        "load_average_before": load_before,
-        "load_average_after": load_average(),
-        "settings": {
-            "env": args.env,
-            "hidden": args.hidden,
-            "num_critics": args.num_critics,
-            "batch_size": args.batch_size,
-            "critic_minibatches": args.critic_minibatches,
-            "update_rounds": args.update_rounds,
-            "buffer_capacity": args.buffer_capacity,
-            "iterations": args.iterations,
-            "repeats": args.repeats,
-            "matmul_precision": args.matmul_precision,
-            "seed": args.seed,
-            "brax": args.brax,
-        },
-        "results": results,
-    }
-    return payload, to_markdown(payload)
+        # Rewritten after every num_envs, so a crash keeps the finished rows.
+        payload = results_payload("online_throughput", header, args, results)
+        write_results(out_stem(args, "online_throughput"), payload, to_markdown(payload))
+    print(to_markdown(payload))
 
 
 if __name__ == "__main__":

@@ -33,11 +33,11 @@ import envs  # noqa: E402
 from benchmarks.common import (  # noqa: E402
     agent_config,
     fmt,
-    hardware_info,
     hardware_markdown,
-    load_average,
     markdown_table,
     out_stem,
+    results_payload,
+    start_run,
     write_results,
 )
 from benchmarks.host_loop import HostLoop  # noqa: E402
@@ -62,7 +62,8 @@ def agent_settings(args: argparse.Namespace, critic_minibatches: int) -> AgentCo
 
 class Trainer(Protocol):
     """What `time_to_target` drives: compile once, then per seed a fresh start, the random
-    warmup, training in `--eval-every` env-step pieces and the actor's params to evaluate."""
+    warmup (`--warmup-steps` env steps), training in `--eval-every` env-step pieces and the
+    actor's params to evaluate."""
 
     agent: SACAgent
 
@@ -70,16 +71,15 @@ class Trainer(Protocol):
 
     def start(self, seed: int) -> None: ...
 
-    def random_steps(self, env_steps: int) -> object: ...
+    def random_steps(self) -> object: ...
 
-    def train(self, env_steps: int) -> object: ...
+    def train(self) -> object: ...
 
     def actor_params(self) -> Params: ...
 
 
 class PaperHostLoop:
     def __init__(self, args: argparse.Namespace, env: envs.Env):
-        self.num_envs = 1
         self.agent = make_sac(
             agent_settings(args, args.paper_critic_minibatches),
             env.observation_size,
@@ -91,6 +91,10 @@ class PaperHostLoop:
             update_rounds=1,
             buffer_capacity=args.buffer_capacity,
         )
+        self.warmup_steps, self.eval_every = (
+            args.warmup_steps,
+            args.eval_every,
+        )  # 1 env: = vector steps
 
     def warm_up(self) -> None:
         jax.block_until_ready(self.loop.run(self.agent.cfg.critic_minibatches, learn=False))
@@ -99,11 +103,11 @@ class PaperHostLoop:
     def start(self, seed: int) -> None:
         self.loop.reset(seed)
 
-    def random_steps(self, env_steps: int) -> object:
-        return self.loop.run(env_steps, learn=False)
+    def random_steps(self) -> object:
+        return self.loop.run(self.warmup_steps, learn=False)
 
-    def train(self, env_steps: int) -> object:
-        return self.loop.run(env_steps)
+    def train(self) -> object:
+        return self.loop.run(self.eval_every)
 
     def actor_params(self) -> Params:
         return self.loop.agent_state.actor.params
@@ -111,7 +115,6 @@ class PaperHostLoop:
 
 class FusedLoop:
     def __init__(self, args: argparse.Namespace, env: envs.Env):
-        self.num_envs = args.num_envs
         if args.eval_every % args.num_envs or args.warmup_steps % args.num_envs:
             raise SystemExit("--eval-every and --warmup-steps must be multiples of --num-envs")
         self.cfg = Config(
@@ -149,11 +152,11 @@ class FusedLoop:
     def start(self, seed: int) -> None:
         self.state = self._initial_state(seed)
 
-    def random_steps(self, env_steps: int) -> object:
+    def random_steps(self) -> object:
         self.state, _ = self.warmup_chunk(self.state, None)
         return self.state.env_steps
 
-    def train(self, env_steps: int) -> object:
+    def train(self) -> object:
         self.state, _ = self.online_chunk(self.state, None)
         return self.state.env_steps
 
@@ -169,13 +172,13 @@ def time_to_target(
     eval_key = jax.random.PRNGKey(10_000 + seed)
     train_s, env_steps, curve = 0.0, 0, []
     start = time.perf_counter()
-    jax.block_until_ready(trainer.random_steps(args.warmup_steps))
+    jax.block_until_ready(trainer.random_steps())
     train_s += time.perf_counter() - start
     env_steps += args.warmup_steps
     reached = None
     while env_steps < args.max_env_steps and train_s < args.max_seconds:
         start = time.perf_counter()
-        jax.block_until_ready(trainer.train(args.eval_every))
+        jax.block_until_ready(trainer.train())
         train_s += time.perf_counter() - start
         env_steps += args.eval_every
         ret = float(
@@ -282,9 +285,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--matmul-precision", default="highest")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
-    jax.config.update("jax_default_matmul_precision", args.matmul_precision)
-
-    load_before = load_average()
+    header = start_run(args.matmul_precision)
     env = make_env(EnvConfig(name=args.env, episode_length=args.episode_length))
     results = {}
     for name in args.variants:
@@ -300,15 +301,10 @@ def main(argv: list[str] | None = None) -> None:
     paper, fused = (
         results.get(k, {}).get("summary", {}).get("median_train_s") for k in ("paper", "fused")
     )
-    payload = {
-        "benchmark": "time_to_target",
-        "hardware": hardware_info(),
-        "load_average_before": load_before,
-        "load_average_after": load_average(),
-        "settings": vars(args),
-        "results": results,
-        "speedup_fused_over_paper": paper / fused if paper and fused else None,
-    }
+    speedup = paper / fused if paper and fused else None
+    payload = results_payload(
+        "time_to_target", header, args, results, speedup_fused_over_paper=speedup
+    )
     write_results(out_stem(args, "time_to_target"), payload, to_markdown(payload))
     print(to_markdown(payload))
 
