@@ -1,10 +1,12 @@
 """MJX environments: `envs.make(name, **overrides) -> Env`, and `BatchEnv` for N of them.
 
 Registered tasks: MuJoCo Playground's DM Control suite (`envs.dm_control`) and the goal-reaching
-mazes of `envs.maze` (`pointmaze-*`, `antmaze-*`). See `envs.base` for the Env conventions.
+mazes of `envs.maze` (`pointmaze-*`, `antmaze-*`) and
+`antgoal` (`envs.ant_goal`). See `envs.base` for the Env conventions.
 """
 
 from envs import (
+    ant_goal,  # noqa: F401  (registers antgoal, the low-level ant task for antmaze data)
     dm_control,  # noqa: F401  (registers the DM Control suite)
     maze,  # noqa: F401  (registers pointmaze-* / antmaze-*)
 )

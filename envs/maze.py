@@ -54,9 +54,11 @@ __all__ = [
     "MAZE_TASKS",
     "SCALING",
     "AntMaze",
+    "AssetTask",
     "MazeLayout",
     "MazeTask",
     "PointMaze",
+    "ant_initial_q",
     "bfs_next_cell",
     "cell_to_xy",
     "free_cells",
@@ -251,11 +253,37 @@ def default_config(layout: str = "umaze") -> config_dict.ConfigDict:
     )
 
 
-class MazeTask(mjx_env.MjxEnv):
+class AssetTask(mjx_env.MjxEnv):
+    """Playground `MjxEnv` plumbing for this project's MJCF tasks (`envs/assets/<xml_file>`);
+    subclasses build `self._mj_model` and `self._mjx_model`."""
+
+    xml_file: str
+
+    @property
+    def config(self) -> config_dict.ConfigDict:
+        return self._config
+
+    @property
+    def xml_path(self) -> str:
+        return str(_ASSETS / self.xml_file)
+
+    @property
+    def action_size(self) -> int:
+        return int(self._mj_model.nu)
+
+    @property
+    def mj_model(self) -> mujoco.MjModel:
+        return self._mj_model
+
+    @property
+    def mjx_model(self) -> mjx.Model:
+        return self._mjx_model
+
+
+class MazeTask(AssetTask):
     """Shared maze logic; subclasses give the agent MJCF, initial qpos and observation."""
 
     agent: str
-    xml_file: str
 
     def __init__(
         self,
@@ -377,26 +405,6 @@ class MazeTask(mjx_env.MjxEnv):
     def normalized_score(success_rate: float) -> float:
         return normalized_score(success_rate)
 
-    @property
-    def config(self) -> config_dict.ConfigDict:
-        return self._config
-
-    @property
-    def xml_path(self) -> str:
-        return str(_ASSETS / self.xml_file)
-
-    @property
-    def action_size(self) -> int:
-        return int(self._mj_model.nu)
-
-    @property
-    def mj_model(self) -> mujoco.MjModel:
-        return self._mj_model
-
-    @property
-    def mjx_model(self) -> mjx.Model:
-        return self._mjx_model
-
 
 class PointMaze(MazeTask):
     """2-DoF point mass (slide joints x, y; damped, so it is controllable); cheap on CPU."""
@@ -414,6 +422,16 @@ class PointMaze(MazeTask):
 _ANT_QPOS0 = np.array([0.75, 1, 0, 0, 0, 0, 1, 0, -1, 0, -1, 0, 1], np.float32)  # z, quat, legs
 
 
+def ant_initial_q(rng: jax.Array, xy: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Standing ant at `xy` with gym's reset noise: (qpos [15], qvel [14])."""
+    k_pos, k_vel = jax.random.split(rng)
+    qpos = jnp.concatenate([xy, jnp.asarray(_ANT_QPOS0)])
+    # gym ant: +-0.1 uniform on joint angles (torso pose kept upright), 0.1 * N(0, 1) on qvel.
+    qpos = qpos.at[7:].add(jax.random.uniform(k_pos, (8,), minval=-0.1, maxval=0.1))
+    qvel = 0.1 * jax.random.normal(k_vel, (14,))
+    return qpos, qvel
+
+
 class AntMaze(MazeTask):
     """D4RL-like ant (8 motors, gear 30, ctrlrange [-1, 1]); gym's reset noise on the joints."""
 
@@ -421,12 +439,7 @@ class AntMaze(MazeTask):
     xml_file = "maze_ant.xml"
 
     def _init_q(self, rng: jax.Array, xy: jax.Array) -> tuple[jax.Array, jax.Array]:
-        k_pos, k_vel = jax.random.split(rng)
-        qpos = jnp.concatenate([xy, jnp.asarray(_ANT_QPOS0)])
-        # gym ant: +-0.1 uniform on joint angles (torso pose kept upright), 0.1 * N(0, 1) on qvel.
-        qpos = qpos.at[7:].add(jax.random.uniform(k_pos, (8,), minval=-0.1, maxval=0.1))
-        qvel = 0.1 * jax.random.normal(k_vel, (14,))
-        return qpos, qvel
+        return ant_initial_q(rng, xy)
 
     def _agent_obs(self, data: mjx.Data) -> jax.Array:
         return jnp.concatenate([data.qpos[:15], data.qvel[:14]])

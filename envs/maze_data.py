@@ -13,16 +13,19 @@ terminal (it keeps going to its own goal), so the next row continues the same tr
 `timeouts` marks episode ends (reset follows) and the last row of every env's block.
 The behaviour goals are kept as the extra array `behavior_goals` (x, y), for relabelling.
 
-Command line (writes docs/maze_<layout>.png; `--save DIR` also writes DIR/pointmaze-<layout>.npz
-in the project's dataset format, `wsrl_mjx.data.save_dataset`):
+Command line (writes docs/<agent>maze_<layout>.png; `--save DIR` also writes
+DIR/pointmaze-<layout>.npz or DIR/antmaze-<layout>-<goals>.npz in the project's dataset format,
+`wsrl_mjx.data.save_dataset`):
 
     python -m envs.maze_data --layouts umaze medium large --out docs/
     python -m envs.maze_data --layouts medium --num-transitions 1000000 --save data/
+    python -m envs.maze_data --agent ant --policy runs/antgoal_sac --goals diverse --save data/
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -33,10 +36,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from envs import maze
+from envs import ant_goal, maze
 from envs.maze import MazeTask, State
 
-__all__ = ["cell_coverage", "collect_antmaze", "collect_pointmaze", "plot_maze_dataset"]
+__all__ = [
+    "cell_coverage",
+    "collect_antmaze",
+    "collect_pointmaze",
+    "export_ant_policy",
+    "load_ant_policy",
+    "plot_maze_dataset",
+]
 
 # D4RL's maze2d waypoint controller: action = P * (waypoint - pos) + D * velocity, clipped.
 POINT_P_GAIN, POINT_D_GAIN = 10.0, -1.0
@@ -57,8 +67,13 @@ def _collect(
     noise: float,
     start_cells: np.ndarray,
     goal_cells: np.ndarray,
+    restart_fn: Callable[[State], jax.Array] | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Shared steering machinery; see the module docstring."""
+    """Shared steering machinery; see the module docstring.
+
+    `restart_fn(state) -> bool`: an env whose new state satisfies it (e.g. an ant on its back)
+    ends its trajectory there (`timeouts`) and restarts from a fresh start cell and goal.
+    """
     if num_transitions < 1 or num_envs < 1:
         raise ValueError("num_transitions and num_envs must be >= 1")
     layout = task.layout
@@ -80,7 +95,7 @@ def _collect(
         carry: tuple[State, jax.Array], key: jax.Array
     ) -> tuple[tuple[State, jax.Array], dict[str, jax.Array]]:
         state, goal_idx = carry
-        k_noise, k_goal = jax.random.split(key)
+        k_noise, k_goal, k_restart = jax.random.split(key, 3)
         cell = task.xy_cell(state.data.qpos[:2])
         nxt = table[flat(cell), flat(goals[goal_idx])]  # flat index of the next BFS cell
         waypoint = task.cell_xy(jnp.stack([nxt // ncols, nxt % ncols]))
@@ -98,8 +113,14 @@ def _collect(
             "next_observations": nstate.obs,
             "terminals": nstate.done > 0,
             "behavior_goals": goal_xy,
+            "goal_reached": reached,  # summed into the metadata, not saved
         }
-        return (nstate, jnp.where(reached, new_idx, goal_idx)), out
+        carry = nstate, jnp.where(reached, new_idx, goal_idx)
+        if restart_fn is not None:
+            out["restarts"] = restart = restart_fn(nstate)
+            pick = lambda fresh, old: jnp.where(restart, fresh, old)
+            carry = jax.tree.map(pick, reset_one(k_restart), carry)
+        return carry, out
 
     @jax.jit
     def episode(key: jax.Array) -> dict[str, jax.Array]:
@@ -126,11 +147,13 @@ def _collect(
     timeouts = np.zeros((num_envs, steps), bool)
     timeouts[:, ep_len - 1 :: ep_len] = True
     timeouts[:, -1] = True
-    arrays["timeouts"] = timeouts
+    restarts = arrays.pop("restarts", np.zeros_like(timeouts))
+    arrays["timeouts"] = timeouts | restarts
     arrays = {
         k: v.reshape(num_envs * steps, *v.shape[2:])[:num_transitions] for k, v in arrays.items()
     }
     arrays["timeouts"][-1] = True
+    goals_reached = int(arrays.pop("goal_reached").sum())
     arrays["timeouts"] &= ~arrays["terminals"]  # D4RL: the two flags never both set
     for k in ("observations", "actions", "rewards", "next_observations", "behavior_goals"):
         arrays[k] = arrays[k].astype(np.float32)
@@ -149,6 +172,8 @@ def _collect(
         "num_timeouts": int(arrays["timeouts"].sum()),
         "num_terminals": int(arrays["terminals"].sum()),  # eval-goal hits (behaviour goes on)
         "reward_sum": float(arrays["rewards"].sum()),
+        "behavior_goals_reached": goals_reached,  # how well the behaviour policy steers
+        "restarts": int(restarts.sum()),  # trajectories cut short by `restart_fn`
         "coverage": cell_coverage(arrays["observations"], layout.name, task.scaling),
         "compile_seconds": round(t_compile, 2),
         "collect_seconds": round(t_run, 2),
@@ -203,9 +228,8 @@ def collect_antmaze(
     `goals="diverse"`: starts and goals uniform over free cells; `"play"`: both from the
     hand-picked `envs.maze.PLAY_CELLS` (D4RL's -diverse / -play recipes).
 
-    This is only the steering machinery: a policy that can actually walk to nearby waypoints
-    has to be trained first (e.g. online with a goal-conditioned reward); the tests only run a
-    trivial stub policy for shapes, which does not move the ant anywhere.
+    The low-level policy is trained on `antgoal` (`configs/antgoal_sac.yaml`) and loaded with
+    `load_ant_policy`.
     """
     if goals not in ("diverse", "play"):
         raise ValueError(f"goals must be 'diverse' or 'play', got {goals!r}")
@@ -214,12 +238,18 @@ def collect_antmaze(
     def act(params: Any, state: State, waypoint: jax.Array) -> jax.Array:
         return policy_fn(params, state.obs.at[-2:].set(waypoint))
 
+    def tipped_over(state: State) -> jax.Array:  # antgoal's termination test
+        return ant_goal.torso_upright(state.data.qpos) < ant_goal.default_config().min_upright
+
     cells = maze.free_cells(layout) if goals == "diverse" else np.array(maze.PLAY_CELLS[layout])
     arrays, meta = _collect(
         task, act, params, num_transitions=num_transitions, num_envs=num_envs, seed=seed,
-        noise=noise, start_cells=cells, goal_cells=cells,
+        noise=noise, start_cells=cells, goal_cells=cells, restart_fn=tipped_over,
     )  # fmt: skip
-    meta["method"] = f"goal-conditioned policy steered along BFS waypoints, {goals} goals"
+    meta["method"] = (
+        f"goal-conditioned policy steered along BFS waypoints, {goals} goals; an ant that "
+        "tips over ends its trajectory and restarts"
+    )
     return arrays, meta
 
 
@@ -292,42 +322,138 @@ def plot_maze_dataset(
     return path
 
 
+# The low-level policy shipped with the project (actor only, ~0.3 MB): SAC on `antgoal` with
+# configs/antgoal_sac.yaml, exported by `--export-policy`; `--policy` takes any other.
+BUNDLED_ANT_POLICY = Path(__file__).parent / "assets" / "antgoal_policy.msgpack"
+
+
+def _antgoal_run(run_dir: str | Path) -> tuple[Any, Any, dict]:
+    from wsrl_mjx.pretrain import load_agent  # the trainer's checkpoints; only needed here
+
+    agent, state, meta = load_agent(run_dir)
+    if meta.get("env") != "antgoal":
+        raise ValueError(
+            f"{run_dir} was trained on env {meta.get('env')!r}; the antmaze collector needs a "
+            "policy trained on 'antgoal' (configs/antgoal_sac.yaml)"
+        )
+    return agent, state, meta
+
+
+def export_ant_policy(run_dir: str | Path, path: str | Path) -> Path:
+    """Write an antgoal run's actor (params + the run's config) to one msgpack file."""
+    from flax import serialization
+
+    _, state, meta = _antgoal_run(run_dir)
+    payload = {
+        "config": json.dumps(meta["config"]),
+        "env_steps": int(meta.get("env_steps", -1)),
+        "params": jax.device_get(state.actor.params),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(serialization.msgpack_serialize(payload))
+    return path
+
+
+def load_ant_policy(
+    source: str | Path = BUNDLED_ANT_POLICY,
+) -> tuple[Callable[[Any, jax.Array], jax.Array], Any]:
+    """(policy_fn, params) for `collect_antmaze`: an antgoal run dir or an exported file.
+
+    The policy acts deterministically (tanh of the actor mean) on `ant_goal_features` of the
+    antmaze observation, whose goal slot holds the waypoint; collection adds the noise.
+    """
+    from wsrl_mjx.agents import make_sac
+    from wsrl_mjx.config import from_dict
+
+    source = Path(source)
+    if source.is_file():
+        from flax import serialization
+
+        try:
+            payload = serialization.msgpack_restore(source.read_bytes())
+            cfg = from_dict(json.loads(payload["config"]))
+        except Exception as e:  # corrupt or foreign file: say which
+            raise ValueError(f"{source} is not an exported ant policy: {e}") from None
+        agent, params = make_sac(cfg.agent, 29, 8), payload["params"]
+    else:
+        agent, state, _ = _antgoal_run(source)
+        params = state.actor.params
+
+    def policy_fn(params: Any, obs: jax.Array) -> jax.Array:
+        return agent.act(params, ant_goal.ant_goal_features(obs), None, deterministic=True)
+
+    return policy_fn, params
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(
-        description="Collect pointmaze datasets (noisy BFS-waypoint controller) and draw them "
-        "over the maze as <out>/maze_<layout>.png."
+        description="Collect maze datasets (BFS waypoints, a noisy PD controller for the point "
+        "mass or a trained low-level policy for the ant) and draw them over the maze as "
+        "<out>/<agent>maze_<layout>.png."
     )
+    p.add_argument("--agent", default="point", choices=("point", "ant"))
     p.add_argument("--layouts", nargs="+", default=list(maze.LAYOUTS), choices=maze.LAYOUTS)
-    p.add_argument("--out", default="docs/", help="directory for maze_<layout>.png ('' = none)")
-    p.add_argument("--num-transitions", type=int, default=50_000)
+    p.add_argument("--out", default="docs/", help="directory for the PNGs ('' = none)")
+    p.add_argument("--num-transitions", type=int, default=1_000_000)
     p.add_argument("--num-envs", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--noise", type=float, default=0.5, help="std of the Gaussian action noise")
-    p.add_argument("--save", default=None, help="also save each dataset as <save>/<env>.npz")
+    p.add_argument(
+        "--noise", type=float, default=None, help="std of the Gaussian action noise "
+        "(default: 0.5 for the point mass, 0.1 for the ant)",
+    )  # fmt: skip
+    p.add_argument(
+        "--policy", default=str(BUNDLED_ANT_POLICY),
+        help="ant only: an antgoal run dir or exported policy file (default: the bundled one)",
+    )  # fmt: skip
+    p.add_argument(
+        "--export-policy", metavar="FILE",
+        help="ant only: first write --policy (a run dir) to FILE as a standalone policy",
+    )  # fmt: skip
+    p.add_argument("--goals", default="diverse", choices=("diverse", "play"), help="ant only")
+    p.add_argument("--save", default=None, help="also save each dataset as <save>/<name>.npz")
     p.add_argument("--max-trajectories", type=int, default=12, help="trajectories drawn")
     args = p.parse_args(argv)
+    if args.export_policy:
+        print("wrote", export_ant_policy(args.policy, args.export_policy))
+    noise = args.noise if args.noise is not None else {"point": 0.5, "ant": 0.1}[args.agent]
+    if args.agent == "ant":
+        policy_fn, params = load_ant_policy(args.policy)
     for layout in args.layouts:
-        arrays, meta = collect_pointmaze(
-            layout, args.num_transitions, args.num_envs, args.seed, args.noise
-        )
-        keys = ("coverage", "num_terminals", "compile_seconds", "collect_seconds")
-        print(f"pointmaze-{layout}:", {k: meta[k] for k in (*keys, "steps_per_second")})
+        if args.agent == "ant":
+            arrays, meta = collect_antmaze(
+                layout, policy_fn, params, args.num_transitions, args.num_envs, args.seed,
+                goals=args.goals, noise=noise,
+            )  # fmt: skip
+            meta["policy"] = str(args.policy)
+            name = f"antmaze-{layout}-{args.goals}"
+        else:
+            arrays, meta = collect_pointmaze(
+                layout, args.num_transitions, args.num_envs, args.seed, noise
+            )
+            name = f"pointmaze-{layout}"
+        keys = ("coverage", "behavior_goals_reached", "num_terminals", "collect_seconds")
+        shown = (*keys, "restarts", "steps_per_second")
+        print(f"{name}:", {k: meta[k] for k in shown if k in meta})
         if args.out:
+            first = 300 if args.agent == "point" else 1000
             png = plot_maze_dataset(
                 layout,
                 arrays["observations"],
-                Path(args.out) / f"maze_{layout}.png",
+                Path(args.out) / f"{args.agent}maze_{layout}.png",
+                scaling=meta["scaling"],
                 timeouts=arrays["timeouts"],
                 max_trajectories=args.max_trajectories,
-                title=f"pointmaze-{layout}: {args.max_trajectories} of the dataset's trajectories "
-                f"(first 300 steps)\n{len(arrays['rewards'])} transitions, noise {args.noise}, "
+                max_steps=first,
+                title=f"{name}: {args.max_trajectories} of the dataset's trajectories "
+                f"(first {first} steps)\n{len(arrays['rewards'])} transitions, noise {noise}, "
                 f"cell coverage {meta['coverage']:.2f}",
             )
             print("  wrote", png)
         if args.save:
             from wsrl_mjx.data import save_dataset  # only the CLI needs the trainer's file format
 
-            print("  wrote", save_dataset(Path(args.save) / f"pointmaze-{layout}", arrays, meta))
+            print("  wrote", save_dataset(Path(args.save) / name, arrays, meta))
 
 
 if __name__ == "__main__":

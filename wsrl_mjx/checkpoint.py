@@ -70,6 +70,30 @@ class Checkpointer:
         )
         return unflatten(target, restored["state"]), restored["meta"]
 
+    def restore_item(self, name: str, target: Any, step: int | None = None) -> tuple[Any, dict]:
+        """Restore only the top-level entry `name` of the saved state (e.g. "agent").
+
+        Reads just that subtree from disk: a policy can be taken out of an online run's
+        checkpoint without materialising its replay buffer.
+        """
+        step = self._require_step(step)
+        saved = self._manager.item_metadata(step)["state"]
+        if name not in saved:
+            raise CheckpointError(f"checkpoint {self.directory} has no {name!r} entry")
+        flat_target = flatten(target)
+        check_tree_matches(saved[name], flat_target, self.directory)
+        abstract = {name: jax.tree.map(ocp.utils.to_shape_dtype_struct, flat_target)}
+        with ocp.PyTreeCheckpointer() as reader:
+            restored = reader.restore(
+                self.directory / str(step) / "state",
+                args=ocp.args.PyTreeRestore(
+                    item=abstract,
+                    restore_args=ocp.checkpoint_utils.construct_restore_args(abstract),
+                    partial_restore=True,
+                ),
+            )
+        return unflatten(target, restored[name]), self.meta(step)
+
     def _require_step(self, step: int | None) -> int:
         step = self.latest_step() if step is None else step
         if step is None:

@@ -133,7 +133,7 @@ def run_pretrain(cfg: Config) -> dict:
 
 
 def checkpoint_dir(path: str | Path) -> Path:
-    """Accept a pre-training run dir or its checkpoints/ folder."""
+    """Accept a run dir or its checkpoints/ folder."""
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")
@@ -149,8 +149,10 @@ def restore_pretrained(
     CQL multiplier or IQL value net in `extras`) restores exactly; actor, critics, targets,
     temperature and all optimizer states then carry over to the online agent unchanged.
     """
-    checkpointer = Checkpointer(checkpoint_dir(path))
+    directory = checkpoint_dir(path)
+    checkpointer = Checkpointer(directory)
     meta = checkpointer.meta()
+    checkpointer.close()
     expected = {
         "env": env_name,
         "observation_size": online_agent.observation_size,
@@ -159,28 +161,42 @@ def restore_pretrained(
     for key, value in expected.items():
         if meta.get(key) != value:
             raise CheckpointError(
-                f"checkpoint {checkpointer.directory} was pre-trained with {key}="
+                f"checkpoint {directory} was pre-trained with {key}="
                 f"{meta.get(key)!r}, but this run has {key}={value!r}"
             )
     if "algorithm" not in meta:
         raise CheckpointError(
-            f"{checkpointer.directory} is not a pre-training checkpoint (it was written by a "
+            f"{directory} is not a pre-training checkpoint (it was written by a "
             f"{meta.get('method', 'online')} run); pass a `pretrain` run directory"
         )
-    saved = from_dict(meta["config"])
-    offline_agent = make_agent(
-        meta["algorithm"],
-        saved.agent,
-        saved.offline,
-        meta["observation_size"],
-        meta["action_size"],
-    )
-    target = jax.eval_shape(offline_agent.init, jax.random.PRNGKey(0))
-    state, meta = checkpointer.restore(target)
+    _, state, meta = load_agent(directory)
     online_shapes = jax.eval_shape(online_agent.init, jax.random.PRNGKey(0))
     for part in ("actor", "critic", "target_critic_params", "temperature"):
         check_tree_matches(
-            getattr(state, part), getattr(online_shapes, part), f"{checkpointer.directory} ({part})"
+            getattr(state, part), getattr(online_shapes, part), f"{directory} ({part})"
         )
-    checkpointer.close()
     return state, meta
+
+
+def load_agent(path: str | Path) -> tuple[SACAgent, AgentState, dict]:
+    """(agent, its state, metadata) from the latest checkpoint of any run: pretrain, online
+    or finetune; e.g. to act with a trained policy elsewhere (`envs.maze_data --policy`).
+
+    The agent is rebuilt from the run's saved config; an online run's replay buffer and env
+    state are not read from disk.
+    """
+    checkpointer = Checkpointer(checkpoint_dir(path))
+    meta = checkpointer.meta()
+    saved = from_dict(meta["config"])
+    method = meta.get("method", "sac")
+    loss = meta.get("algorithm") or (method if method in ("cql", "calql", "iql") else "sac")
+    agent = make_agent(
+        loss, saved.agent, saved.offline, meta["observation_size"], meta["action_size"]
+    )
+    target = jax.eval_shape(agent.init, jax.random.PRNGKey(0))
+    if "algorithm" in meta:  # a pre-training checkpoint holds the agent state alone
+        state, meta = checkpointer.restore(target)
+    else:  # an online run's TrainingState: read its "agent" entry only
+        state, meta = checkpointer.restore_item("agent", target)
+    checkpointer.close()
+    return agent, state, meta
