@@ -92,6 +92,10 @@ def plot_groups(groups: dict[str, list[str | Path]], out: str | Path) -> Path:
         _draw(trace_ax, [_q_trace(r) for r in records], label, None)
     trace_ax.set_title("dense Q trace (every vector step)")
     trace_ax.set_xlabel("env steps")
+    for ax in axes[: len(PANELS) + 1]:
+        if not ax.lines:  # e.g. the held-out panels of runs that did not log one
+            ax.set_yscale("linear")
+            ax.text(0.5, 0.5, "not logged by these runs", ha="center", transform=ax.transAxes)
     for ax in axes[len(PANELS) + 1 :]:
         ax.axis("off")
     handles, names = axes[0].get_legend_handles_labels()
