@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import envs
-from envs import maze_data
+from envs import maze, maze_data
 from envs.ant_goal import ant_goal_features, torso_upright
 from tests.common import TINY, leaves_equal
 from wsrl_mjx.agents import make_agent
@@ -183,6 +183,9 @@ def test_bundled_policy_walks_the_antmaze(umaze_play_data):
     assert meta["behavior_goals_reached"] >= MIN_GOALS_REACHED
     xy = arrays["observations"][:, :2].reshape(8, 400, 2)
     assert np.linalg.norm(xy[:, -1] - xy[:, 0], axis=1).max() > 4.0  # at least a cell away
+    # The walls hold: around the U, never through its middle wall.
+    cells = np.asarray(maze.xy_to_cell(xy.reshape(-1, 2), "umaze", maze.SCALING["ant"]))
+    assert not maze.get_layout("umaze").walls[cells[:, 0], cells[:, 1]].any()
 
 
 def test_tipped_over_ants_restart(umaze_play_data):
