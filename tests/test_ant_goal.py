@@ -13,6 +13,7 @@ import envs
 from envs import maze, maze_data
 from envs.ant_goal import ant_goal_features, torso_upright
 from tests.common import TINY, leaves_equal
+from wsrl_mjx import data as D
 from wsrl_mjx.agents import make_agent
 from wsrl_mjx.checkpoint import Checkpointer, CheckpointError
 from wsrl_mjx.config import load_config, to_dict
@@ -197,3 +198,20 @@ def test_tipped_over_ants_restart(umaze_play_data):
     assert meta["restarts"] == tipped.sum()
     for i in np.flatnonzero(tipped[:-1]):  # ...and the env goes on from a fresh standing start
         np.testing.assert_allclose(arrays["observations"][i + 1, 2:7], [0.75, 1, 0, 0, 0])
+
+
+def test_cli_writes_an_antmaze_dataset_and_image(umaze_play_data, tmp_path, capsys):
+    # Same settings as the fixture (so the compiled collection is reused from the cache).
+    maze_data.main(
+        ["--agent", "ant", "--layouts", "umaze", "--num-transitions", "3200", "--num-envs", "8",
+         "--goals", "play", "--out", str(tmp_path), "--save", str(tmp_path)]
+    )  # fmt: skip
+    assert "antmaze-umaze-play" in capsys.readouterr().out
+    assert (tmp_path / "antmaze_umaze.png").stat().st_size > 10_000
+    loaded = D.load_dataset(
+        tmp_path / "antmaze-umaze-play.npz", env="antmaze-umaze", observation_size=31, action_size=8
+    )
+    arrays, meta = umaze_play_data
+    assert loaded.size == 3200 and loaded.metadata["restarts"] == meta["restarts"]
+    np.testing.assert_array_equal(loaded.arrays["actions"], arrays["actions"])
+    assert not (loaded.arrays["terminals"] & loaded.arrays["timeouts"]).any()
