@@ -15,29 +15,35 @@ from wsrl_mjx.types import Params
 def make_evaluator(
     env: Env, agent: SACAgent, num_episodes: int, episode_length: int | None = None
 ) -> Callable[[Params, jax.Array], dict[str, jax.Array]]:
-    """`evaluate(actor_params, rng) -> {return, success, length}` (means over episodes).
+    """`evaluate(actor_params, rng) -> {return, success, length, final_<metric>...}` (means over
+    episodes).
 
     Each env runs until its first termination or the time limit; rewards after termination are
-    masked, so no auto-reset is needed and the whole rollout is one scan.
+    masked, so no auto-reset is needed and the whole rollout is one scan. `final_<metric>` is
+    each of the task's own `state.metrics` (besides `success`) at the episode's last step, e.g.
+    `final_dist_to_goal` in the mazes or `final_targets_reached` in antgoal.
     """
     horizon = episode_length or env.episode_length
 
     def evaluate(actor_params: Params, rng: jax.Array) -> dict[str, jax.Array]:
         state = jax.vmap(env.reset)(jax.random.split(rng, num_episodes))
+        last = {k: v for k, v in state.metrics.items() if k != "success"}
 
         def step(carry, _):
-            state, alive, ret, success, length = carry
+            state, alive, ret, success, length, last = carry
             action = agent.act(actor_params, state.obs, rng, deterministic=True)
             state = jax.vmap(env.step)(state, action)
             ret = ret + alive * state.reward
             success = jnp.maximum(success, alive * state.metrics.get("success", 0.0 * ret))
+            last = {k: jnp.where(alive > 0, state.metrics[k], v) for k, v in last.items()}
             length = length + alive
             alive = alive * (1.0 - state.done.astype(jnp.float32))
-            return (state, alive, ret, success, length), None
+            return (state, alive, ret, success, length, last), None
 
         zeros = jnp.zeros((num_episodes,), jnp.float32)
-        init = (state, jnp.ones_like(zeros), zeros, zeros, zeros)
-        (_, _, ret, success, length), _ = jax.lax.scan(step, init, None, length=horizon)
-        return {"return": ret.mean(), "success": success.mean(), "length": length.mean()}
+        init = (state, jnp.ones_like(zeros), zeros, zeros, zeros, last)
+        (_, _, ret, success, length, last), _ = jax.lax.scan(step, init, None, length=horizon)
+        finals = {f"final_{k}": jnp.mean(v.astype(jnp.float32)) for k, v in last.items()}
+        return {"return": ret.mean(), "success": success.mean(), "length": length.mean(), **finals}
 
     return jax.jit(evaluate)

@@ -104,11 +104,10 @@ def run_pretrain(cfg: Config) -> dict:
                 steps, "pretrain", {**summary, "gradient_steps_per_s": rates["updates_per_s"]}
             )
             if steps >= next_eval or i == chunks - 1:
-                result = {k: float(v) for k, v in evaluate(state.actor.params, eval_key).items()}
+                result = evaluate(state.actor.params, eval_key)
                 record = {
                     "gradient_steps": steps,
-                    "eval_return": result["return"],
-                    "eval_success": result["success"],
+                    **{f"eval_{k}": float(v) for k, v in result.items()},
                 }
                 evals.append(record)
                 logger.log(steps, "eval", record)

@@ -239,12 +239,8 @@ def run_online(
     snapshots: list[tuple[int, float, dict]] = []  # (env steps, eval return, actor params)
 
     def run_eval(env_steps: int, label: str) -> None:
-        result = {k: float(v) for k, v in evaluate(state.agent.actor.params, eval_key).items()}
-        result = {
-            "eval_return": result["return"],
-            "eval_success": result["success"],
-            "eval_length": result["length"],
-        }
+        result = evaluate(state.agent.actor.params, eval_key)
+        result = {f"eval_{k}": float(v) for k, v in result.items()}
         evals.append({"env_steps": env_steps, "label": label, **result})
         if keep_actor_snapshots:
             snapshots.append(

@@ -1,0 +1,48 @@
+"""wsrl_mjx/evaluate.py against a hand-countable env (pure jnp, no MJX: compiles in a second)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from mujoco_playground._src.mjx_env import State
+
+from wsrl_mjx.evaluate import make_evaluator
+
+HORIZON = 6
+
+
+class CountdownEnv:
+    """Reward 1 per step; terminates (with success) after `limit` steps, limit in 2..8 drawn at
+    reset, so some episodes end by termination and others hit the time limit of 6."""
+
+    episode_length = HORIZON
+
+    def reset(self, rng: jax.Array) -> State:
+        limit = jax.random.randint(rng, (), 2, 9).astype(jnp.float32)
+        zero = jnp.zeros((), jnp.float32)
+        metrics = {"success": zero, "steps_left": limit}
+        return State(zero, jnp.stack([zero, limit]), zero, zero, metrics, {})
+
+    def step(self, state: State, action: jax.Array) -> State:
+        t, limit = state.obs[0] + 1.0, state.obs[1]
+        done = (t >= limit).astype(jnp.float32)
+        metrics = {"success": done, "steps_left": limit - t}
+        return state.replace(obs=jnp.stack([t, limit]), reward=1.0, done=done, metrics=metrics)
+
+
+class ZeroPolicy:
+    def act(self, params, obs, rng, deterministic=False):
+        return jnp.zeros(obs.shape[:-1] + (1,))
+
+
+def test_returns_lengths_success_and_final_metrics_by_hand():
+    env, n, rng = CountdownEnv(), 16, jax.random.PRNGKey(0)
+    result = make_evaluator(env, ZeroPolicy(), n)(None, rng)
+    limits = np.asarray(jax.vmap(env.reset)(jax.random.split(rng, n)).obs[:, 1])
+    assert 0 < (limits <= HORIZON).sum() < n  # both ways of ending occur
+    length = np.minimum(limits, HORIZON)
+    assert set(result) == {"return", "success", "length", "final_steps_left"}
+    np.testing.assert_allclose(result["return"], length.mean())  # reward 1 until the end only
+    np.testing.assert_allclose(result["length"], length.mean())
+    np.testing.assert_allclose(result["success"], (limits <= HORIZON).mean())
+    # The metric at each episode's last step: 0 at termination, limit - 6 at the time limit.
+    np.testing.assert_allclose(result["final_steps_left"], (limits - length).mean())
