@@ -43,6 +43,7 @@ def default_config() -> config_dict.ConfigDict:
         episode_length=500,
         goal_distance=(1.0, 6.0),  # metres; a maze waypoint (next cell centre) is 2-6 m away
         reach_radius=0.5,  # metres: a new target is drawn within this
+        max_progress=None,  # m/s: cap on the progress reward (None: uncapped)
         alive_bonus=1.0,
         ctrl_cost=0.1,
         min_upright=0.3,  # terminate when the torso's up axis has z below this
@@ -128,8 +129,9 @@ class AntGoal(AssetTask):
         before = jnp.linalg.norm(state.data.qpos[:2] - goal)
         after = jnp.linalg.norm(data.qpos[:2] - goal)
         progress = (before - after) / self._config.ctrl_dt
+        rewarded = progress if cfg.max_progress is None else jnp.minimum(progress, cfg.max_progress)
         done = (torso_upright(data.qpos) < cfg.min_upright).astype(jnp.float32)
-        reward = progress + cfg.alive_bonus - cfg.ctrl_cost * jnp.sum(ctrl**2)
+        reward = rewarded + cfg.alive_bonus - cfg.ctrl_cost * jnp.sum(ctrl**2)
 
         rng, k_goal = jax.random.split(state.info["rng"])
         reached = after < cfg.reach_radius
