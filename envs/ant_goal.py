@@ -8,7 +8,8 @@ direction; within `reach_radius` of it a new target is drawn from the ant's posi
 episode trains following a sequence of waypoints, as in collection.
 
 Reward (dense, per control step): progress towards the target in m/s
-`(dist_before - dist_after) / ctrl_dt` + `alive_bonus` - `ctrl_cost * |a|^2`. The episode
+`(dist_before - dist_after) / ctrl_dt` (at most `max_progress`, if set) + `alive_bonus` -
+`ctrl_cost * |a|^2`. The episode
 terminates when the torso tips over (`min_upright`: z-component of the torso's up axis).
 
 Observation: `ant_goal_features` of the antmaze observation layout [qpos[:15], qvel[:14],
