@@ -44,7 +44,9 @@ def default_config() -> config_dict.ConfigDict:
         episode_length=500,
         goal_distance=(1.0, 6.0),  # metres; a maze waypoint (next cell centre) is 2-6 m away
         reach_radius=0.5,  # metres: a new target is drawn within this
-        max_progress=None,  # m/s: cap on the progress reward (None: uncapped)
+        # m/s: cap on the progress reward (None: uncapped). Uncapped, SAC learnt a faster but
+        # reckless gait that tipped over in ~11 % of episodes; capped at 1 m/s, ~1 %.
+        max_progress=1.0,
         alive_bonus=1.0,
         ctrl_cost=0.1,
         min_upright=0.3,  # terminate when the torso's up axis has z below this

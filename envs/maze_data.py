@@ -43,6 +43,7 @@ __all__ = [
     "cell_coverage",
     "collect_antmaze",
     "collect_pointmaze",
+    "ant_policy_stats",
     "export_ant_policy",
     "load_ant_policy",
     "plot_maze_dataset",
@@ -386,6 +387,48 @@ def load_ant_policy(
     return policy_fn, params
 
 
+def ant_policy_stats(
+    policy_fn: Callable[[Any, jax.Array], jax.Array],
+    params: Any,
+    *,
+    num_envs: int = 256,
+    noise: float = 0.1,
+    seed: int = 0,
+) -> dict[str, float]:
+    """How well a low-level policy walks on `antgoal` (one 500-step episode per env, actions
+    with collection's noise): mean progress towards the target (m/s, while upright), targets
+    reached per episode, and the fraction of ants that tip over."""
+    env = ant_goal.make_ant_goal()
+
+    def rollout(key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        k_reset, k_steps = jax.random.split(key)
+        state = jax.vmap(env.reset)(jax.random.split(k_reset, num_envs))
+
+        def step(carry: tuple[State, jax.Array], k: jax.Array):
+            state, up = carry
+            obs = jnp.concatenate(  # the antmaze observation layout, goal slot = target
+                [state.data.qpos[:, :15], state.data.qvel[:, :14], state.info["goal"]], axis=1
+            )
+            action = jax.vmap(policy_fn, in_axes=(None, 0))(params, obs)
+            action = jnp.clip(action + noise * jax.random.normal(k, action.shape), -1.0, 1.0)
+            state = jax.vmap(env.step)(state, action)
+            return (state, up * (1.0 - state.done)), (state.metrics["progress"] * up, up)
+
+        init = (state, jnp.ones(num_envs))
+        keys = jax.random.split(k_steps, env.episode_length)
+        (state, up), (progress, was_up) = jax.lax.scan(step, init, keys)
+        return state.info["targets_reached"], progress.sum() / was_up.sum(), 1.0 - up.mean()
+
+    reached, progress, tipped = jax.jit(rollout)(jax.random.PRNGKey(seed))
+    return {
+        "progress_m_per_s": round(float(progress), 3),
+        "targets_per_episode": round(float(reached.mean()), 2),
+        "targets_min": int(reached.min()),
+        "targets_max": int(reached.max()),
+        "fraction_tipped_over": round(float(tipped), 3),
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(
         description="Collect maze datasets (BFS waypoints, a noisy PD controller for the point "
@@ -411,6 +454,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="ant only: first write --policy (a run dir) to FILE as a standalone policy",
     )  # fmt: skip
     p.add_argument("--goals", default="diverse", choices=("diverse", "play"), help="ant only")
+    p.add_argument(
+        "--policy-stats", action="store_true",
+        help="ant only: print how well --policy walks on antgoal (256 episodes) and exit",
+    )  # fmt: skip
     p.add_argument("--save", default=None, help="also save each dataset as <save>/<name>.npz")
     p.add_argument("--max-trajectories", type=int, default=12, help="trajectories drawn")
     args = p.parse_args(argv)
@@ -419,6 +466,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     noise = args.noise if args.noise is not None else {"point": 0.5, "ant": 0.1}[args.agent]
     if args.agent == "ant":
         policy_fn, params = load_ant_policy(args.policy)
+        if args.policy_stats:
+            print(ant_policy_stats(policy_fn, params, noise=noise, seed=args.seed))
+            return
     for layout in args.layouts:
         if args.agent == "ant":
             arrays, meta = collect_antmaze(

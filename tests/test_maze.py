@@ -194,6 +194,24 @@ def test_reset_distribution_near_start_cell():
 # ---------------------------------------------------------------- datasets
 
 
+def test_restart_fn_ends_trajectories_and_restarts_fresh():
+    # Points pushed along +x from the start cell restart whenever they pass x = 1.5.
+    task = maze.make_task("pointmaze-umaze")
+    arrays, meta = maze_data._collect(
+        task, lambda params, state, waypoint: jnp.array([1.0, 0.0]), None,
+        num_transitions=4 * 200, num_envs=4, seed=0, noise=0.0,
+        start_cells=np.array([task.layout.start]), goal_cells=maze.free_cells("umaze"),
+        restart_fn=lambda state: state.data.qpos[0] > 1.5,
+    )  # fmt: skip
+    crossed = arrays["next_observations"][:, 0] > 1.5
+    assert meta["restarts"] == crossed.sum() >= 4 * 2  # every env restarts repeatedly
+    assert arrays["timeouts"][crossed].all()
+    assert (arrays["observations"][:, 0] <= 1.5).all()
+    rows = np.flatnonzero(crossed[:-1])
+    np.testing.assert_array_equal(np.abs(arrays["observations"][rows + 1, :2]) <= 0.1, True)
+    np.testing.assert_array_equal(arrays["observations"][rows + 1, 2:4], 0.0)  # at rest
+
+
 @pytest.fixture(scope="module")
 def medium_data():
     return maze_data.collect_pointmaze("medium", num_transitions=8000, num_envs=16, seed=3)
