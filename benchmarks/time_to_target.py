@@ -91,10 +91,8 @@ class PaperHostLoop:
             update_rounds=1,
             buffer_capacity=args.buffer_capacity,
         )
-        self.warmup_steps, self.eval_every = (
-            args.warmup_steps,
-            args.eval_every,
-        )  # 1 env: = vector steps
+        # One env: env steps are vector steps.
+        self.warmup_steps, self.eval_every = args.warmup_steps, args.eval_every
 
     def warm_up(self) -> None:
         jax.block_until_ready(self.loop.run(self.agent.cfg.critic_minibatches, learn=False))

@@ -31,10 +31,17 @@ from mujoco_playground._src import mjx_env
 from mujoco_playground._src.mjx_env import State
 
 from envs.base import Env
-from envs.maze import AntMaze, AssetTask, ant_initial_q
+from envs.maze import AntMaze, AssetTask, ant_body_obs, ant_initial_q
 from envs.registry import check_overrides, register, registered_names
 
-__all__ = ["AntGoal", "ant_goal_features", "default_config", "make_ant_goal", "torso_upright"]
+__all__ = [
+    "AntGoal",
+    "ant_goal_features",
+    "default_config",
+    "make_ant_goal",
+    "tipped_over",
+    "torso_upright",
+]
 
 
 def default_config() -> config_dict.ConfigDict:
@@ -68,6 +75,13 @@ def torso_upright(qpos: jax.Array) -> jax.Array:
     """z-component of the torso's up axis (1 upright, -1 on its back) from the ant's qpos."""
     _, x, y, _ = qpos[3:7]
     return 1.0 - 2.0 * (x * x + y * y)
+
+
+def tipped_over(qpos: jax.Array, min_upright: float | None = None) -> jax.Array:
+    """antgoal's termination test (default threshold: its config's `min_upright`)."""
+    if min_upright is None:
+        min_upright = default_config().min_upright
+    return torso_upright(qpos) < min_upright
 
 
 def ant_goal_features(obs: jax.Array) -> jax.Array:
@@ -111,8 +125,13 @@ class AntGoal(AssetTask):
         angle = jax.random.uniform(k_a, (), minval=-jnp.pi, maxval=jnp.pi)
         return xy + radius * jnp.stack([jnp.cos(angle), jnp.sin(angle)])
 
+    @staticmethod
+    def maze_obs(data: mjx.Data, goal: jax.Array) -> jax.Array:
+        """The antmaze observation with `goal` in its goal slot (what the collector feeds)."""
+        return jnp.concatenate([ant_body_obs(data), goal])
+
     def _obs(self, data: mjx.Data, goal: jax.Array) -> jax.Array:
-        return ant_goal_features(jnp.concatenate([data.qpos[:15], data.qvel[:14], goal]))
+        return ant_goal_features(self.maze_obs(data, goal))
 
     def reset(self, rng: jax.Array) -> State:
         rng, k_q, k_goal = jax.random.split(rng, 3)
@@ -133,7 +152,7 @@ class AntGoal(AssetTask):
         after = jnp.linalg.norm(data.qpos[:2] - goal)
         progress = (before - after) / self._config.ctrl_dt
         rewarded = progress if cfg.max_progress is None else jnp.minimum(progress, cfg.max_progress)
-        done = (torso_upright(data.qpos) < cfg.min_upright).astype(jnp.float32)
+        done = tipped_over(data.qpos, cfg.min_upright).astype(jnp.float32)
         reward = rewarded + cfg.alive_bonus - cfg.ctrl_cost * jnp.sum(ctrl**2)
 
         rng, k_goal = jax.random.split(state.info["rng"])

@@ -47,7 +47,7 @@ from mujoco_playground._src import mjx_env
 from mujoco_playground._src.mjx_env import State
 
 from envs.base import Env
-from envs.registry import register, registered_names
+from envs.registry import check_overrides, register, registered_names
 
 __all__ = [
     "LAYOUTS",
@@ -58,6 +58,7 @@ __all__ = [
     "MazeLayout",
     "MazeTask",
     "PointMaze",
+    "ant_body_obs",
     "ant_initial_q",
     "bfs_next_cell",
     "cell_to_xy",
@@ -422,6 +423,11 @@ class PointMaze(MazeTask):
 _ANT_QPOS0 = np.array([0.75, 1, 0, 0, 0, 0, 1, 0, -1, 0, -1, 0, 1], np.float32)  # z, quat, legs
 
 
+def ant_body_obs(data: mjx.Data) -> jax.Array:
+    """The ant's part of the antmaze observation: [qpos[:15], qvel[:14]] (torso x, y included)."""
+    return jnp.concatenate([data.qpos[:15], data.qvel[:14]])
+
+
 def ant_initial_q(rng: jax.Array, xy: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Standing ant at `xy` with gym's reset noise: (qpos [15], qvel [14])."""
     k_pos, k_vel = jax.random.split(rng)
@@ -442,7 +448,7 @@ class AntMaze(MazeTask):
         return ant_initial_q(rng, xy)
 
     def _agent_obs(self, data: mjx.Data) -> jax.Array:
-        return jnp.concatenate([data.qpos[:15], data.qvel[:14]])
+        return ant_body_obs(data)
 
 
 # --- factories ------------------------------------------------------------------------------------
@@ -455,13 +461,7 @@ def make_task(name: str, **overrides: Any) -> MazeTask:
     agent, _, layout = name.partition("maze-")
     if agent not in _AGENTS or layout not in _MAPS:
         raise ValueError(f"unknown maze task {name!r}; valid: {', '.join(MAZE_TASKS)}")
-    valid = sorted(default_config(layout).keys())
-    unknown = sorted(set(overrides) - set(valid))
-    if unknown:
-        raise ValueError(
-            f"unknown override(s) {', '.join(map(repr, unknown))} for env {name!r}; "
-            f"valid keys: {', '.join(valid)}"
-        )
+    check_overrides(name, overrides, default_config(layout).keys())
     return _AGENTS[agent](layout, config_overrides=overrides)
 
 

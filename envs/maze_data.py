@@ -239,13 +239,11 @@ def collect_antmaze(
     def act(params: Any, state: State, waypoint: jax.Array) -> jax.Array:
         return policy_fn(params, state.obs.at[-2:].set(waypoint))
 
-    def tipped_over(state: State) -> jax.Array:  # antgoal's termination test
-        return ant_goal.torso_upright(state.data.qpos) < ant_goal.default_config().min_upright
-
     cells = maze.free_cells(layout) if goals == "diverse" else np.array(maze.PLAY_CELLS[layout])
     arrays, meta = _collect(
         task, act, params, num_transitions=num_transitions, num_envs=num_envs, seed=seed,
-        noise=noise, start_cells=cells, goal_cells=cells, restart_fn=tipped_over,
+        noise=noise, start_cells=cells, goal_cells=cells,
+        restart_fn=lambda state: ant_goal.tipped_over(state.data.qpos),
     )  # fmt: skip
     meta["method"] = (
         f"goal-conditioned policy steered along BFS waypoints, {goals} goals; an ant that "
@@ -376,7 +374,9 @@ def load_ant_policy(
             cfg = from_dict(json.loads(payload["config"]))
         except Exception as e:  # corrupt or foreign file: say which
             raise ValueError(f"{source} is not an exported ant policy: {e}") from None
-        agent, params = make_sac(cfg.agent, 29, 8), payload["params"]
+        env = ant_goal.make_ant_goal()
+        agent = make_sac(cfg.agent, env.observation_size, env.action_size)
+        params = payload["params"]
     else:
         agent, state, _ = _antgoal_run(source)
         params = state.actor.params
@@ -406,9 +406,7 @@ def ant_policy_stats(
 
         def step(carry: tuple[State, jax.Array], k: jax.Array):
             state, up = carry
-            obs = jnp.concatenate(  # the antmaze observation layout, goal slot = target
-                [state.data.qpos[:, :15], state.data.qvel[:, :14], state.info["goal"]], axis=1
-            )
+            obs = jax.vmap(env.task.maze_obs)(state.data, state.info["goal"])
             action = jax.vmap(policy_fn, in_axes=(None, 0))(params, obs)
             action = jnp.clip(action + noise * jax.random.normal(k, action.shape), -1.0, 1.0)
             state = jax.vmap(env.step)(state, action)
@@ -482,8 +480,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 layout, args.num_transitions, args.num_envs, args.seed, noise
             )
             name = f"pointmaze-{layout}"
-        keys = ("coverage", "behavior_goals_reached", "num_terminals", "collect_seconds")
-        shown = (*keys, "restarts", "steps_per_second")
+        shown = ("coverage", "behavior_goals_reached", "num_terminals", "restarts")
+        shown += ("collect_seconds", "steps_per_second")
         print(f"{name}:", {k: meta[k] for k in shown if k in meta})
         if args.out:
             first = 300 if args.agent == "point" else 1000

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from wsrl_mjx import data
-from wsrl_mjx.agents import SACAgent, make_agent
+from wsrl_mjx.agents import SACAgent, make_agent, method_loss
 from wsrl_mjx.checkpoint import CheckpointError
 from wsrl_mjx.config import Config, ConfigError
 from wsrl_mjx.loops import ActionFn, guided_actions
@@ -109,8 +109,9 @@ def offline_rows(method: str, ratio: float | None, batch_size: int) -> int:
 def plan_finetune(cfg: Config, env) -> FinetunePlan:
     ft = cfg.finetune
     method = ft.method
-    loss = {"wsrl": "sac", "rlpd": "sac", "jsrl": "sac", "sac": "sac"}.get(method, method)
-    agent = make_agent(loss, cfg.agent, cfg.offline, env.observation_size, env.action_size)
+    agent = make_agent(
+        method_loss(method), cfg.agent, cfg.offline, env.observation_size, env.action_size
+    )
     if method != "sac" and not ft.checkpoint and not (method == "rlpd" and ft.dataset):
         raise CheckpointError(
             f"finetune.method={method} needs a pre-trained checkpoint: pass --checkpoint DIR"

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import jax
 import numpy as np
 
 from wsrl_mjx import data
-from wsrl_mjx.agents import SACAgent, make_agent
+from wsrl_mjx.agents import SACAgent, make_agent, method_loss
 from wsrl_mjx.checkpoint import Checkpointer, CheckpointError, check_tree_matches
 from wsrl_mjx.config import Config, from_dict, save_config, to_dict
 from wsrl_mjx.evaluate import make_evaluator
@@ -149,26 +150,26 @@ def restore_pretrained(
     temperature and all optimizer states then carry over to the online agent unchanged.
     """
     directory = checkpoint_dir(path)
-    checkpointer = Checkpointer(directory)
-    meta = checkpointer.meta()
-    checkpointer.close()
     expected = {
         "env": env_name,
         "observation_size": online_agent.observation_size,
         "action_size": online_agent.action_size,
     }
-    for key, value in expected.items():
-        if meta.get(key) != value:
+
+    def check(meta: dict) -> None:
+        for key, value in expected.items():
+            if meta.get(key) != value:
+                raise CheckpointError(
+                    f"checkpoint {directory} was pre-trained with {key}="
+                    f"{meta.get(key)!r}, but this run has {key}={value!r}"
+                )
+        if "algorithm" not in meta:
             raise CheckpointError(
-                f"checkpoint {directory} was pre-trained with {key}="
-                f"{meta.get(key)!r}, but this run has {key}={value!r}"
+                f"{directory} is not a pre-training checkpoint (it was written by a "
+                f"{meta.get('method', 'online')} run); pass a `pretrain` run directory"
             )
-    if "algorithm" not in meta:
-        raise CheckpointError(
-            f"{directory} is not a pre-training checkpoint (it was written by a "
-            f"{meta.get('method', 'online')} run); pass a `pretrain` run directory"
-        )
-    _, state, meta = load_agent(directory)
+
+    _, state, meta = load_agent(directory, check)
     online_shapes = jax.eval_shape(online_agent.init, jax.random.PRNGKey(0))
     for part in ("actor", "critic", "target_critic_params", "temperature"):
         check_tree_matches(
@@ -177,18 +178,21 @@ def restore_pretrained(
     return state, meta
 
 
-def load_agent(path: str | Path) -> tuple[SACAgent, AgentState, dict]:
+def load_agent(
+    path: str | Path, check: Callable[[dict], None] | None = None
+) -> tuple[SACAgent, AgentState, dict]:
     """(agent, its state, metadata) from the latest checkpoint of any run: pretrain, online
     or finetune; e.g. to act with a trained policy elsewhere (`envs.maze_data --policy`).
 
-    The agent is rebuilt from the run's saved config; an online run's replay buffer and env
-    state are not read from disk.
+    `check(meta)` may refuse the checkpoint before anything is restored. The agent is rebuilt
+    from the run's saved config; an online run's replay buffer and env state are not read.
     """
     checkpointer = Checkpointer(checkpoint_dir(path))
     meta = checkpointer.meta()
+    if check is not None:
+        check(meta)
     saved = from_dict(meta["config"])
-    method = meta.get("method", "sac")
-    loss = meta.get("algorithm") or (method if method in ("cql", "calql", "iql") else "sac")
+    loss = meta.get("algorithm") or method_loss(meta.get("method", "sac"))
     agent = make_agent(
         loss, saved.agent, saved.offline, meta["observation_size"], meta["action_size"]
     )

@@ -8,6 +8,12 @@ from wsrl_mjx.config import AgentConfig, OfflineConfig
 ALGORITHMS = ("sac", "cql", "calql", "iql")
 
 
+def method_loss(method: str) -> str:
+    """The loss a fine-tuning method (or an online run, "sac") trains with online: the
+    offline algorithms keep their own, every other method is SAC."""
+    return method if method in ("cql", "calql", "iql") else "sac"
+
+
 def make_agent(
     algorithm: str,
     agent_cfg: AgentConfig,
@@ -28,6 +34,7 @@ def make_agent(
 
 __all__ = [
     "ALGORITHMS",
+    "method_loss",
     "CQLAgent",
     "IQLAgent",
     "SACAgent",
