@@ -114,7 +114,7 @@ def time_brax_sac(
         network_factory=functools.partial(
             sac_networks.make_sac_networks,
             hidden_layer_sizes=tuple(args.hidden),
-            q_network_layer_norm=a.critic_layer_norm,  # as our critics (SPEC: LayerNorm)
+            q_network_layer_norm=a.critic_layer_norm,  # as our critics (the paper's: LayerNorm)
             policy_network_layer_norm=a.actor_layer_norm,
         ),
         progress_fn=progress,

@@ -18,16 +18,19 @@ def mlp(params: dict, x: np.ndarray, n_hidden: int, layer_norm: bool) -> np.ndar
 
 
 def critics(critic_params, obs, action, cfg, members=None):
-    """Q of every ensemble member (or the listed ones) -> [len(members), ...]."""
+    """Q of every ensemble member (or the listed ones) -> [len(members), ...]. The MLP bodies
+    have a member axis; the head has one only with `critic_head="per_member"`."""
     p = jax.tree.map(np.asarray, critic_params["params"])
-    n_members = jax.tree.leaves(p)[0].shape[0]
+    n_members = jax.tree.leaves(p["body"])[0].shape[0]
     members = range(n_members) if members is None else members
+    shared = cfg.critic_head == "shared"
     out = []
     for m in members:
-        pm = jax.tree.map(lambda x, m=m: x[m], p)
+        body = jax.tree.map(lambda x, m=m: x[m], p["body"])
+        head = p["head"] if shared else jax.tree.map(lambda x, m=m: x[m], p["head"])
         x = np.concatenate([obs, action], -1)
-        h = mlp(pm["MLP_0"], x, len(cfg.critic_hidden), cfg.critic_layer_norm)
-        out.append((h @ pm["Dense_0"]["kernel"] + pm["Dense_0"]["bias"])[..., 0])
+        h = mlp(body, x, len(cfg.critic_hidden), cfg.critic_layer_norm)
+        out.append((h @ head["kernel"] + head["bias"])[..., 0])
     return np.stack(out)
 
 

@@ -275,6 +275,14 @@ def test_calql_with_retention_runs_its_own_loss_on_mixed_batches(calql_retention
     online = [r for r in records if r["phase"] == "finetune-calql"]
     assert online and all(np.isfinite(r["cql_diff"]) for r in online)  # CalQL's own loss
     assert all(0.0 <= r["calql_bound_rate"] <= 1.0 for r in online)
+    # Official start with the online MC bound: the frozen policy runs one full episode length
+    # (20 steps) in each of the 4 envs before the first update, so finished episodes exist.
+    warmup = [r for r in records if r["phase"] == "warmup"]
+    assert warmup[-1]["env_steps"] == 80 and warmup[-1]["updates"] == 0
+    assert warmup[-1]["episodes"] >= 4
+    state = summary["state"]
+    finished = np.asarray(state.buffer.finished)
+    assert finished.sum() >= 80 and np.isfinite(np.asarray(state.buffer.mc_return)[finished]).all()
 
 
 def test_medium_snapshot_is_nearest_the_fraction_and_never_the_initial_actor():

@@ -157,3 +157,14 @@ def test_schedule_and_replay_ratio():
     ratio = replay_ratio(cfg)
     assert ratio["replay_ratio"] == 2 * 4 * 64 / 8
     assert ratio["utd"] == 1.0
+
+
+def test_no_warmup_still_collects_one_batch_before_the_first_update(tmp_path):
+    """K = 0 with the official start rule: the frozen policy fills one sampled batch's worth of
+    online rows (2 x 16 = 32 here) before any update, instead of sampling 32 rows from 4."""
+    result = run_online(tiny_config(tmp_path, "online.warmup_steps=0", "online.total_env_steps=72"))
+    records = read_metrics(tmp_path)
+    warmup = [r for r in records if r["phase"] == "warmup"]
+    assert warmup and warmup[-1]["env_steps"] == 32 and warmup[-1]["updates"] == 0
+    first_online = next(r for r in records if r["phase"] == "online")
+    assert first_online["updates"] > 0 and result["env_steps"] == 72

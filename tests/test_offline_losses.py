@@ -108,7 +108,7 @@ def test_iql_losses_match_numpy():
     )
     cfg = dataclasses.replace(CFG, num_critics=2)
     agent = make_iql(dataclasses.replace(CFG, num_critics=10), offline, OBS, ACT)
-    assert agent.networks.num_critics == 2  # SPEC: IQL keeps 2 critics
+    assert agent.networks.num_critics == 2  # the paper's IQL keeps 2 critics
     state = agent.init(jax.random.PRNGKey(0))
     batch = make_batch([0.0] * B)
     _, m = jax.jit(agent.update)(state, batch, jax.random.PRNGKey(0))

@@ -1,4 +1,4 @@
-"""SAC math pinned against a NumPy reference written here (SPEC.md "Online SAC").
+"""SAC math pinned against a NumPy reference written here (docs/algorithm.md, "The losses").
 
 The random draws (noise, sampled critic indices) are reproduced with the same jax.random calls;
 every piece of arithmetic is redone in NumPy from the raw parameter arrays.
@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from wsrl_mjx.agents.sac import make_sac, split_minibatches
+from wsrl_mjx.agents.sac import SACAgent, make_sac, split_minibatches
 from wsrl_mjx.config import AgentConfig
 from wsrl_mjx.types import Transition
 
@@ -180,3 +180,85 @@ def test_uniform_std_is_state_independent():
     s = a.init(jax.random.PRNGKey(0))
     _, log_std = a.networks.actor.apply(s.actor.params, make_batch(3).obs)
     np.testing.assert_allclose(log_std, np.zeros((3, ACT)))
+
+
+# --- official-code fidelity switches (docs/algorithm.md) ------------------------------------------
+
+
+def _param_count(tree) -> int:
+    return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
+
+
+def test_actor_layer_norm_parameters_present_only_when_on():
+    for on in (True, False):
+        a = make_sac(dataclasses.replace(CFG, actor_layer_norm=on), OBS, ACT)
+        mlp = a.init(jax.random.PRNGKey(0)).actor.params["params"]["MLP_0"]
+        assert sorted(k for k in mlp if k.startswith("LayerNorm")) == (
+            ["LayerNorm_0", "LayerNorm_1"] if on else []
+        )
+
+
+def test_shared_critic_head_parameter_count():
+    hidden = CFG.critic_hidden
+    body = (OBS + ACT) * hidden[0] + hidden[0] + hidden[0] * hidden[1] + hidden[1]
+    body += 2 * sum(hidden)  # LayerNorm scale and bias
+    head = hidden[-1] + 1
+    for layout, expected in (("shared", E * body + head), ("per_member", E * (body + head))):
+        a = make_sac(dataclasses.replace(CFG, critic_head=layout), OBS, ACT)
+        params = a.init(jax.random.PRNGKey(0)).critic.params
+        assert _param_count(params) == expected, layout
+        # The sampled target pair has the same layout: 2 bodies and the (shared) head.
+        pair = a.networks.critic_subset(params, jnp.array([0, 2]))
+        q = a.target_critic_subset.apply(pair, make_batch(3).obs, make_batch(3).action)
+        full = a.q_values(params, make_batch(3).obs, make_batch(3).action)
+        np.testing.assert_allclose(q, full[jnp.array([0, 2])], rtol=1e-6)
+
+
+@dataclasses.dataclass(frozen=True)
+class ConstantGradientSAC(SACAgent):
+    """Every loss is the sum of its parameters: a gradient of exactly 1 on every leaf."""
+
+    def critic_loss(self, critic_params, state, batch, target, rng):
+        loss = sum(x.sum() for x in jax.tree.leaves(critic_params))
+        return loss, {"critic_loss": loss, "td_loss": loss, "q_pred": loss}
+
+    def actor_loss(self, actor_params, state, batch, rng):
+        loss = sum(x.sum() for x in jax.tree.leaves(actor_params))
+        return loss, {"actor_loss": loss, "entropy": jnp.zeros(()), "actor_q": loss}
+
+    def temperature_loss(self, temperature, entropy):
+        return temperature
+
+
+@pytest.mark.parametrize("idle, critic_moves, actor_moves", [(True, 4.47, 2.24), (False, 4.0, 1.0)])
+def test_official_optimizer_stepping_displacement(idle, critic_moves, actor_moves):
+    """UTD 4 on a constant gradient: the official code's zero-gradient steps make Adam move the
+    critic ~4.47x and the actor/temperature ~2.24x their learning rate per round (1x/4x without)."""
+    cfg = dataclasses.replace(CFG, critic_minibatches=4, idle_optimizer_steps=idle)
+    base = make_sac(cfg, OBS, ACT)
+    agent = ConstantGradientSAC(base.cfg, base.networks, OBS, ACT)
+    batch = make_batch(4 * B)
+
+    def rounds(state, n):
+        return jax.lax.scan(
+            lambda s, k: (agent.update(s, batch, k)[0], None),
+            state,
+            jax.random.split(jax.random.PRNGKey(0), n),
+        )[0]
+
+    state = jax.jit(rounds, static_argnums=1)(agent.init(jax.random.PRNGKey(0)), 300)
+    after = jax.jit(rounds, static_argnums=1)(state, 1)
+    moved = lambda a, b, lr: float(  # noqa: E731
+        np.abs(np.asarray(jax.tree.leaves(a)[0]) - np.asarray(jax.tree.leaves(b)[0])).mean() / lr
+    )
+    np.testing.assert_allclose(
+        moved(state.critic.params, after.critic.params, cfg.critic_lr), critic_moves, atol=0.01
+    )
+    np.testing.assert_allclose(
+        moved(state.actor.params, after.actor.params, cfg.actor_lr), actor_moves, atol=0.01
+    )
+    np.testing.assert_allclose(
+        moved(state.temperature.params, after.temperature.params, cfg.temperature_lr),
+        actor_moves,
+        atol=0.01,
+    )

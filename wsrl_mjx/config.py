@@ -1,6 +1,7 @@
 """Typed run configuration: nested frozen dataclasses, YAML files and `--set key=value` overrides.
 
-Every hyperparameter lives here with SPEC.md's value as the default. Loading is strict: an unknown
+Every hyperparameter lives here; defaults are the paper's values, or its official code's where
+the two differ (docs/algorithm.md). Loading is strict: an unknown
 key, a value of the wrong type or a value outside a field's choices raises `ConfigError` naming
 the key and what is valid, so a typo never silently runs the default.
 """
@@ -37,14 +38,17 @@ class EnvConfig:
 
 @dataclass(frozen=True)
 class AgentConfig:
-    """Online SAC, exactly as SPEC.md "Online SAC"; CQL/CalQL/IQL add their keys under offline."""
+    """Online SAC (docs/algorithm.md); CQL/CalQL/IQL add their keys under offline."""
 
     actor_hidden: tuple[int, ...] = (256, 256)
     critic_hidden: tuple[int, ...] = (256, 256)
     num_critics: int = 10
     num_target_critics: int = 2  # subsampled with replacement for the TD target
     critic_layer_norm: bool = True
-    actor_layer_norm: bool = False
+    # The official WSRL runs (`--use_redq`) put LayerNorm in the actor too (docs/algorithm.md).
+    actor_layer_norm: bool = True
+    # "shared": one final Dense(1) for every member, as the official `ensemblize`; "per_member".
+    critic_head: str = choice("shared", "shared", "per_member")
     std_parameterization: str = choice("exp", "exp", "uniform")
     std_min: float = 1e-5
     std_max: float = 10.0
@@ -59,6 +63,11 @@ class AgentConfig:
     tau: float = 0.005
     batch_size: int = 256  # one critic minibatch
     critic_minibatches: int = 4  # UTD: critic updates per sampled batch
+    # Official (True): with critic_minibatches > 1, the optimizers whose loss a step skips still
+    # step with a zero gradient (the actor and temperature on critic steps, the critic on the
+    # actor step), so Adam keeps moving on momentum: per round of 4 the actor and temperature
+    # move ~2.24x their learning rate and the critic ~4.47x (False: 1x and 4x).
+    idle_optimizer_steps: bool = True
     max_target_backup: bool = False
     num_backup_actions: int = 10
     backup_entropy: bool = False
@@ -70,6 +79,12 @@ class OnlineConfig:
     total_env_steps: int = 20_000  # including warmup
     warmup_steps: int = 1_000  # env steps over all envs with no updates
     warmup_policy: str = choice("policy", "policy", "random")
+    # When updates start. "official": after max(warmup_steps, the online rows of one sampled
+    # batch) env steps, and for CalQL with the online bound also not before every env has run
+    # one full episode length (so finished episodes exist to sample); the frozen (or, from
+    # scratch, random-init) policy acts until then, as in the official loop, so warmup_steps=0
+    # still collects one batch first. "after_warmup": right after warmup_steps.
+    first_update: str = choice("official", "official", "after_warmup")
     # Sampled batches per vector step (each: critic_minibatches critic updates + 1 actor update).
     update_rounds: int = 1
     chunk_length: int = 50  # vector steps per compiled chunk
@@ -78,7 +93,7 @@ class OnlineConfig:
 
 @dataclass(frozen=True)
 class OfflineConfig:
-    """Offline pre-training (SPEC.md): CQL/CalQL on SAC's networks, or the IQL baseline."""
+    """Offline pre-training (docs/algorithm.md): CQL/CalQL on SAC's networks, or IQL."""
 
     algorithm: str = choice("calql", "calql", "cql", "iql")
     dataset: str = ""  # .npz made by `collect`, or a D4RL/Minari .hdf5 file
@@ -126,6 +141,10 @@ class FinetuneConfig:
     init_critic: bool = True  # ablation "no Q init": False
     jsrl_max_guide_steps: int | None = None  # None = the episode length
     holdout_rows: int = 1024  # held-out offline rows for the Q/TD diagnostics
+    # CalQL fine-tuning (official: True): online rows get their Monte-Carlo return when their
+    # episode ends and only finished episodes are sampled, so the CalQL bound stays active
+    # online. False: online rows carry no bound (CQL started from a CalQL checkpoint).
+    online_mc_bound: bool = True
 
 
 @dataclass(frozen=True)

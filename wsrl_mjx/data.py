@@ -8,9 +8,9 @@ Loaders return an `OfflineData(arrays, metadata)` named tuple, so
 `arrays, metadata = load_dataset(...)` works; functions here return new ones, never mutate. The
 reward transform is recorded in its metadata (`metadata["reward_transform"] = {"scale", "bias"}`),
 which also survives `save_dataset`, so applying it twice raises instead of silently rescaling
-again (SPEC.md, "Known traps").
+again.
 
-Order of use (SPEC.md, "Offline pre-training"): load -> `transform_rewards` -> `mc_returns` on
+Order of use (docs/algorithm.md): load -> `transform_rewards` -> `mc_returns` on
 the transformed rewards -> `split_holdout` (MC returns travel as an extra array) -> `to_device`.
 """
 

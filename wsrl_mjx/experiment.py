@@ -11,9 +11,16 @@ An experiment file (configs/experiments/*.yaml):
       wsrl-no-warmup: {online: {warmup_steps: 0}}
       calql: {finetune: {method: calql}}
 
-One pre-training per seed is shared by every method of that seed. Runs are sequential (one
-compiled program per method; vmapping seeds is not implemented) and a finished run is skipped
-when the experiment is re-run, so a killed experiment continues where it stopped.
+One pre-training per seed is shared by every method of that seed with the same pre-training
+settings (env, agent and offline sections); a method that changes them, e.g.
+`iql: {finetune: {method: iql}, offline: {algorithm: iql}}`, gets its own. Runs are sequential
+(one compiled program per method; vmapping seeds is not implemented) and a finished run is
+skipped when the experiment is re-run, so a killed experiment continues where it stopped.
+
+Besides the score table, `report.md` holds what the claims rest on: each pre-training's state at
+the switch (evaluation, temperature, entropy against its target, Q, and whether they settled),
+and per method the score at the switch, the first evaluation after updates start, the minimum,
+the final score, the warmup episodes' return and success, and the held-out offline Q/TD.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from wsrl_mjx.pipeline import collect, resolve_run_dir
 from wsrl_mjx.plots import plot_groups
 from wsrl_mjx.pretrain import run_pretrain
 
-KEYS = {"base", "dataset", "seeds", "budgets", "methods", "run_dir", "title"}
+KEYS = {"base", "dataset", "seeds", "budgets", "methods", "run_dir", "title", "outputs"}
 DONE_FILE = "done.json"
 SETTINGS_FILE = "experiment.json"
 
@@ -49,6 +56,9 @@ class Experiment:
     budgets: tuple[int, ...]
     dataset: str
     run_dir: Path
+    # Folder (inside run_dir) for results.md/.json, report.md and curves.png: experiments that
+    # share a run_dir (and so its finished runs and pre-trainings) write their own tables.
+    outputs: str = ""
 
 
 def load_experiment(path: str | Path, overrides: dict | None = None) -> Experiment:
@@ -84,6 +94,7 @@ def load_experiment(path: str | Path, overrides: dict | None = None) -> Experime
         budgets,
         spec.get("dataset", ""),
         resolve_run_dir(run_dir),
+        spec.get("outputs", ""),
     )
 
 
@@ -148,14 +159,19 @@ def run_experiment(exp: Experiment) -> dict:
         dataset = _once(exp.run_dir / "behaviour", lambda: collect(base, exp.run_dir))["path"]
 
     runs: dict[str, list[Path]] = {name: [] for name in exp.methods}
+    pretrained: dict[str, list[Path]] = {}
+    groups = pretrain_groups(exp)
     for seed in exp.seeds:
-        pre_dir = exp.run_dir / "pretrain" / f"seed{seed}"
-        pre_cfg = dataclasses.replace(
-            _with_run(base, pre_dir, seed),
-            offline=dataclasses.replace(base.offline, dataset=dataset),
-        )
-        _once(pre_dir, lambda cfg=pre_cfg: run_pretrain(cfg))
         for name, cfg in exp.methods.items():
+            group, pre_cfg = groups[name]
+            pre_dir = pretrain_dir(exp, group, seed)
+            if pre_dir not in pretrained.setdefault(group, []):
+                pre_cfg = dataclasses.replace(
+                    _with_run(pre_cfg, pre_dir, seed),
+                    offline=dataclasses.replace(pre_cfg.offline, dataset=dataset),
+                )
+                _once(pre_dir, lambda cfg=pre_cfg: run_pretrain(cfg))
+                pretrained[group].append(pre_dir)
             run_dir = exp.run_dir / name / f"seed{seed}"
             ft_cfg = _with_run(cfg, run_dir, seed, checkpoint=str(pre_dir), dataset=dataset)
             print(f"[experiment] {name} seed {seed} -> {run_dir}", flush=True)
@@ -166,13 +182,49 @@ def run_experiment(exp: Experiment) -> dict:
 
     table = results_table(runs, exp.budgets)
     record = {"title": exp.title, "dataset": dataset, "seeds": list(exp.seeds), "table": table}
-    (exp.run_dir / "results.json").write_text(json.dumps(record, indent=2))
+    out = exp.run_dir / exp.outputs
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(record, indent=2))
     markdown = results_markdown(exp, table)
-    (exp.run_dir / "results.md").write_text(markdown)
-    plot = plot_groups(runs, exp.run_dir / "curves.png")
+    (out / "results.md").write_text(markdown)
+    report = switch_report(exp, runs, pretrained)
+    (out / "report.md").write_text(report)
+    plot = plot_groups(runs, out / "curves.png")
     print(markdown)
-    print(f"[experiment] table: {exp.run_dir / 'results.md'}; plots: {plot}")
+    print(report)
+    print(f"[experiment] tables: {out / 'results.md'}, {out / 'report.md'}; plots: {plot}")
     return {"table": table, "runs": {k: [str(p) for p in v] for k, v in runs.items()}}
+
+
+PRETRAIN_SECTIONS = ("env", "agent", "offline")
+# Keys of those sections that pre-training never reads (it takes one critic step per batch).
+ONLINE_ONLY = {"agent": ("critic_minibatches", "idle_optimizer_steps")}
+
+
+def pretrain_settings(cfg: Config) -> dict:
+    settings = {k: to_dict(getattr(cfg, k)) for k in PRETRAIN_SECTIONS}
+    for section, keys in ONLINE_ONLY.items():
+        for key in keys:
+            settings[section].pop(key)
+    return settings
+
+
+def pretrain_groups(exp: Experiment) -> dict[str, tuple[str, Config]]:
+    """method -> (pre-training name, config to pre-train with). Methods whose pre-training
+    settings (env, agent, offline) are the same share one pre-training per seed: "pretrain" for
+    the base config's, otherwise "pretrain-<first method with those settings>" (e.g. an IQL
+    baseline, or an ablation that changes the networks)."""
+    base = from_dict(exp.base)
+    named = {json.dumps(pretrain_settings(base), sort_keys=True, default=str): "pretrain"}
+    groups = {}
+    for name, cfg in exp.methods.items():
+        key = json.dumps(pretrain_settings(cfg), sort_keys=True, default=str)
+        groups[name] = (named.setdefault(key, f"pretrain-{name}"), cfg)
+    return groups
+
+
+def pretrain_dir(exp: Experiment, group: str, seed: int) -> Path:
+    return exp.run_dir / group / f"seed{seed}"
 
 
 def eval_at(records: list[dict], budget: int) -> float:
@@ -226,4 +278,139 @@ def results_markdown(exp: Experiment, table: dict) -> str:
     for name, row in table.items():
         cells = [f"{row[c]['mean']:.1f} ± {row[c]['std']:.1f}" for c in columns]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+# --- the switch report -------------------------------------------------------------------------
+
+SETTLE_TOLERANCE = 0.1  # relative change between the last two fifths of pre-training
+
+
+def _fifths(values: list[float]) -> tuple[float, float]:
+    """Means of the second-to-last and the last fifth of a series."""
+    k = max(len(values) // 5, 1)
+    return float(np.mean(values[-2 * k : -k] or values[:1])), float(np.mean(values[-k:]))
+
+
+def pretrain_state(run_dir: Path) -> dict:
+    """The agent at the switch: last eval, alpha, entropy vs its target, Q on training batches,
+    and whether alpha, entropy and Q settled (changed by < 10 % between the last two fifths of
+    the logged chunks; entropy relative to |target| + 1)."""
+    records = read_metrics(run_dir)
+    train = [r for r in records if r["phase"] == "pretrain"]
+    evals = [r for r in records if r["phase"] == "eval"]
+    cfg = from_dict(_config_of(run_dir))
+    done = json.loads((run_dir / DONE_FILE).read_text())
+    out = {
+        "algorithm": cfg.offline.algorithm,
+        "steps": train[-1]["env_steps"] if train else 0,
+        "eval_return": evals[-1]["eval_return"] if evals else math.nan,
+        "eval_success": evals[-1].get("eval_success", math.nan) if evals else math.nan,
+        "target_entropy": done.get("target_entropy", math.nan),
+    }
+    settled = True
+    for key in ("alpha", "entropy", "q_pred"):
+        series = [r[key] for r in train if key in r]
+        if not series:
+            out[key] = math.nan
+            continue
+        before, last = _fifths(series)
+        out[key] = series[-1]
+        scale = abs(out["target_entropy"]) + 1.0 if key == "entropy" else abs(before) + 1e-8
+        settled &= abs(last - before) / scale < SETTLE_TOLERANCE
+    out["settled"] = settled
+    return out
+
+
+def _config_of(run_dir: Path) -> dict:
+    return yaml.safe_load((run_dir / "config.yaml").read_text())
+
+
+def run_diagnostics(run_dir: Path) -> dict:
+    """Per fine-tuning run: scores around the switch, warmup episodes, held-out offline Q/TD."""
+    records = read_metrics(run_dir)
+    evals = [r for r in records if r["phase"] == "eval"]
+    warmup = [r for r in records if r["phase"] == "warmup"]
+    online = [r for r in records if r["phase"] not in ("eval", "warmup", "q_trace")]
+    switch = warmup[-1]["env_steps"] if warmup else 0
+    at_switch = [e for e in evals if e["env_steps"] <= switch][-1]
+    after = [e for e in evals if e["env_steps"] > switch]
+    episodes = sum(r.get("episodes", 0) for r in warmup)
+    success = sum(r.get("train_success", 0) * r.get("episodes", 0) for r in warmup)
+    returns = sum(r.get("train_return", 0) * r.get("episodes", 0) for r in warmup)
+    q = [r["offline_q"] for r in online if "offline_q" in r]
+    td = [r["offline_td"] for r in online if "offline_td" in r]
+    return {
+        "switch_step": switch,
+        "at_switch": at_switch["eval_return"],
+        "first_after": after[0]["eval_return"] if after else math.nan,
+        "min_after": min((e["eval_return"] for e in after), default=math.nan),
+        "final": evals[-1]["eval_return"],
+        "warmup_episodes": episodes,
+        "warmup_return": returns / episodes if episodes else math.nan,
+        "warmup_success": success / episodes if episodes else math.nan,
+        "offline_q": (q[0], min(q), q[-1]) if q else (math.nan,) * 3,
+        "offline_td": (td[0], max(td), td[-1]) if td else (math.nan,) * 3,
+    }
+
+
+def _mean(values) -> float:
+    values = [v for v in values if not (isinstance(v, float) and math.isnan(v))]
+    return float(np.mean(values)) if values else math.nan
+
+
+def _fmt(x: float, digits: int = 2) -> str:
+    return "n/a" if isinstance(x, float) and math.isnan(x) else f"{x:.{digits}f}"
+
+
+def switch_report(exp: Experiment, runs: dict[str, list[Path]], pretrained: dict) -> str:
+    lines = [
+        f"# {exp.title}: the switch in detail",
+        "",
+        "## Pre-training at the switch",
+        "",
+        "Last logged chunk of each pre-training (alpha, policy entropy against its target, mean Q "
+        "on training batches) and its last evaluation. *Settled*: alpha, entropy and Q changed "
+        f"by less than {SETTLE_TOLERANCE:.0%} between the last two fifths of the logged chunks "
+        "(entropy relative to |target| + 1).",
+        "",
+        "| run | algorithm | gradient steps | eval return | alpha | entropy / target | Q "
+        "| settled |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for dirs in pretrained.values():
+        for d in dirs:
+            p = pretrain_state(d)
+            lines.append(
+                f"| {d.parent.name}/{d.name} | {p['algorithm']} | {p['steps']} | "
+                f"{_fmt(p['eval_return'])} | {_fmt(p['alpha'], 3)} | "
+                f"{_fmt(p['entropy'])} / {_fmt(p['target_entropy'], 1)} | {_fmt(p['q_pred'], 1)} | "
+                f"{'yes' if p['settled'] else 'no'} |"
+            )
+    lines += [
+        "",
+        "## Fine-tuning around the switch (means over seeds)",
+        "",
+        "*at switch*: the last evaluation before the first update (for WSRL the pre-trained "
+        "policy after its warmup); *first after*: the first evaluation after updates start; "
+        "*min after*: the lowest evaluation after that (the dip); warmup: the episodes that "
+        "ended before the first update; held-out offline Q and TD: first / extreme / last.",
+        "",
+        "| method | first update at | at switch | first after | min after | final "
+        "| warmup episodes | warmup return | warmup success | offline Q first / min / last "
+        "| offline TD first / max / last |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, dirs in runs.items():
+        d = [run_diagnostics(x) for x in dirs]
+        avg = {k: _mean([x[k] for x in d]) for k in d[0] if not isinstance(d[0][k], tuple)}
+        q = [_mean([x["offline_q"][i] for x in d]) for i in range(3)]
+        td = [_mean([x["offline_td"][i] for x in d]) for i in range(3)]
+        lines.append(
+            f"| {name} | {avg['switch_step']:.0f} | {_fmt(avg['at_switch'])} | "
+            f"{_fmt(avg['first_after'])} | {_fmt(avg['min_after'])} | {_fmt(avg['final'])} | "
+            f"{avg['warmup_episodes']:.0f} | {_fmt(avg['warmup_return'])} | "
+            f"{_fmt(avg['warmup_success'])} | {' / '.join(_fmt(v, 1) for v in q)} | "
+            f"{' / '.join(_fmt(v, 3) for v in td)} |"
+        )
     return "\n".join(lines) + "\n"

@@ -3,15 +3,17 @@
 | method | starts from        | online loss      | offline data in batches | acting           |
 |--------|--------------------|------------------|-------------------------|------------------|
 | wsrl   | pre-trained agent  | SAC              | never                   | policy (+warmup) |
-| calql  | pre-trained agent  | CalQL (no bound) | offline_ratio (0)       | policy           |
+| calql  | pre-trained agent  | CalQL            | offline_ratio (0)       | policy           |
 | cql    | pre-trained agent  | CQL              | offline_ratio (0)       | policy           |
 | iql    | pre-trained agent  | IQL              | offline_ratio (0)       | policy           |
 | rlpd   | random init        | SAC              | offline_ratio (0.5)     | policy           |
 | jsrl   | random-init learner| SAC              | never                   | guide roll-in    |
 | sac    | random init        | SAC              | never                   | policy           |
 
-Online rows carry no Monte-Carlo return (it is unknown until an episode ends, and the fused loop
-adds transitions one vector step at a time), so CalQL's bound applies to offline rows only.
+Online CalQL keeps its bound as the official code does (`finetune.online_mc_bound`, default on):
+online episodes get their Monte-Carlo returns when they end (`wsrl_mjx.mc_replay`) and only
+finished episodes are sampled. With it off, online rows carry no bound (CQL from a CalQL
+checkpoint) and the bound applies to retained offline rows only.
 """
 
 from __future__ import annotations
@@ -163,4 +165,5 @@ def run_finetune(cfg: Config, *, resume: bool = False) -> dict:
         resume=resume,
         phase_name=f"finetune-{method}",
         extra_meta={"method": method, "pretrained": plan.pretrained_meta.get("dataset", {})},
+        mc_bound=method == "calql" and cfg.finetune.online_mc_bound,
     )

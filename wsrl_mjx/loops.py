@@ -75,10 +75,14 @@ def mixed_sampler(
         size = offline.reward.shape[0]
         index = jax.random.randint(offline_key, (num_minibatches, offline_per_minibatch), 0, size)
         shape = lambda x: x.reshape((num_minibatches, online_rows, *x.shape[1:]))  # noqa: E731
-        # Online rows carry no MC return (unknown until the episode ends): no CalQL bound there.
+        # Online rows carry their MC return only from the MC buffer (online CalQL); otherwise
+        # -inf, i.e. no CalQL bound there.
+        mc = getattr(online, "mc_return", None)
         online = OfflineTransition(
             **{f: shape(getattr(online, f)) for f in TRANSITION_FIELDS},
-            mc_return=jnp.full((num_minibatches, online_rows), -jnp.inf),
+            mc_return=jnp.full((num_minibatches, online_rows), -jnp.inf)
+            if mc is None
+            else shape(mc),
         )
         offline = OfflineTransition(
             **{f: getattr(offline, f)[index] for f in (*TRANSITION_FIELDS, "mc_return")}

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from wsrl_mjx.config import AgentConfig
+
+Params = Any
 
 
 class MLP(nn.Module):
@@ -32,32 +35,58 @@ class MLP(nn.Module):
         return x
 
 
-class Critic(nn.Module):
+class CriticEnsemble(nn.Module):
+    """E critics evaluated by one vmap over their MLP bodies: output [E, ...].
+
+    `shared_head=True` is the official code's layout (its `ensemblize` wraps only the MLP body, so
+    the final Dense(1) is one kernel shared by every member); False gives each member its own.
+    """
+
     hidden: Sequence[int]
     layer_norm: bool
     init_scale: float
     last_init_scale: float
+    num_critics: int
+    shared_head: bool
 
     @nn.compact
     def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
         x = jnp.concatenate([obs, action], axis=-1)
-        x = MLP(self.hidden, self.layer_norm, self.init_scale, self.last_init_scale)(x)
-        return nn.Dense(1, kernel_init=nn.initializers.orthogonal(self.init_scale))(x)[..., 0]
+        members = lambda module, in_axes: nn.vmap(  # noqa: E731
+            module,
+            variable_axes={"params": 0},
+            split_rngs={"params": True},
+            in_axes=in_axes,
+            out_axes=0,
+            axis_size=self.num_critics,
+        )
+        body = members(MLP, None)(
+            self.hidden, self.layer_norm, self.init_scale, self.last_init_scale, name="body"
+        )
+        head_init = nn.initializers.orthogonal(self.init_scale)
+        head_module = nn.Dense if self.shared_head else members(nn.Dense, 0)
+        head = head_module(1, kernel_init=head_init, name="head")
+        return head(body(x))[..., 0]
 
 
-def critic_ensemble(cfg: AgentConfig, num_critics: int) -> nn.Module:
-    """E independent critics with stacked params, evaluated by one vmap: output [E, ...]."""
-    ensemble = nn.vmap(
-        Critic,
-        variable_axes={"params": 0},
-        split_rngs={"params": True},
-        in_axes=None,
-        out_axes=0,
-        axis_size=num_critics,
+def critic_ensemble(cfg: AgentConfig, num_critics: int) -> CriticEnsemble:
+    return CriticEnsemble(
+        cfg.critic_hidden,
+        cfg.critic_layer_norm,
+        cfg.hidden_init_scale,
+        cfg.last_hidden_init_scale,
+        num_critics,
+        cfg.critic_head == "shared",
     )
-    return ensemble(
-        cfg.critic_hidden, cfg.critic_layer_norm, cfg.hidden_init_scale, cfg.last_hidden_init_scale
-    )
+
+
+def select_critics(critic_params: Params, index: jax.Array, shared_head: bool) -> Params:
+    """The params of ensemble members `index` (e.g. the 2 sampled target critics); a shared
+    head has no member axis and is kept whole."""
+    params = critic_params["params"]
+    take = lambda tree: jax.tree.map(lambda x: x[index], tree)  # noqa: E731
+    head = params["head"] if shared_head else take(params["head"])
+    return {"params": {"body": take(params["body"]), "head": head}}
 
 
 class Actor(nn.Module):
@@ -89,8 +118,11 @@ class Actor(nn.Module):
 @dataclass(frozen=True)
 class Networks:
     actor: Actor
-    critic: nn.Module
+    critic: CriticEnsemble
     num_critics: int
+
+    def critic_subset(self, critic_params: Params, index: jax.Array) -> Params:
+        return select_critics(critic_params, index, self.critic.shared_head)
 
 
 def make_networks(cfg: AgentConfig, action_size: int, num_critics: int | None = None) -> Networks:

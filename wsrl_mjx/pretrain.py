@@ -124,6 +124,7 @@ def run_pretrain(cfg: Config) -> dict:
         "gradient_steps": total,
         "evals": evals,
         "final_eval_return": evals[-1]["eval_return"],
+        "target_entropy": agent.target_entropy,
         "seconds": time.perf_counter() - t0,
         "state": state,
     }

@@ -13,7 +13,7 @@ def make_replay(capacity: int, sample_batch_size: int):
     """A flashbax item buffer taking [N, ...] batches of transitions per `add`.
 
     Keep its state in the donated training state: an `add` without donation copies the whole
-    buffer (DESIGN.md measured 47 ms at 160 MB).
+    buffer (measured: 47 ms at 160 MB on CPU).
     """
     if capacity < sample_batch_size:
         raise ValueError(

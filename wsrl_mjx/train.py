@@ -27,6 +27,7 @@ from wsrl_mjx.loops import (
     strong_copy,
     summarize_chunk,
 )
+from wsrl_mjx.mc_replay import make_mc_replay
 from wsrl_mjx.replay import buffer_nbytes, example_transition, make_replay
 from wsrl_mjx.sharding import data_sharding, initialize_distributed
 from wsrl_mjx.types import AgentState, TrainingState, Transition
@@ -75,9 +76,11 @@ class Schedule:
     online_chunks: int
 
     @classmethod
-    def from_config(cls, cfg: Config) -> Schedule:
+    def from_config(cls, cfg: Config, no_update_steps: int | None = None) -> Schedule:
+        """`no_update_steps`: env steps before the first update (default: the warmup)."""
         n = cfg.online.num_envs
-        warmup = math.ceil(cfg.online.warmup_steps / n)
+        no_update_steps = cfg.online.warmup_steps if no_update_steps is None else no_update_steps
+        warmup = math.ceil(no_update_steps / n)
         online_steps = max(cfg.online.total_env_steps - warmup * n, 0)
         chunks = math.ceil(online_steps / (n * cfg.online.chunk_length))
         return cls(n, warmup, cfg.online.chunk_length, chunks)
@@ -89,6 +92,21 @@ class Schedule:
     @property
     def total_env_steps(self) -> int:
         return self.warmup_env_steps + self.online_chunks * self.chunk_length * self.num_envs
+
+
+def steps_before_updates(cfg: Config, online_rows: int, episode_length: int, mc_bound: bool) -> int:
+    """Env steps the frozen policy collects before the first update (`online.first_update`).
+
+    Official: max(K, the online rows of one sampled batch); with CalQL's online bound also one
+    full episode length per env, so that every env has finished an episode before sampling.
+    """
+    k = cfg.online.warmup_steps
+    if cfg.online.first_update == "after_warmup":
+        return k
+    steps = max(k, online_rows)
+    if mc_bound:
+        steps = max(steps, cfg.online.num_envs * episode_length)
+    return steps
 
 
 def replay_ratio(cfg: Config) -> dict:
@@ -123,6 +141,33 @@ def init_training_state(
     return strong_copy(state)
 
 
+def online_replay_maker(cfg: Config, env: envs.Env, mc_bound: bool):
+    """sample size -> the online buffer: plain FIFO, or with MC returns for online CalQL."""
+    capacity = cfg.online.buffer_capacity
+    if not mc_bound:
+        return lambda rows: make_replay(capacity, rows)
+    if cfg.run.num_devices > 1:
+        raise ConfigError(
+            "finetune.online_mc_bound=true runs on one device; set run.num_devices=1 or "
+            "finetune.online_mc_bound=false"
+        )
+
+    def make(rows: int):
+        try:
+            return make_mc_replay(
+                capacity,
+                rows,
+                cfg.online.num_envs,
+                env.episode_length,
+                cfg.agent.discount,
+                cfg.offline.sparse_negative_reward,
+            )
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+
+    return make
+
+
 def make_diagnostics(agent: SACAgent):
     """Q and TD error on a held-out offline batch, no gradient (the downward-spiral probe)."""
 
@@ -152,13 +197,15 @@ def run_online(
     phase_name: str = "online",
     extra_meta: dict | None = None,
     keep_actor_snapshots: bool = False,
+    mc_bound: bool = False,
 ) -> dict:
     """Warmup then online updates in the fused loop; returns a summary.
 
     Defaults give SAC from scratch. Fine-tuning passes the restored `initial_agent`, the `agent`
     whose loss runs online, and optionally retained offline data (`aux["offline"]` with
     `offline_per_minibatch` rows in every critic minibatch), a JSRL `online_action_fn`, and a
-    `holdout` batch whose Q/TD error is logged after every chunk.
+    `holdout` batch whose Q/TD error is logged after every chunk. `mc_bound` (online CalQL)
+    stores online episodes with their Monte-Carlo returns (`wsrl_mjx.mc_replay`).
     """
     if cfg.run.distributed:
         initialize_distributed()
@@ -168,13 +215,16 @@ def run_online(
     batch_env = envs.BatchEnv(env, cfg.online.num_envs)
     agent = agent or make_sac(cfg.agent, env.observation_size, env.action_size)
     m, b = agent.cfg.critic_minibatches, agent.cfg.batch_size
-    buffer = make_replay(cfg.online.buffer_capacity, m * b)
+    online_rows = b - offline_per_minibatch
+    make_buffer = online_replay_maker(cfg, env, mc_bound)
+    buffer = make_buffer(m * b)
     sample_fn = None
     if offline_per_minibatch:
-        online_rows = b - offline_per_minibatch
-        online_buffer = make_replay(cfg.online.buffer_capacity, m * online_rows)
+        online_buffer = make_buffer(m * online_rows)
         sample_fn = mixed_sampler(online_buffer, m, b, offline_per_minibatch)
-    schedule = Schedule.from_config(cfg)
+    schedule = Schedule.from_config(
+        cfg, steps_before_updates(cfg, m * online_rows, env.episode_length, mc_bound)
+    )
     sharding = data_sharding(cfg.run.num_devices, cfg.online.num_envs, m * b)
     reward = dict(reward_scale=cfg.env.reward_scale, reward_bias=cfg.env.reward_bias)
     # The warmup acts like the online phase (JSRL: guide roll-ins) unless it is random.

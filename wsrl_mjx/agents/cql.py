@@ -1,4 +1,4 @@
-"""CQL(H) and CalQL as SAC plus a conservative critic term (SPEC.md "Offline pre-training").
+"""CQL(H) and CalQL as SAC plus a conservative critic term (docs/algorithm.md, "The losses").
 
 They train exactly SAC's `AgentState` (same networks, same optimizers), so the offline agent
 restores straight into the online SAC agent; only the CQL term, the MC bound and the Lagrange
@@ -60,7 +60,7 @@ class CQLAgent(SACAgent):
         index = jax.random.randint(
             index_key, (self.cfg.num_target_critics,), 0, self.networks.num_critics
         )
-        pair = jax.tree.map(lambda p: p[index], critic_params)
+        pair = self.networks.critic_subset(critic_params, index)
         q = lambda act: self.target_critic_subset.apply(pair, obs_k, act)  # noqa: E731  [2, k, B]
         q_uniform, q_pi, q_next = q(uniform), q(pi_action), q(next_action)
         bound = getattr(batch, "mc_return", None)  # absent on purely online batches

@@ -1,4 +1,4 @@
-"""IQL baseline (SPEC.md): expectile V, critics towards r + gamma V(s'), AWR actor.
+"""IQL baseline (docs/algorithm.md): expectile V, critics towards r + gamma V(s'), AWR actor.
 
 It keeps SAC's actor and critic layout (so its actor and critics map onto the online agent) and
 adds V in `extras["value"]`; the temperature is carried but unused.
@@ -109,6 +109,6 @@ class IQLAgent(SACAgent):
 def make_iql(
     agent_cfg: AgentConfig, offline: OfflineConfig, observation_size: int, action_size: int
 ) -> IQLAgent:
-    # SPEC: IQL keeps 2 critics (plus the value net) whatever the SAC ensemble size.
+    # The paper's IQL keeps 2 critics (plus the value net) whatever the SAC ensemble size.
     cfg = dataclasses.replace(agent_cfg, critic_minibatches=1, num_critics=2)
     return IQLAgent(cfg, make_networks(cfg, action_size), observation_size, action_size, offline)

@@ -1,4 +1,4 @@
-"""High-UTD SAC exactly as SPEC.md "Online SAC": the WSRL fine-tuner and the base of CQL/CalQL.
+"""High-UTD SAC as docs/algorithm.md describes it: the WSRL fine-tuner and the base of CQL/CalQL.
 
 The agent is a frozen dataclass of pure functions over `AgentState` (brax/flashbax style), so it
 is closed over by jit and never traced as data. CQL/CalQL subclass it and override
@@ -130,7 +130,7 @@ class SACAgent:
         index = jax.random.randint(
             index_key, (self.cfg.num_target_critics,), 0, self.networks.num_critics
         )
-        pair = jax.tree.map(lambda p: p[index], state.target_critic_params)
+        pair = self.networks.critic_subset(state.target_critic_params, index)
         next_q = self.target_critic_subset.apply(pair, next_obs, next_action).min(0)  # [n, B]
         if self.cfg.backup_entropy:
             next_q = next_q - self.alpha(state) * next_log_prob
@@ -162,6 +162,13 @@ class SACAgent:
 
     # --- updates -------------------------------------------------------------------------------
 
+    def idle_step(self, learner: Learner, optimizer: optax.GradientTransformation) -> Learner:
+        """A zero-gradient optimizer step, as the official code takes for every loss a high-UTD
+        step skips (`agent.idle_optimizer_steps`); a no-op when that is off or M = 1."""
+        if not self.cfg.idle_optimizer_steps or self.cfg.critic_minibatches == 1:
+            return learner
+        return apply_gradients(learner, jax.tree.map(jnp.zeros_like, learner.params), optimizer)
+
     def critic_step(
         self, state: AgentState, batch: Transition, rng: jax.Array
     ) -> tuple[AgentState, Metrics]:
@@ -174,6 +181,8 @@ class SACAgent:
         state = state.replace(
             critic=critic,
             target_critic_params=polyak(state.target_critic_params, critic.params, self.cfg.tau),
+            actor=self.idle_step(state.actor, self.actor_optimizer),
+            temperature=self.idle_step(state.temperature, self.temperature_optimizer),
         )
         return state, {**metrics, "q_target": target.mean()}
 
@@ -187,7 +196,8 @@ class SACAgent:
         entropy = jax.lax.stop_gradient(metrics["entropy"])
         temp_grad = jax.grad(self.temperature_loss)(state.temperature.params, entropy)
         temperature = apply_gradients(state.temperature, temp_grad, self.temperature_optimizer)
-        state = state.replace(actor=actor, temperature=temperature)
+        critic = self.idle_step(state.critic, self.critic_optimizer)  # targets stay put
+        state = state.replace(actor=actor, temperature=temperature, critic=critic)
         return state, {**metrics, "alpha": self.alpha(state)}
 
     def update(
