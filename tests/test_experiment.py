@@ -130,9 +130,9 @@ def test_switch_report_reads_scores_warmup_and_offline_diagnostics(tmp_path):
     (run / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
     d = run_diagnostics(run)
     assert (d["switch_step"], d["at_switch"], d["first_after"]) == (40, 1.0, 0.2)
-    assert (d["min_after"], d["final"]) == (0.1, 3.0)
+    assert (d["min_after"], d["final"], d["recovered_at"]) == (0.1, 3.0, 160)
     assert (d["warmup_episodes"], d["warmup_success"], d["warmup_return"]) == (4.0, 0.5, 2.0)
     assert d["offline_q"] == (3.0, 2.0, 2.5) and d["offline_td"] == (0.1, 0.5, 0.2)
     exp = load_experiment(EXPERIMENTS_BY_NAME["pointmaze_wsrl"])
     report = switch_report(exp, {"wsrl": [run]}, {})
-    assert "| wsrl | 40 | 1.00 | 0.20 | 0.10 | 3.00 | 4 | 2.00 | 0.50 |" in report
+    assert "| wsrl | 40 | 1.00 | 0.20 | 0.10 | 160 (1/1) | 3.00 | 4 | 2.00 | 0.50 |" in report

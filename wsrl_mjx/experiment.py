@@ -151,7 +151,11 @@ def check_same_experiment(exp: Experiment) -> None:
     record.write_text(json.dumps({**saved, **settings}, indent=2))
 
 
-def run_experiment(exp: Experiment) -> dict:
+def run_experiment(exp: Experiment, report_only: bool = False) -> dict:
+    """Run what is missing, then write the tables and plots. `report_only`: run nothing and
+    write them from the runs that finished so far (while the experiment is still going)."""
+    if report_only:
+        return write_outputs(exp, *finished_runs(exp))
     check_same_experiment(exp)
     base = from_dict(exp.base)
     dataset = exp.dataset
@@ -179,13 +183,37 @@ def run_experiment(exp: Experiment) -> dict:
             resume = Checkpointer(run_dir / "checkpoints").latest_step() is not None
             _once(run_dir, lambda cfg=ft_cfg, r=resume: run_finetune(cfg, resume=r))
             runs[name].append(run_dir)
+    return write_outputs(exp, runs, pretrained)
 
+
+def finished_runs(exp: Experiment) -> tuple[dict[str, list[Path]], dict[str, list[Path]]]:
+    """(fine-tuning runs, pre-trainings) of `exp` that hold a done file."""
+    groups = pretrain_groups(exp)
+    done = lambda d: (d / DONE_FILE).is_file()  # noqa: E731
+    runs = {
+        name: [d for s in exp.seeds if done(d := exp.run_dir / name / f"seed{s}")]
+        for name in exp.methods
+    }
+    pretrained: dict[str, list[Path]] = {}
+    for group, _ in groups.values():
+        dirs = [d for s in exp.seeds if done(d := pretrain_dir(exp, group, s))]
+        pretrained[group] = dirs
+    runs = {name: dirs for name, dirs in runs.items() if dirs}
+    if not runs:
+        raise ConfigError(f"{exp.run_dir}: no finished run to report yet")
+    return runs, pretrained
+
+
+def write_outputs(exp: Experiment, runs: dict, pretrained: dict) -> dict:
+    """results.json/.md (scores at budgets), report.md (the switch) and curves.png."""
+    dataset = exp.dataset or str(exp.run_dir / "behaviour")
+    seeds = sorted({int(d.name.removeprefix("seed")) for dirs in runs.values() for d in dirs})
     table = results_table(runs, exp.budgets)
-    record = {"title": exp.title, "dataset": dataset, "seeds": list(exp.seeds), "table": table}
+    record = {"title": exp.title, "dataset": dataset, "seeds": seeds, "table": table}
     out = exp.run_dir / exp.outputs
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(record, indent=2))
-    markdown = results_markdown(exp, table)
+    markdown = results_markdown(exp, table, runs)
     (out / "results.md").write_text(markdown)
     report = switch_report(exp, runs, pretrained)
     (out / "report.md").write_text(report)
@@ -262,13 +290,16 @@ def results_table(runs: dict[str, list[Path]], budgets: tuple[int, ...]) -> dict
     return table
 
 
-def results_markdown(exp: Experiment, table: dict) -> str:
+def results_markdown(exp: Experiment, table: dict, runs: dict | None = None) -> str:
     columns = list(next(iter(table.values())))
+    seeds = {name: len(row["final"]["seeds"]) for name, row in table.items()}
+    partial = [f"{n} ({k} of {len(exp.seeds)})" for n, k in seeds.items() if k < len(exp.seeds)]
     lines = [
         f"# {exp.title}",
         "",
         f"Evaluation return (mean ± std over seeds {list(exp.seeds)}, deterministic policy) at "
-        "env-step budgets and at the end of each run.",
+        "env-step budgets and at the end of each run."
+        + (f" Partial: fewer seeds finished for {', '.join(partial)}." if partial else ""),
         "",
         "| method | "
         + " | ".join("end of run" if c == "final" else f"{c} steps" for c in columns)
@@ -345,6 +376,11 @@ def run_diagnostics(run_dir: Path) -> dict:
         "at_switch": at_switch["eval_return"],
         "first_after": after[0]["eval_return"] if after else math.nan,
         "min_after": min((e["eval_return"] for e in after), default=math.nan),
+        # First evaluation after the switch back at the switch's score (NaN: never).
+        "recovered_at": next(
+            (e["env_steps"] for e in after if e["eval_return"] >= at_switch["eval_return"]),
+            math.nan,
+        ),
         "final": evals[-1]["eval_return"],
         "warmup_episodes": episodes,
         "warmup_return": returns / episodes if episodes else math.nan,
@@ -361,6 +397,11 @@ def _mean(values) -> float:
 
 def _fmt(x: float, digits: int = 2) -> str:
     return "n/a" if isinstance(x, float) and math.isnan(x) else f"{x:.{digits}f}"
+
+
+def _back_at(steps: list[float]) -> str:
+    back = [s for s in steps if not math.isnan(s)]
+    return f"{np.mean(back):.0f} ({len(back)}/{len(steps)})" if back else f"never (0/{len(steps)})"
 
 
 def switch_report(exp: Experiment, runs: dict[str, list[Path]], pretrained: dict) -> str:
@@ -393,13 +434,15 @@ def switch_report(exp: Experiment, runs: dict[str, list[Path]], pretrained: dict
         "",
         "*at switch*: the last evaluation before the first update (for WSRL the pre-trained "
         "policy after its warmup); *first after*: the first evaluation after updates start; "
-        "*min after*: the lowest evaluation after that (the dip); warmup: the episodes that "
-        "ended before the first update; held-out offline Q and TD: first / extreme / last.",
+        "*min after*: the lowest evaluation after that (the dip); *back at*: the first evaluation "
+        "(env steps, mean over the seeds that got back) at or above the switch's score again; "
+        "warmup: the episodes that ended before the first update; held-out offline Q and TD: "
+        "first / extreme / last.",
         "",
-        "| method | first update at | at switch | first after | min after | final "
+        "| method | first update at | at switch | first after | min after | back at | final "
         "| warmup episodes | warmup return | warmup success | offline Q first / min / last "
         "| offline TD first / max / last |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, dirs in runs.items():
         d = [run_diagnostics(x) for x in dirs]
@@ -408,7 +451,8 @@ def switch_report(exp: Experiment, runs: dict[str, list[Path]], pretrained: dict
         td = [_mean([x["offline_td"][i] for x in d]) for i in range(3)]
         lines.append(
             f"| {name} | {avg['switch_step']:.0f} | {_fmt(avg['at_switch'])} | "
-            f"{_fmt(avg['first_after'])} | {_fmt(avg['min_after'])} | {_fmt(avg['final'])} | "
+            f"{_fmt(avg['first_after'])} | {_fmt(avg['min_after'])} | "
+            f"{_back_at([x['recovered_at'] for x in d])} | {_fmt(avg['final'])} | "
             f"{avg['warmup_episodes']:.0f} | {_fmt(avg['warmup_return'])} | "
             f"{_fmt(avg['warmup_success'])} | {' / '.join(_fmt(v, 1) for v in q)} | "
             f"{' / '.join(_fmt(v, 3) for v in td)} |"

@@ -95,7 +95,8 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 
     if not args.config:
         raise ConfigError("experiment needs --config configs/experiments/<name>.yaml")
-    run_experiment(load_experiment(args.config, parse_overrides(args.overrides)))
+    exp = load_experiment(args.config, parse_overrides(args.overrides))
+    run_experiment(exp, report_only=args.report_only)
     return 0
 
 
@@ -201,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
         "offline score, score after warmup, final score and wall-clock per phase. Without "
         "--config it runs the small built-in default (minutes on a laptop CPU).",
     )
-    _command(
+    experiment = _command(
         commands,
         "experiment",
         cmd_experiment,
@@ -210,6 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
         "from one shared pre-training per seed, then write results.md/.json (mean and spread "
         "at env-step budgets) and curves.png. --set overrides apply to its base config. "
         "Re-running skips finished runs and resumes killed ones.",
+    )
+    experiment.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run nothing: write the tables and plots from the runs finished so far",
     )
     bench = _command(
         commands,
