@@ -18,7 +18,7 @@ from wsrl_mjx.experiment import (
     run_diagnostics,
     switch_report,
 )
-from wsrl_mjx.plots import plot_groups
+from wsrl_mjx.plots import draw_groups, plot_groups
 
 EXPERIMENTS = sorted((Path(__file__).parents[1] / "configs" / "experiments").glob("*.yaml"))
 EXPERIMENTS_BY_NAME = {p.stem: p for p in EXPERIMENTS}
@@ -136,3 +136,19 @@ def test_switch_report_reads_scores_warmup_and_offline_diagnostics(tmp_path):
     exp = load_experiment(EXPERIMENTS_BY_NAME["pointmaze_wsrl"])
     report = switch_report(exp, {"wsrl": [run]}, {})
     assert "| wsrl | 40 | 1.00 | 0.20 | 0.10 | 160 (1/1) | 3.00 | 4 | 2.00 | 0.50 |" in report
+
+
+def test_a_group_keeps_its_colour_in_panels_where_another_logged_nothing(tmp_path):
+    """The legend is drawn once: a group without held-out Q must not shift the others' colours."""
+    plain = write_run(tmp_path / "a", [(0, 1.0), (100, 2.0)])
+    diag = write_run(tmp_path / "b", [(0, 1.0), (100, 3.0)])
+    lines = (diag / "metrics.jsonl").read_text()
+    extra = json.dumps({"env_steps": 100, "phase": "finetune-wsrl", "offline_q": 2.0})
+    (diag / "metrics.jsonl").write_text(lines + extra + "\n")
+    fig = draw_groups({"a": [plain], "b": [diag]})
+    eval_ax, offline_q_ax = fig.axes[0], fig.axes[4]
+    assert [line.get_color() for line in eval_ax.lines] == ["C0", "C1"]
+    assert [line.get_color() for line in offline_q_ax.lines] == ["C1"]
+    legend = fig.legends[0]
+    assert [t.get_text() for t in legend.get_texts()] == ["a", "b"]
+    assert [h.get_color() for h in legend.legend_handles] == ["C0", "C1"]

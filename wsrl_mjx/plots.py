@@ -51,7 +51,7 @@ def _q_trace(records: list[dict]) -> tuple[list, list]:
     return steps, q
 
 
-def _draw(ax, curves: list[tuple[list, list]], label: str, marker: str | None) -> None:
+def _draw(ax, curves: list[tuple[list, list]], label: str, marker: str | None, color: str) -> None:
     """One line per group: the mean over runs (on their common x prefix), min-max shaded."""
     curves = [(x, y) for x, y in curves if x]
     if not curves:
@@ -59,9 +59,9 @@ def _draw(ax, curves: list[tuple[list, list]], label: str, marker: str | None) -
     n = min(len(x) for x, _ in curves)
     x = np.asarray(curves[0][0][:n], float)
     y = np.asarray([c[1][:n] for c in curves], float)
-    (line,) = ax.plot(x, y.mean(0), label=label, marker=marker, linewidth=1.0)
+    ax.plot(x, y.mean(0), label=label, marker=marker, linewidth=1.0, color=color)
     if len(curves) > 1:
-        ax.fill_between(x, y.min(0), y.max(0), color=line.get_color(), alpha=0.2)
+        ax.fill_between(x, y.min(0), y.max(0), color=color, alpha=0.2)
 
 
 def plot_runs(run_dirs: list[str | Path], out: str | Path, labels: list[str] | None = None) -> Path:
@@ -76,34 +76,42 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path, labels: list[str] | N
 def plot_groups(groups: dict[str, list[str | Path]], out: str | Path) -> Path:
     """One figure: eval return, online Q / target / TD, offline Q / TD, dense Q trace; each
     group (e.g. a method over seeds) is drawn as its mean with the min-max range shaded."""
+    fig = draw_groups(groups)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def draw_groups(groups: dict[str, list[str | Path]]) -> plt.Figure:
     runs = {label: [read_metrics(d) for d in dirs] for label, dirs in groups.items()}
+    # One colour per group in every panel, even where a group logged nothing (one legend).
+    colors = {label: f"C{i % 10}" for i, label in enumerate(runs)}
+    pretraining = any(r["phase"] == "pretrain" for recs in runs.values() for rs in recs for r in rs)
+    xlabel = "env steps (pre-training: gradient steps)" if pretraining else "env steps"
     fig, axes = plt.subplots(2, 4, figsize=(20, 8.5))
     axes = axes.ravel()
     for ax, (phase, key, title) in zip(axes, PANELS, strict=False):
         for label, records in runs.items():
             marker = "." if phase == "eval" else None
-            _draw(ax, [_series(r, phase, key) for r in records], label, marker)
+            _draw(ax, [_series(r, phase, key) for r in records], label, marker, colors[label])
         ax.set_title(title)
-        ax.set_xlabel("env steps")
+        ax.set_xlabel(xlabel)
         if key in LOG_SCALE:
             ax.set_yscale("log")
     trace_ax = axes[len(PANELS)]
     for label, records in runs.items():
-        _draw(trace_ax, [_q_trace(r) for r in records], label, None)
+        _draw(trace_ax, [_q_trace(r) for r in records], label, None, colors[label])
     trace_ax.set_title("dense Q trace (every vector step)")
-    trace_ax.set_xlabel("env steps")
+    trace_ax.set_xlabel(xlabel)
     for ax in axes[: len(PANELS) + 1]:
         if not ax.lines:  # e.g. the held-out panels of runs that did not log one
             ax.set_yscale("linear")
             ax.text(0.5, 0.5, "not logged by these runs", ha="center", transform=ax.transAxes)
     for ax in axes[len(PANELS) + 1 :]:
         ax.axis("off")
-    handles, names = axes[0].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, names, loc="lower right", fontsize=9)
+    handles = [plt.Line2D([], [], color=colors[label], label=label) for label in runs]
+    fig.legend(handles=handles, loc="lower right", fontsize=9)
     fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return fig
