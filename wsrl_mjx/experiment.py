@@ -382,6 +382,10 @@ def run_diagnostics(run_dir: Path) -> dict:
             math.nan,
         ),
         "final": evals[-1]["eval_return"],
+        # Mean evaluation episode length: in goal tasks that end on success, shorter is better
+        # (it still moves when the success rate sits at 1).
+        "length_at_switch": at_switch.get("eval_length", math.nan),
+        "final_length": evals[-1].get("eval_length", math.nan),
         "warmup_episodes": episodes,
         "warmup_return": returns / episodes if episodes else math.nan,
         "warmup_success": success / episodes if episodes else math.nan,
@@ -434,15 +438,17 @@ def switch_report(exp: Experiment, runs: dict[str, list[Path]], pretrained: dict
         "",
         "*at switch*: the last evaluation before the first update (for WSRL the pre-trained "
         "policy after its warmup); *first after*: the first evaluation after updates start; "
-        "*min after*: the lowest evaluation after that (the dip); *back at*: the first evaluation "
-        "(env steps, mean over the seeds that got back) at or above the switch's score again; "
+        "*min after*: the lowest evaluation after that (the dip); *length*: mean evaluation "
+        "episode length at the switch -> at the end (goal tasks end on success); *back at*: the "
+        "first evaluation (env steps, mean over the seeds that got back) at or above the "
+        "switch's score again; "
         "warmup: the episodes that ended before the first update; held-out offline Q and TD: "
         "first / extreme / last.",
         "",
         "| method | first update at | at switch | first after | min after | back at | final "
-        "| warmup episodes | warmup return | warmup success | offline Q first / min / last "
-        "| offline TD first / max / last |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| length | warmup episodes | warmup return | warmup success "
+        "| offline Q first / min / last | offline TD first / max / last |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, dirs in runs.items():
         d = [run_diagnostics(x) for x in dirs]
@@ -453,6 +459,7 @@ def switch_report(exp: Experiment, runs: dict[str, list[Path]], pretrained: dict
             f"| {name} | {avg['switch_step']:.0f} | {_fmt(avg['at_switch'])} | "
             f"{_fmt(avg['first_after'])} | {_fmt(avg['min_after'])} | "
             f"{_back_at([x['recovered_at'] for x in d])} | {_fmt(avg['final'])} | "
+            f"{_fmt(avg['length_at_switch'], 0)} -> {_fmt(avg['final_length'], 0)} | "
             f"{avg['warmup_episodes']:.0f} | {_fmt(avg['warmup_return'])} | "
             f"{_fmt(avg['warmup_success'])} | {' / '.join(_fmt(v, 1) for v in q)} | "
             f"{' / '.join(_fmt(v, 3) for v in td)} |"
