@@ -260,7 +260,8 @@ def run_online(
         checkpointer.save(env_steps, state, {**meta, "env_steps": env_steps})
 
     env_steps = int(state.env_steps)
-    next_eval = env_steps
+    # A resumed run keeps the uninterrupted run's cadence (its checkpoint follows that eval).
+    next_eval = (env_steps // cfg.eval.every_env_steps + 1) * cfg.eval.every_env_steps
     next_ckpt = (env_steps // cfg.run.checkpoint_every_env_steps + 1) * (
         cfg.run.checkpoint_every_env_steps
     )
