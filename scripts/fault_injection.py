@@ -94,15 +94,22 @@ def start(argv: list[str], log: Path) -> subprocess.Popen:
 
 def run_to_end(kind: str, run_dir: Path, dataset: Path) -> float:
     t = time.perf_counter()
-    resume = any((run_dir / "checkpoints").glob("[0-9]*"))
+    resume = bool(steps_on_disk(run_dir))
     proc = start(command(kind, run_dir, dataset, resume), run_dir.parent / f"{run_dir.name}.log")
     if proc.wait() != 0:
         raise RuntimeError(f"{kind} in {run_dir} exited {proc.returncode}: see its .log")
     return time.perf_counter() - t
 
 
+def steps_on_disk(run_dir: Path) -> list[int]:
+    folder = run_dir / "checkpoints"
+    return (
+        sorted(int(p.name) for p in folder.glob("*") if p.name.isdigit()) if folder.is_dir() else []
+    )
+
+
 def final_digests(run_dir: Path) -> dict:
-    steps = sorted(int(p.name) for p in (run_dir / "checkpoints").iterdir() if p.name.isdigit())
+    steps = steps_on_disk(run_dir)
     meta = json.loads((run_dir / "checkpoints" / str(steps[-1]) / "meta" / "metadata").read_text())
     return {"step": steps[-1], "integrity": meta["integrity"]}
 
@@ -129,7 +136,8 @@ def trial(kind: str, index: int, root: Path, dataset: Path, records: int, rng: r
     if killed:
         proc.send_signal(signal.SIGKILL)
     proc.wait()
-    ckpts = sorted(int(p.name) for p in (run_dir / "checkpoints").glob("[0-9]*"))
+    ckpts = steps_on_disk(run_dir)
+    partial = sorted(p.name for p in (run_dir / "checkpoints").glob("*tmp*"))
     logged = lines_in(run_dir / "metrics.jsonl")
     if killed or proc.returncode != 0:
         run_to_end(kind, run_dir, dataset)
@@ -137,7 +145,7 @@ def trial(kind: str, index: int, root: Path, dataset: Path, records: int, rng: r
         "run_dir": run_dir,
         "kill": f"after record {logged} of {records} (+{delay:.1f} s)",
         "killed": killed,
-        "checkpoints_at_kill": ckpts,
+        "checkpoints_at_kill": ckpts + partial,
     }
 
 
