@@ -326,11 +326,14 @@ def test_budgets_refuse_big_overruns_and_note_small_ones(capsys):
 
 
 def test_shipped_configs_fit_their_budgets():
+    from wsrl_mjx.experiment import load_experiment
     from wsrl_mjx.pipeline import DEFAULT_CONFIG
     from wsrl_mjx.train import Schedule
 
-    for path in [DEFAULT_CONFIG, *sorted((REPO / "configs").glob("*.yaml"))]:
-        cfg = load_config(path)
+    configs = [load_config(p) for p in [DEFAULT_CONFIG, *sorted((REPO / "configs").glob("*.yaml"))]]
+    for path in sorted((REPO / "configs" / "experiments").glob("*.yaml")):
+        configs += load_experiment(path).methods.values()
+    for path, cfg in enumerate(configs):
         planned = Schedule.from_config(cfg).total_env_steps
         assert planned <= 1.1 * cfg.online.total_env_steps, path
         assert cfg.online.warmup_steps < cfg.online.total_env_steps, path
