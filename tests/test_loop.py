@@ -98,14 +98,13 @@ def test_fresh_run_refuses_to_overwrite_and_resume_needs_a_checkpoint(full_run, 
         )
 
 
-def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
-    # NaN rewards enter at warmup; the first online update turns the losses NaN.
+def test_nan_stops_the_run_and_saves_no_poisoned_state(tmp_path):
+    # NaN rewards enter the buffer at warmup: the state at the first checkpoint is not finite,
+    # so it is refused rather than kept as "good".
     cfg = tiny_config(tmp_path, "env.reward_scale=.nan", "run.checkpoint_every_env_steps=40")
-    with pytest.raises(TrainingDiverged, match="non-finite .*critic_loss.*last good checkpoint"):
+    with pytest.raises(TrainingDiverged, match=r"non-finite values in the state at step 40 \(buf"):
         run_online(cfg)
-    ckpt = Checkpointer(tmp_path / "checkpoints")
-    assert ckpt.latest_step() == 40  # saved after the warmup, before the NaN
-    assert ckpt.meta()["env_steps"] == 40
+    assert Checkpointer(tmp_path / "checkpoints").latest_step() is None
 
 
 @pytest.fixture(scope="module")

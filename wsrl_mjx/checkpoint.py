@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import shutil
+import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -13,7 +17,19 @@ from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
 
 
 class CheckpointError(ValueError):
-    """A checkpoint that is missing or does not fit the requested run."""
+    """A checkpoint that is missing, broken or does not fit the requested run."""
+
+
+class BrokenCheckpoint(CheckpointError):
+    """One step on disk that cannot be read back intact; an older step may still be good."""
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss, metric or state array became NaN/inf; the last good checkpoint is kept untouched."""
+
+
+T = TypeVar("T")
+INTEGRITY = "integrity"  # meta key: {dotted array path: sha256 of its dtype, shape and bytes}
 
 
 class Checkpointer:
@@ -21,10 +37,14 @@ class Checkpointer:
 
     The state is stored as nested plain dicts without zero-size leaves (mjx.Data has some and
     Orbax refuses them); restore rebuilds the target's tree (dataclasses included) from it.
+    Each step's meta carries a sha256 per array: a restore verifies them, and a broken newest
+    step (truncated, overwritten, half deleted) falls back to the newest good one, on stderr.
     """
 
     def __init__(self, directory: str | Path, keep: int = 2):
         self.directory = Path(directory).absolute()
+        self._broken: dict[int, str] = {}  # step -> why, each reported once
+        self._fell_back: set[int] = set()
         self._manager = ocp.CheckpointManager(
             self.directory,
             options=ocp.CheckpointManagerOptions(
@@ -37,38 +57,79 @@ class Checkpointer:
         )
 
     def save(self, step: int, state: Any, meta: dict) -> Path:
-        self._manager.save(
-            int(step),
-            args=ocp.args.Composite(
-                state=ocp.args.StandardSave(flatten(state)), meta=ocp.args.JsonSave(meta)
-            ),
-            force=True,
-        )
-        self._manager.wait_until_finished()
-        return self.directory / str(int(step))
+        """Save only a finite state (else `TrainingDiverged`, nothing written); a write that
+        fails (full disk) raises `CheckpointError` and leaves the older steps as they were."""
+        step, flat = int(step), flatten(state)
+        digests = self._finite_digests(flat, step)
+        if step in self._manager.all_steps():  # a resume past a broken step writes it anew
+            print(f"note: replacing checkpoint {self.directory}/{step}", file=sys.stderr)
+            self._manager.delete(step)
+        try:
+            self._manager.save(
+                step,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardSave(flat),
+                    meta=ocp.args.JsonSave({**meta, INTEGRITY: digests}),
+                ),
+                force=True,
+            )
+            self._manager.wait_until_finished()
+        except (OSError, ValueError) as e:  # tensorstore reports I/O errors as ValueError
+            for tmp in self.directory.glob(f"{step}.orbax-checkpoint-tmp*"):
+                shutil.rmtree(tmp, ignore_errors=True)  # give the space back
+            raise CheckpointError(
+                f"could not write checkpoint step {step} in {self.directory} "
+                f"({_first_line(e)}); older checkpoints are kept: {self._manager.all_steps()}"
+            ) from None
+        return self.directory / str(step)
+
+    def _finite_digests(self, flat: dict, step: int) -> dict[str, str]:
+        digests, bad = {}, []
+        for path, leaf in _leaves(flat).items():
+            array = _host(leaf)
+            if array is None:  # another host's shards: neither checked nor hashed here
+                continue
+            if array.dtype.kind in "fc" and not np.isfinite(array).all():
+                bad.append(path)
+            digests[path] = digest(array)
+        if bad:
+            last = self.latest_step()
+            kept = f"last good checkpoint: {self.directory}/{last}" if last else "no checkpoint"
+            raise TrainingDiverged(
+                f"non-finite values in the state at step {step} ({', '.join(bad[:4])}"
+                f"{' ...' if len(bad) > 4 else ''}); not saved ({kept}). "
+                "Lower the learning rates or check the rewards/observations."
+            )
+        return digests
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
 
     def meta(self, step: int | None = None) -> dict:
-        step = self._require_step(step)
-        return self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))[
-            "meta"
-        ]
+        """The JSON metadata of `step`, or of the newest step whose metadata reads back."""
+        meta = self._first_good(step, self._read_meta)
+        meta.pop(INTEGRITY, None)
+        return meta
 
     def restore(self, target: Any, step: int | None = None) -> tuple[Any, dict]:
-        """Restore into the structure, shapes and dtypes of `target` (a real or abstract state)."""
-        step = self._require_step(step)
+        """Restore into the structure, shapes and dtypes of `target` (a real or abstract state):
+        `step`, or the newest step that verifies."""
         flat_target = flatten(target)
-        check_tree_matches(self._manager.item_metadata(step)["state"], flat_target, self.directory)
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, flat_target)
-        restored = self._manager.restore(
-            step,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()
-            ),
-        )
-        return unflatten(target, restored["state"]), restored["meta"]
+
+        def attempt(step: int) -> tuple[Any, dict]:
+            meta = self._read_meta(step)
+            check_tree_matches(self._saved_tree(step, meta), flat_target, self.directory)
+            abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, flat_target)
+            restored = _reading(
+                "state",
+                lambda: self._manager.restore(
+                    step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
+                )["state"],
+            )
+            self._verify(step, restored, meta)
+            return unflatten(target, restored), meta
+
+        return self._first_good(step, attempt)
 
     def restore_item(self, name: str, target: Any, step: int | None = None) -> tuple[Any, dict]:
         """Restore only the top-level entry `name` of the saved state (e.g. "agent").
@@ -76,32 +137,133 @@ class Checkpointer:
         Reads just that subtree from disk: a policy can be taken out of an online run's
         checkpoint without materialising its replay buffer.
         """
-        step = self._require_step(step)
-        saved = self._manager.item_metadata(step)["state"]
-        if name not in saved:
-            raise CheckpointError(f"checkpoint {self.directory} has no {name!r} entry")
         flat_target = flatten(target)
-        check_tree_matches(saved[name], flat_target, self.directory)
-        abstract = {name: jax.tree.map(ocp.utils.to_shape_dtype_struct, flat_target)}
-        with ocp.PyTreeCheckpointer() as reader:
-            restored = reader.restore(
-                self.directory / str(step) / "state",
-                args=ocp.args.PyTreeRestore(
-                    item=abstract,
-                    restore_args=ocp.checkpoint_utils.construct_restore_args(abstract),
-                    partial_restore=True,
-                ),
-            )
-        return unflatten(target, restored[name]), self.meta(step)
 
-    def _require_step(self, step: int | None) -> int:
-        step = self.latest_step() if step is None else step
-        if step is None:
+        def attempt(step: int) -> tuple[Any, dict]:
+            meta = self._read_meta(step)
+            saved = self._saved_tree(step, meta)
+            if name not in saved:
+                raise CheckpointError(f"checkpoint {self.directory} has no {name!r} entry")
+            check_tree_matches(saved[name], flat_target, self.directory)
+            abstract = {name: jax.tree.map(ocp.utils.to_shape_dtype_struct, flat_target)}
+
+            def read() -> dict:
+                with ocp.PyTreeCheckpointer() as reader:
+                    return reader.restore(
+                        self.directory / str(step) / "state",
+                        args=ocp.args.PyTreeRestore(
+                            item=abstract,
+                            restore_args=ocp.checkpoint_utils.construct_restore_args(abstract),
+                            partial_restore=True,
+                        ),
+                    )
+
+            restored = _reading("state", read)
+            self._verify(step, restored, meta)
+            return unflatten(target, restored[name]), meta
+
+        return self._first_good(step, attempt)
+
+    def _first_good(self, step: int | None, attempt: Callable[[int], T]) -> T:
+        """`attempt(step)`, or (no step given) on each step newest first until one is intact;
+        each broken step is reported once on stderr. A mismatch with the run is not
+        "broken": it raises at once, as older steps of the same run would not fit either."""
+        steps = [step] if step is not None else sorted(self._manager.all_steps(), reverse=True)
+        if not steps:
             raise CheckpointError(f"no checkpoint found in {self.directory}")
-        return step
+        for s in steps:
+            if s in self._broken:
+                continue
+            try:
+                result = attempt(s)
+            except BrokenCheckpoint as e:
+                self._broken[s] = str(e)
+                print(f"warning: checkpoint {self.directory}/{s} is broken: {e}", file=sys.stderr)
+                continue
+            if s != steps[0] and s not in self._fell_back:
+                self._fell_back.add(s)
+                print(
+                    f"warning: restored the older checkpoint {self.directory}/{s} instead",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            return result
+        why = "; ".join(f"step {s}: {self._broken[s]}" for s in steps)
+        raise CheckpointError(f"no intact checkpoint in {self.directory} ({why})")
+
+    def _read_meta(self, step: int) -> dict:
+        meta = _reading(
+            "metadata",
+            lambda: self._manager.restore(
+                step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())
+            )["meta"],
+        )
+        if not isinstance(meta, dict):
+            raise BrokenCheckpoint(f"metadata is {type(meta).__name__}, not a JSON object")
+        return meta
+
+    def _saved_tree(self, step: int, meta: dict) -> Any:
+        """Orbax's record of the saved arrays, checked against the checksum list written with
+        them: a deleted or rewritten _METADATA is damage, not a config mismatch."""
+        saved = _reading("array metadata", lambda: self._manager.item_metadata(step)["state"])
+        if INTEGRITY in meta:
+            paths = set(_metadata_shapes(saved)) if saved is not None else set()
+            lost = sorted(set(meta[INTEGRITY]) - paths)
+            if lost:
+                raise BrokenCheckpoint(f"array metadata lacks {len(lost)} saved arrays ({lost[0]})")
+        if saved is None:
+            raise BrokenCheckpoint("no array metadata")
+        return saved
+
+    def _verify(self, step: int, restored: Any, meta: dict) -> None:
+        digests = meta.get(INTEGRITY)
+        if digests is None:
+            print(
+                f"note: checkpoint {self.directory}/{step} has no checksums (written by an "
+                "older version): restored unverified",
+                file=sys.stderr,
+            )
+            return
+        for path, leaf in _leaves(restored).items():
+            array = _host(leaf)
+            if array is not None and path in digests and digest(array) != digests[path]:
+                raise BrokenCheckpoint(f"checksum mismatch in {path}: the data was altered")
 
     def close(self) -> None:
         self._manager.close()
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return (text[0] if text else type(e).__name__)[:300]
+
+
+def _reading(what: str, read: Callable[[], T]) -> T:
+    """`read()`, with any failure to read back (Orbax, tensorstore, JSON) as BrokenCheckpoint."""
+    try:
+        return read()
+    except CheckpointError:
+        raise
+    except Exception as e:  # the library raises many types for a damaged file
+        raise BrokenCheckpoint(
+            f"cannot read its {what}: {type(e).__name__}: {_first_line(e)}"
+        ) from None
+
+
+def digest(array: np.ndarray) -> str:
+    h = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
+    h.update(np.ascontiguousarray(array).tobytes())
+    return h.hexdigest()
+
+
+def _host(leaf: Any) -> np.ndarray | None:
+    if not getattr(leaf, "is_fully_addressable", True):
+        return None
+    return np.asarray(leaf)
+
+
+def _leaves(tree: Any) -> dict[str, Any]:
+    return {_path_str(p): leaf for p, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
 
 def _path_str(path: tuple) -> str:

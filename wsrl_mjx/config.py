@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import types
 import typing
 from dataclasses import dataclass, field
@@ -100,6 +101,7 @@ class OfflineConfig:
     steps: int = 20_000  # gradient steps, one per batch of agent.batch_size
     chunk_length: int = 500  # gradient steps per compiled chunk
     eval_every_steps: int = 5_000
+    checkpoint_every_steps: int = 5_000  # gradient steps; `pretrain --resume` continues from it
     holdout_fraction: float = 0.05  # held-out offline batch for the online diagnostics
     max_target_backup: bool = True
     cql_num_actions: int = 10  # per source: uniform, pi(s), pi(s')
@@ -281,7 +283,11 @@ def parse_overrides(items: list[str]) -> dict:
         if "=" not in item:
             raise ConfigError(f"--set expects key=value, got {item!r}")
         key, raw = item.split("=", 1)
-        _set_nested(tree, key.strip(), yaml.safe_load(raw))
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"--set {item}: cannot parse the value: {_yaml_message(e)}") from None
+        _set_nested(tree, key.strip(), value)
     return tree
 
 
@@ -323,6 +329,7 @@ RANGES = {
     "offline.steps": _positive,
     "offline.chunk_length": _positive,
     "offline.eval_every_steps": _positive,
+    "offline.checkpoint_every_steps": _positive,
     "offline.holdout_fraction": _open_unit,
     "offline.cql_num_actions": _positive,
     "offline.lagrange_init": _above_zero,
@@ -344,12 +351,52 @@ def check_ranges(config: Config) -> None:
         value = getattr(getattr(config, section), name)
         if not valid(value):
             raise ConfigError(f"{key}={value!r}: must be {text}")
+    for name in ("actor_hidden", "critic_hidden"):
+        widths = getattr(config.agent, name)
+        if any(w < 1 for w in widths):
+            raise ConfigError(f"agent.{name}={list(widths)}: every layer width must be >= 1")
+    if config.online.buffer_capacity < config.online.num_envs:
+        raise ConfigError(
+            f"online.buffer_capacity={config.online.buffer_capacity} is smaller than "
+            f"online.num_envs={config.online.num_envs}: one vector step would not fit"
+        )
     batch = config.agent.batch_size * config.agent.critic_minibatches
     if config.online.buffer_capacity < batch:
         raise ConfigError(
             f"online.buffer_capacity={config.online.buffer_capacity} is smaller than one sampled "
             f"batch (agent.batch_size x agent.critic_minibatches = {batch})"
         )
+
+
+OVERRUN_LIMIT = 0.10  # whole chunks may end a run past its budget by up to this fraction
+
+
+def check_budget(key: str, requested: int, planned: int, granule: str) -> None:
+    """Runs go in whole compiled chunks, so `planned` steps may exceed the budget `requested`
+    set by `key`: refuse an overrun above OVERRUN_LIMIT, and say so on stderr below it."""
+    if planned > requested * (1 + OVERRUN_LIMIT):
+        raise ConfigError(
+            f"{key}={requested} would run {planned} steps ({granule}), "
+            f"{planned / requested - 1:.0%} more than asked; make {key} a multiple of that or "
+            "use a shorter chunk"
+        )
+    if planned != requested:
+        print(f"note: {key}={requested}: runs {planned} steps ({granule})", file=sys.stderr)
+
+
+def check_online_budget(config: Config, planned: int, no_update_steps: int | None = None) -> None:
+    """An online run of `planned` env steps in all, the first `no_update_steps` (default the
+    warmup) without updates: refuse one that would be all warmup."""
+    o = config.online
+    no_update_steps = o.warmup_steps if no_update_steps is None else no_update_steps
+    if no_update_steps >= o.total_env_steps:
+        raise ConfigError(
+            f"{no_update_steps} env steps before the first update (online.warmup_steps="
+            f"{o.warmup_steps}, online.first_update={o.first_update}) >= online.total_env_steps="
+            f"{o.total_env_steps}: the run would be all warmup, with no update"
+        )
+    granule = f"whole chunks of num_envs x chunk_length = {o.num_envs * o.chunk_length} env steps"
+    check_budget("online.total_env_steps", o.total_env_steps, planned, granule)
 
 
 def from_dict(values: dict, cls: type = Config) -> Any:
@@ -359,14 +406,31 @@ def from_dict(values: dict, cls: type = Config) -> Any:
     return config
 
 
+def read_yaml(path: str | Path, what: str = "config file") -> Any:
+    """A YAML file's contents; a missing, unreadable or malformed file is a ConfigError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} not found: {path}")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}): is it a YAML file?") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: YAML syntax error: {_yaml_message(e)}") from None
+
+
+def _yaml_message(e: yaml.YAMLError) -> str:
+    mark = getattr(e, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    return f"{getattr(e, 'problem', None) or e}{where}"
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] = (), cls: type = Config):
     """Defaults <- YAML file <- `--set` overrides, validated against the schema."""
     values: dict = {}
     if path is not None:
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        loaded = yaml.safe_load(path.read_text()) or {}
+        loaded = read_yaml(path) or {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
         values = loaded

@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Mapping
@@ -32,6 +31,7 @@ import h5py
 import jax.numpy as jnp
 import numpy as np
 
+from wsrl_mjx.rundir import atomic_write
 from wsrl_mjx.types import OfflineTransition
 
 REQUIRED_KEYS = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")
@@ -224,18 +224,8 @@ def save_dataset(
     except TypeError as e:
         raise DatasetError(f"{path}: {e}") from None
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            (np.savez_compressed if compress else np.savez)(
-                f, metadata=np.array(meta_json), **data.arrays
-            )
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    save = np.savez_compressed if compress else np.savez
+    atomic_write(path, lambda f: save(f, metadata=np.array(meta_json), **data.arrays))
     return path
 
 
@@ -254,6 +244,10 @@ def load_dataset(
     """Read and validate a `.npz` dataset; see `validate` for the checks."""
     path = Path(path)
     _check_exists(path)
+    # np.load reads any non-zip, non-.npy file as a pickle and then blames "pickled data".
+    with open(path, "rb") as f:
+        if f.read(4) != b"PK\x03\x04":
+            raise DatasetError(f"{path}: not an .npz file (no zip header): text, or cut short?")
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files if k != "metadata"}

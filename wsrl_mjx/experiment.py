@@ -32,10 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from wsrl_mjx.checkpoint import Checkpointer
-from wsrl_mjx.config import Config, ConfigError, from_dict, merge, to_dict
+from wsrl_mjx.config import Config, ConfigError, from_dict, merge, read_yaml, to_dict
 from wsrl_mjx.finetune import run_finetune
 from wsrl_mjx.logger import read_metrics
 from wsrl_mjx.pipeline import collect, resolve_run_dir
@@ -63,9 +62,7 @@ class Experiment:
 
 def load_experiment(path: str | Path, overrides: dict | None = None) -> Experiment:
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"experiment file not found: {path}")
-    spec = yaml.safe_load(path.read_text()) or {}
+    spec = read_yaml(path, "experiment file") or {}
     unknown = sorted(set(spec) - KEYS)
     if unknown:
         raise ConfigError(
@@ -174,7 +171,9 @@ def run_experiment(exp: Experiment, report_only: bool = False) -> dict:
                     _with_run(pre_cfg, pre_dir, seed),
                     offline=dataclasses.replace(pre_cfg.offline, dataset=dataset),
                 )
-                _once(pre_dir, lambda cfg=pre_cfg: run_pretrain(cfg))
+                # A pre-training killed part-way has checkpoints but no done file: continue it.
+                pre_resume = Checkpointer(pre_dir / "checkpoints").latest_step() is not None
+                _once(pre_dir, lambda cfg=pre_cfg, r=pre_resume: run_pretrain(cfg, resume=r))
                 pretrained[group].append(pre_dir)
             run_dir = exp.run_dir / name / f"seed{seed}"
             ft_cfg = _with_run(cfg, run_dir, seed, checkpoint=str(pre_dir), dataset=dataset)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from pathlib import Path
 
 from tqdm import tqdm
+
+from wsrl_mjx.rundir import atomic_write
 
 
 class Logger:
@@ -23,7 +26,9 @@ class Logger:
         kept = []
         if resume_step is not None and path.is_file():
             kept = [r for r in read_metrics(self.run_dir) if r["env_steps"] <= resume_step]
-        path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        # Atomic: a kill during this rewrite must not leave an empty or half-written log.
+        text = "".join(json.dumps(r) + "\n" for r in kept).encode()
+        atomic_write(path, lambda f: f.write(text))
         self._jsonl = open(path, "a", buffering=1)  # noqa: SIM115
         self._tb = None
         if tensorboard:
@@ -56,7 +61,21 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"no metrics.jsonl in {run_dir}: is it a run directory?")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records, torn = [], []
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except ValueError:  # a write cut short by a kill or a full disk
+            torn.append(number)
+    if torn:
+        warnings.warn(
+            f"{path}: dropped {len(torn)} unreadable line(s) (line {', '.join(map(str, torn))}; "
+            "a write cut short by a kill?)",
+            stacklevel=2,
+        )
+    return records
 
 
 class Progress:

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from wsrl_mjx import data
 from wsrl_mjx.agents import SACAgent, make_agent, method_loss
 from wsrl_mjx.checkpoint import Checkpointer, CheckpointError, check_tree_matches
-from wsrl_mjx.config import Config, from_dict, save_config, to_dict
+from wsrl_mjx.config import Config, check_budget, from_dict, save_config, to_dict
 from wsrl_mjx.evaluate import make_evaluator
-from wsrl_mjx.logger import Logger, Progress
+from wsrl_mjx.logger import Logger, Progress, read_metrics
 from wsrl_mjx.loops import make_offline_chunk
+from wsrl_mjx.rundir import atomic_write, holds_run_dir
 from wsrl_mjx.train import check_finite, env_meta, make_env
 from wsrl_mjx.types import AgentState
 
@@ -42,25 +45,40 @@ def load_offline_data(cfg: Config, env) -> tuple[str, data.OfflineData, np.ndarr
     return raw_fingerprint, loaded, returns
 
 
-def run_pretrain(cfg: Config) -> dict:
-    """Train CQL/CalQL/IQL on a dataset held in device memory; checkpoint the whole agent."""
+@holds_run_dir  # one writer per run dir, for the run's whole life
+def run_pretrain(cfg: Config, *, resume: bool = False) -> dict:
+    """Train CQL/CalQL/IQL on a dataset held in device memory; checkpoint the whole agent every
+    offline.checkpoint_every_steps. `resume` continues the latest checkpoint bit-exactly: it
+    holds the agent state and (in its metadata) the rng; the data split follows the seed."""
     jax.config.update("jax_default_matmul_precision", cfg.run.matmul_precision)
     run_dir = Path(cfg.run.run_dir)
+    chunks = math.ceil(cfg.offline.steps / cfg.offline.chunk_length)
+    total = chunks * cfg.offline.chunk_length
+    granule = f"whole chunks of offline.chunk_length = {cfg.offline.chunk_length}"
+    check_budget("offline.steps", cfg.offline.steps, total, granule)
     env = make_env(cfg.env)
     raw_fingerprint, loaded, returns = load_offline_data(cfg, env)
     arrays = {**loaded.arrays, "mc_returns": returns}
     train, holdout = data.split_holdout(arrays, cfg.offline.holdout_fraction, cfg.run.seed)
+    if len(train["rewards"]) < 2:
+        raise data.DatasetError(
+            f"{cfg.offline.dataset}: {loaded.size} transitions leave {len(train['rewards'])} to "
+            f"train on after holding out offline.holdout_fraction={cfg.offline.holdout_fraction}"
+            "; pre-training needs at least 2"
+        )
     dataset = data.to_device(train, train["mc_returns"])
     checkpointer = Checkpointer(run_dir / "checkpoints", keep=cfg.run.keep_checkpoints)
-    if checkpointer.latest_step() is not None:
+    if resume and checkpointer.latest_step() is None:
+        raise CheckpointError(f"--resume: no checkpoint in {checkpointer.directory}")
+    if not resume and checkpointer.latest_step() is not None:
         raise CheckpointError(
-            f"{run_dir} already holds a pre-trained agent; choose another run.run_dir "
-            "(nothing was overwritten)"
+            f"{run_dir} already holds a pre-training checkpoint; pass --resume to continue it "
+            "or choose another run.run_dir (nothing was overwritten)"
         )
     save_config(cfg, run_dir / "config.yaml")
     # The held-out slice travels with the agent so fine-tuning can track offline Q/TD error
     # (diagnostics only: no update ever samples it).
-    np.savez(run_dir / HOLDOUT_FILE, **holdout)
+    atomic_write(run_dir / HOLDOUT_FILE, lambda f: np.savez(f, **holdout))
 
     algorithm = cfg.offline.algorithm
     agent = make_agent(algorithm, cfg.agent, cfg.offline, env.observation_size, env.action_size)
@@ -75,6 +93,7 @@ def run_pretrain(cfg: Config) -> dict:
         **env_meta(env),
         "algorithm": algorithm,
         "config": to_dict(cfg),
+        "total_gradient_steps": total,
         "dataset": {
             "path": str(cfg.offline.dataset),
             "fingerprint": raw_fingerprint,  # of the file, before the reward transform
@@ -83,23 +102,31 @@ def run_pretrain(cfg: Config) -> dict:
             "metadata": loaded.metadata,
         },
     }
-    logger = Logger(run_dir, tensorboard=cfg.run.tensorboard)
-    chunks = math.ceil(cfg.offline.steps / cfg.offline.chunk_length)
-    total = chunks * cfg.offline.chunk_length
+    start = 0
+    if resume:
+        state, saved = checkpointer.restore(state)
+        check_resumable(saved, meta)
+        start = saved["gradient_steps"]
+        rng = jnp.asarray(saved["rng"], dtype=rng.dtype)
+    logger = Logger(run_dir, tensorboard=cfg.run.tensorboard, resume_step=start if resume else None)
+    evals = [_eval_record(r) for r in read_metrics(run_dir) if r["phase"] == "eval"]
     print(
         f"[pretrain] {algorithm} on {env.name}: {loaded.size} transitions "
-        f"({dataset.reward.shape[0]} train), {total} gradient steps",
+        f"({dataset.reward.shape[0]} train), {total} gradient steps"
+        + (f", resumed at {start}" if resume else ""),
         flush=True,
     )
-    progress = Progress(total, 0, cfg.run.progress, f"pretrain-{algorithm}")
+    progress = Progress(total, start, cfg.run.progress, f"pretrain-{algorithm}")
     eval_key = jax.random.PRNGKey(cfg.run.seed + 10_000)
-    evals, next_eval, t0 = [], cfg.offline.eval_every_steps, time.perf_counter()
+    every_eval, every_ckpt = cfg.offline.eval_every_steps, cfg.offline.checkpoint_every_steps
+    next_eval, next_ckpt = _next(start, every_eval), _next(start, every_ckpt)
+    t0 = time.perf_counter()
     try:
-        for i in range(chunks):
+        for i in range(start // cfg.offline.chunk_length, chunks):
             state, rng, metrics = chunk(state, rng, dataset)
             steps = (i + 1) * cfg.offline.chunk_length
             summary = {k: float(np.mean(v)) for k, v in jax.device_get(metrics).items()}
-            check_finite(summary, steps, checkpointer)
+            check_finite(summary, steps, checkpointer, unit="gradient step")
             rates = progress.update(steps, steps)
             logger.log(
                 steps, "pretrain", {**summary, "gradient_steps_per_s": rates["updates_per_s"]}
@@ -112,22 +139,68 @@ def run_pretrain(cfg: Config) -> dict:
                 }
                 evals.append(record)
                 logger.log(steps, "eval", record)
-                next_eval += cfg.offline.eval_every_steps
+                next_eval = _next(steps, every_eval)
+            if steps >= next_ckpt or i == chunks - 1:
+                rng_list = np.asarray(jax.device_get(rng)).tolist()
+                checkpointer.save(steps, state, {**meta, "gradient_steps": steps, "rng": rng_list})
+                next_ckpt = _next(steps, every_ckpt)
     finally:
         progress.close()
         logger.close()
-    checkpointer.save(total, state, {**meta, "gradient_steps": total})
     checkpointer.close()
     return {
         "run_dir": str(run_dir),
         "checkpoint": str(run_dir / "checkpoints"),
         "gradient_steps": total,
         "evals": evals,
-        "final_eval_return": evals[-1]["eval_return"],
+        "final_eval_return": evals[-1]["eval_return"] if evals else float("nan"),
         "target_entropy": agent.target_entropy,
         "seconds": time.perf_counter() - t0,
         "state": state,
     }
+
+
+def _next(steps: int, every: int) -> int:
+    """The first multiple of `every` after `steps`: the same cadence whether or not resumed."""
+    return (steps // every + 1) * every
+
+
+def _eval_record(record: dict) -> dict:
+    return {k: v for k, v in record.items() if k not in ("env_steps", "phase", "time")}
+
+
+# Settings a resumed pre-training may change: budgets and cadences, not what is learnt.
+RESUME_MAY_CHANGE = {
+    "offline.steps",
+    "offline.eval_every_steps",
+    "offline.checkpoint_every_steps",
+    "offline.dataset",  # a moved file: the fingerprint above still names the data
+}
+
+
+_RESUME_KEYS = {"env": None, "agent": None, "offline": None, "run": ("seed", "matmul_precision")}
+
+
+def check_resumable(saved: dict, meta: dict) -> None:
+    """Refuse to continue a checkpoint made on other data or with other settings."""
+    if saved.get("dataset", {}).get("fingerprint") != meta["dataset"]["fingerprint"]:
+        raise CheckpointError(
+            f"--resume: the checkpoint was pre-trained on other data ({saved['dataset']['path']}, "
+            f"fingerprint {saved['dataset'].get('fingerprint')}); this run has "
+            f"{meta['dataset']['path']} ({meta['dataset']['fingerprint']})"
+        )
+    now = json.loads(json.dumps(meta["config"]))  # tuples -> lists, as saved
+    for section, keys in _RESUME_KEYS.items():
+        for key in keys or now[section]:
+            name, value = f"{section}.{key}", now[section][key]
+            was = saved["config"][section].get(key)
+            if name not in RESUME_MAY_CHANGE and was != value:
+                raise CheckpointError(
+                    f"--resume: {name}={value!r} but the checkpoint was made with {was!r}; "
+                    "use the same value or start a new run.run_dir"
+                )
+    if "rng" not in saved:
+        raise CheckpointError("--resume: the checkpoint records no rng (an older version)")
 
 
 # --- the bridge ---------------------------------------------------------------------------------
@@ -171,6 +244,12 @@ def restore_pretrained(
             )
 
     _, state, meta = load_agent(directory, check)
+    done, planned = meta.get("gradient_steps"), meta.get("total_gradient_steps", 0)
+    if done is not None and done < planned:  # older checkpoints hold finished runs only
+        raise CheckpointError(
+            f"{directory} holds an unfinished pre-training (newest intact step: {done} of "
+            f"{planned} gradient steps); finish it with `pretrain --resume`"
+        )
     online_shapes = jax.eval_shape(online_agent.init, jax.random.PRNGKey(0))
     for part in ("actor", "critic", "target_critic_params", "temperature"):
         check_tree_matches(

@@ -8,6 +8,7 @@ import sys
 from wsrl_mjx.checkpoint import CheckpointError
 from wsrl_mjx.config import ConfigError, load_config
 from wsrl_mjx.data import DatasetError
+from wsrl_mjx.rundir import RunDirError
 from wsrl_mjx.train import TrainingDiverged
 
 
@@ -49,7 +50,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     from wsrl_mjx.pretrain import run_pretrain
 
     cfg = _load(args.config, args.overrides)
-    summary = run_pretrain(cfg)
+    summary = run_pretrain(cfg, resume=args.resume)
     print(
         f"done: {summary['gradient_steps']} gradient steps in {summary['seconds']:.0f} s, "
         f"eval return {summary['final_eval_return']:.2f}; checkpoint in {summary['checkpoint']}"
@@ -173,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
         "offline pre-training (CQL / CalQL / IQL) on a dataset",
         "Pre-train offline on offline.dataset with offline.algorithm and save the whole agent "
         "(Orbax) plus its config, env and dataset fingerprint.",
+        resume=True,
     )
     _command(
         commands,
@@ -255,10 +257,13 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(["pipeline"])
     try:
         return args.func(args)
-    except (ConfigError, CheckpointError, DatasetError, FileNotFoundError) as e:
+    except (ConfigError, CheckpointError, DatasetError, RunDirError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except TrainingDiverged as e:  # the last good checkpoint is kept on disk
+    except OSError as e:  # a missing file, a read-only or full disk: the message names it
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as e:  # the last good (all finite) checkpoint is kept on disk
         print(f"error: {e}", file=sys.stderr)
         return 3
 

@@ -14,8 +14,15 @@ import numpy as np
 
 import envs
 from wsrl_mjx.agents.sac import SACAgent, make_sac
-from wsrl_mjx.checkpoint import Checkpointer, CheckpointError
-from wsrl_mjx.config import Config, ConfigError, EnvConfig, save_config, to_dict
+from wsrl_mjx.checkpoint import Checkpointer, CheckpointError, TrainingDiverged
+from wsrl_mjx.config import (
+    Config,
+    ConfigError,
+    EnvConfig,
+    check_online_budget,
+    save_config,
+    to_dict,
+)
 from wsrl_mjx.evaluate import make_evaluator
 from wsrl_mjx.logger import Logger, Progress
 from wsrl_mjx.loops import (
@@ -29,12 +36,9 @@ from wsrl_mjx.loops import (
 )
 from wsrl_mjx.mc_replay import make_mc_replay
 from wsrl_mjx.replay import buffer_nbytes, example_transition, make_replay
+from wsrl_mjx.rundir import holds_run_dir
 from wsrl_mjx.sharding import data_sharding, initialize_distributed
 from wsrl_mjx.types import AgentState, TrainingState, Transition
-
-
-class TrainingDiverged(RuntimeError):
-    """A loss or metric became NaN/inf; the last good checkpoint is kept untouched."""
 
 
 def make_env(cfg: EnvConfig) -> envs.Env:
@@ -55,13 +59,15 @@ def env_meta(env: envs.Env) -> dict:
     }
 
 
-def check_finite(metrics: dict, env_steps: int, checkpointer: Checkpointer) -> None:
+def check_finite(
+    metrics: dict, step: int, checkpointer: Checkpointer, unit: str = "env step"
+) -> None:
     bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
     if bad:
         last = checkpointer.latest_step()
         kept = f"last good checkpoint: {checkpointer.directory}/{last}" if last else "no checkpoint"
         raise TrainingDiverged(
-            f"non-finite {', '.join(bad)} at env step {env_steps}; stopping ({kept}). "
+            f"non-finite {', '.join(bad)} at {unit} {step}; stopping ({kept}). "
             "Lower the learning rates or check the rewards/observations."
         )
 
@@ -183,6 +189,7 @@ def make_diagnostics(agent: SACAgent):
     return jax.jit(diagnose)
 
 
+@holds_run_dir  # one writer per run dir, for the run's whole life
 def run_online(
     cfg: Config,
     *,
@@ -222,9 +229,9 @@ def run_online(
     if offline_per_minibatch:
         online_buffer = make_buffer(m * online_rows)
         sample_fn = mixed_sampler(online_buffer, m, b, offline_per_minibatch)
-    schedule = Schedule.from_config(
-        cfg, steps_before_updates(cfg, m * online_rows, env.episode_length, mc_bound)
-    )
+    no_update_steps = steps_before_updates(cfg, m * online_rows, env.episode_length, mc_bound)
+    schedule = Schedule.from_config(cfg, no_update_steps)
+    check_online_budget(cfg, schedule.total_env_steps, no_update_steps)
     sharding = data_sharding(cfg.run.num_devices, cfg.online.num_envs, m * b)
     reward = dict(reward_scale=cfg.env.reward_scale, reward_bias=cfg.env.reward_bias)
     # The warmup acts like the online phase (JSRL: guide roll-ins) unless it is random.
@@ -302,7 +309,8 @@ def run_online(
         checkpointer.save(env_steps, state, {**meta, "env_steps": env_steps})
 
     env_steps = int(state.env_steps)
-    next_eval = env_steps
+    # A resumed run keeps the uninterrupted run's cadence (its checkpoint follows that eval).
+    next_eval = (env_steps // cfg.eval.every_env_steps + 1) * cfg.eval.every_env_steps
     next_ckpt = (env_steps // cfg.run.checkpoint_every_env_steps + 1) * (
         cfg.run.checkpoint_every_env_steps
     )

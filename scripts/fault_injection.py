@@ -1,0 +1,198 @@
+"""Kill -9 tiny `online` and `pretrain` runs at random moments, resume them, compare with an
+uninterrupted run: is the final state bit-identical, and is any log record lost?
+
+    python scripts/fault_injection.py --trials 4 --out runs/fault_injection
+
+Each trial starts a run through the command line, sends SIGKILL once its log holds a random
+number of records (plus a random delay of up to 1.5 s), then runs `--resume` (or starts afresh
+when no checkpoint was written yet) until it exits 0. Bit-identity is checked on the sha256 of
+every saved array (the checksums each checkpoint records); records are compared by
+(phase, step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = [
+    "env.name=PointMass",
+    "env.episode_length=20",
+    "agent.actor_hidden=[16,16]",
+    "agent.critic_hidden=[16,16]",
+    "agent.num_critics=2",
+    "agent.batch_size=16",
+    "agent.critic_minibatches=1",
+    "eval.num_episodes=2",
+    "eval.every_env_steps=100",
+    "run.progress=false",
+    "run.tensorboard=false",
+    "run.keep_checkpoints=2",
+]
+ONLINE = [
+    "online.num_envs=4",
+    "online.warmup_steps=40",
+    "online.chunk_length=10",
+    "online.buffer_capacity=1000",
+    "online.total_env_steps=400",
+    "run.checkpoint_every_env_steps=80",
+]
+PRETRAIN = [
+    "offline.steps=300",
+    "offline.chunk_length=25",
+    "offline.checkpoint_every_steps=50",
+    "offline.eval_every_steps=100",
+    "offline.holdout_fraction=0.1",
+]
+
+
+def make_dataset(path: Path) -> Path:
+    """400 PointMass-shaped random transitions in episodes of 20 steps."""
+    sys.path.insert(0, str(REPO))
+    from wsrl_mjx import data
+
+    rng = np.random.default_rng(0)
+    n = 400
+    arrays = {
+        "observations": rng.standard_normal((n, 4)).astype(np.float32),
+        "actions": rng.uniform(-1, 1, (n, 2)).astype(np.float32),
+        "rewards": rng.random(n).astype(np.float32),
+        "next_observations": rng.standard_normal((n, 4)).astype(np.float32),
+        "terminals": np.zeros(n, bool),
+        "timeouts": (np.arange(n) % 20) == 19,
+    }
+    return data.save_dataset(path, arrays, {"env": "PointMass"})
+
+
+def command(kind: str, run_dir: Path, dataset: Path, resume: bool) -> list[str]:
+    sets = [*TINY, *(ONLINE if kind == "online" else PRETRAIN), f"run.run_dir={run_dir}"]
+    if kind == "pretrain":
+        sets.append(f"offline.dataset={dataset}")
+    argv = [sys.executable, "-m", "wsrl_mjx.run", kind]
+    for s in sets:
+        argv += ["--set", s]
+    return [*argv, "--resume"] if resume else argv
+
+
+def start(argv: list[str], log: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = open(log, "a")  # noqa: SIM115
+    return subprocess.Popen(argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def run_to_end(kind: str, run_dir: Path, dataset: Path) -> float:
+    t = time.perf_counter()
+    resume = bool(steps_on_disk(run_dir))
+    proc = start(command(kind, run_dir, dataset, resume), run_dir.parent / f"{run_dir.name}.log")
+    if proc.wait() != 0:
+        raise RuntimeError(f"{kind} in {run_dir} exited {proc.returncode}: see its .log")
+    return time.perf_counter() - t
+
+
+def steps_on_disk(run_dir: Path) -> list[int]:
+    folder = run_dir / "checkpoints"
+    return (
+        sorted(int(p.name) for p in folder.glob("*") if p.name.isdigit()) if folder.is_dir() else []
+    )
+
+
+def final_digests(run_dir: Path) -> dict:
+    steps = steps_on_disk(run_dir)
+    meta = json.loads((run_dir / "checkpoints" / str(steps[-1]) / "meta" / "metadata").read_text())
+    return {"step": steps[-1], "integrity": meta["integrity"]}
+
+
+def record_keys(run_dir: Path) -> Counter:
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return Counter((r["phase"], r["env_steps"]) for r in map(json.loads, lines))
+
+
+def lines_in(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.is_file() else 0
+
+
+def trial(kind: str, index: int, root: Path, dataset: Path, records: int, rng: random.Random):
+    """Kill once the log holds a random number of records (0 = during start-up), after a
+    random extra delay: moments spread over the whole run, checkpoint writes included."""
+    run_dir = root / f"{kind}-trial{index}"
+    after, delay = rng.randint(0, records), rng.uniform(0.0, 1.5)
+    proc = start(command(kind, run_dir, dataset, False), run_dir.parent / f"{run_dir.name}.log")
+    while proc.poll() is None and lines_in(run_dir / "metrics.jsonl") < after:
+        time.sleep(0.05)
+    time.sleep(delay)
+    killed = proc.poll() is None
+    if killed:
+        proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    ckpts = steps_on_disk(run_dir)
+    partial = sorted(p.name for p in (run_dir / "checkpoints").glob("*tmp*"))
+    logged = lines_in(run_dir / "metrics.jsonl")
+    if killed or proc.returncode != 0:
+        run_to_end(kind, run_dir, dataset)
+    return {
+        "run_dir": run_dir,
+        "kill": f"after record {logged} of {records} (+{delay:.1f} s)",
+        "killed": killed,
+        "checkpoints_at_kill": ckpts + partial,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=4, help="trials per kind")
+    parser.add_argument("--kinds", nargs="+", default=["online", "pretrain"])
+    parser.add_argument("--out", default="runs/fault_injection")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    root = Path(args.out).absolute()
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    dataset = make_dataset(root / "dataset.npz")
+    rng = random.Random(args.seed)
+    lines = [
+        "| kind | trials | killed | bit-identical | records lost | records duplicated |",
+        "|---|---|---|---|---|---|",
+    ]
+    details = []
+    for kind in args.kinds:
+        reference = root / f"{kind}-reference"
+        run_to_end(kind, reference, dataset)
+        want, want_keys = final_digests(reference), record_keys(reference)
+        records = sum(want_keys.values())
+        identical = lost = duplicated = killed = 0
+        for index in range(args.trials):
+            result = trial(kind, index, root, dataset, records, rng)
+            got_keys = record_keys(result["run_dir"])
+            same = final_digests(result["run_dir"]) == want
+            missing = sum((want_keys - got_keys).values())
+            extra = sum((got_keys - want_keys).values())
+            identical, lost, duplicated = identical + same, lost + missing, duplicated + extra
+            killed += result["killed"]
+            details.append(
+                f"- {kind}: killed {result['kill']} "
+                f"(killed: {result['killed']}; checkpoints on disk then: "
+                f"{result['checkpoints_at_kill']}) -> bit-identical: {same}, "
+                f"records lost: {missing}, duplicated: {extra}"
+            )
+            print(details[-1], flush=True)
+        lines.append(f"| {kind} | {args.trials} | {killed} | {identical} | {lost} | {duplicated} |")
+    report = "\n".join([*lines, "", *details])
+    print("\n" + report)
+    (root / "report.md").write_text(report + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

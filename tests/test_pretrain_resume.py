@@ -1,0 +1,97 @@
+"""`pretrain --resume`: a run stopped after a checkpoint (the newest one broken, even) continues
+to the same bits as an uninterrupted run; an unfinished pre-training is not fine-tuned from."""
+
+import numpy as np
+import pytest
+
+from tests.common import TINY, leaves_equal
+from wsrl_mjx import data
+from wsrl_mjx.agents.sac import make_sac
+from wsrl_mjx.checkpoint import Checkpointer, CheckpointError
+from wsrl_mjx.config import load_config
+from wsrl_mjx.logger import read_metrics
+from wsrl_mjx.pretrain import restore_pretrained, run_pretrain
+
+PRETRAIN = [
+    *TINY,
+    "offline.steps=100",
+    "offline.chunk_length=25",
+    "offline.checkpoint_every_steps=25",
+    "offline.eval_every_steps=50",
+    "offline.holdout_fraction=0.1",
+]
+
+
+class Killed(Exception):
+    pass
+
+
+def random_dataset(path) -> str:
+    """200 PointMass-shaped transitions in 10 episodes of 20 steps."""
+    rng = np.random.default_rng(0)
+    n = 200
+    arrays = {
+        "observations": rng.standard_normal((n, 4)).astype(np.float32),
+        "actions": rng.uniform(-1, 1, (n, 2)).astype(np.float32),
+        "rewards": rng.random(n).astype(np.float32),
+        "next_observations": rng.standard_normal((n, 4)).astype(np.float32),
+        "terminals": np.zeros(n, bool),
+        "timeouts": (np.arange(n) % 20) == 19,
+    }
+    return str(data.save_dataset(path, arrays, {"env": "PointMass"}))
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pretrain")
+    dataset = random_dataset(root / "ds.npz")
+
+    def cfg(name):
+        return load_config(
+            None, [*PRETRAIN, f"offline.dataset={dataset}", f"run.run_dir={root / name}"]
+        )
+
+    full = run_pretrain(cfg("full"))
+    # Stop the second run right after its third checkpoint (step 75 of 100).
+    original, saves = Checkpointer.save, []
+
+    def save_then_die(self, step, state, meta):
+        path = original(self, step, state, meta)
+        saves.append(step)
+        if len(saves) == 3:
+            raise Killed
+        return path
+
+    Checkpointer.save = save_then_die
+    try:
+        with pytest.raises(Killed):
+            run_pretrain(cfg("killed"))
+    finally:
+        Checkpointer.save = original
+    assert saves == [25, 50, 75]
+    return root, cfg, full
+
+
+def test_unfinished_pretraining_is_refused_for_finetuning(runs):
+    root, cfg, _ = runs
+    agent = make_sac(cfg("killed").agent, 4, 2)
+    with pytest.raises(CheckpointError, match="unfinished pre-training .*75 of 100"):
+        restore_pretrained(root / "killed", agent, "PointMass")
+    with pytest.raises(CheckpointError, match="pass --resume"):
+        run_pretrain(cfg("killed"))
+
+
+def test_resume_falls_back_past_a_broken_step_and_ends_bit_identical(runs, capsys):
+    root, cfg, full = runs
+    for f in (root / "killed" / "checkpoints" / "75").rglob("d/*"):
+        f.write_bytes(f.read_bytes()[:10])  # truncate the newest step's data
+    resumed = run_pretrain(cfg("killed"), resume=True)
+    err = capsys.readouterr().err
+    assert "checkpoints/75 is broken" in err and "older checkpoint" in err and "/50" in err
+    assert leaves_equal(resumed["state"], full["state"])
+    restored, meta = Checkpointer(root / "killed" / "checkpoints").restore(full["state"])
+    assert meta["gradient_steps"] == 100 and leaves_equal(restored, full["state"])
+    # The log holds each record once, as the uninterrupted run's does.
+    keys = lambda run: [(r["phase"], r["env_steps"]) for r in read_metrics(root / run)]  # noqa: E731
+    assert keys("killed") == keys("full")
+    assert resumed["evals"] == full["evals"]

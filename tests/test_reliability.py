@@ -1,0 +1,356 @@
+"""Nothing lost, nothing silent: one writer per run dir, atomic logs, verified checkpoints with
+fallback, exit 2 with a message for bad input. No MJX here: every test runs in seconds."""
+
+import errno
+import glob
+import json
+import os
+import resource
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from wsrl_mjx import data
+from wsrl_mjx.checkpoint import Checkpointer, CheckpointError, TrainingDiverged
+from wsrl_mjx.config import ConfigError, check_budget, load_config
+from wsrl_mjx.logger import Logger, read_metrics
+from wsrl_mjx.run import main
+from wsrl_mjx.rundir import LOCK_FILE, RunDirError, exclusive
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# --- one writer per run dir ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def holder(tmp_path):
+    """Another process holding tmp_path/run until killed."""
+    run_dir = tmp_path / "run"
+    code = (
+        "import sys, time; from wsrl_mjx.rundir import exclusive\n"
+        f"with exclusive({str(run_dir)!r}):\n    print('locked', flush=True); time.sleep(120)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, env=env, text=True
+    )
+    assert proc.stdout.readline().strip() == "locked"
+    yield run_dir, proc
+    proc.kill()
+    proc.wait()
+
+
+def test_second_writer_is_refused_naming_the_holder(holder, capsys):
+    run_dir, proc = holder
+    with pytest.raises(RunDirError, match=f"in use by pid {proc.pid} on "), exclusive(run_dir):
+        pass
+    # Through the command line: exit 2 before anything is compiled or written.
+    assert main(["online", "--set", f"run.run_dir={run_dir}"]) == 2
+    err = capsys.readouterr().err
+    assert f"pid {proc.pid}" in err and "-c" in err and "started 20" in err
+    assert sorted(p.name for p in run_dir.iterdir()) == [LOCK_FILE]
+
+
+def test_lock_is_released_when_the_holder_is_killed(holder):
+    run_dir, proc = holder
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with exclusive(run_dir):  # no stale lock to clean up by hand
+        assert json.loads((run_dir / LOCK_FILE).read_text())["pid"] == os.getpid()
+    with exclusive(run_dir), exclusive(run_dir):  # re-entrant within one process
+        pass
+
+
+# --- the metrics log ----------------------------------------------------------------------------
+
+
+def write_log(run_dir: Path, steps: list[int], tail: str = "") -> str:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    text = "".join(json.dumps({"env_steps": s, "phase": "online", "x": s}) + "\n" for s in steps)
+    (run_dir / "metrics.jsonl").write_text(text + tail)
+    return text + tail
+
+
+def test_a_kill_during_the_log_rewrite_leaves_the_old_log(tmp_path, monkeypatch):
+    before = write_log(tmp_path, [10, 20, 30])
+
+    def killed(*args):
+        raise KeyboardInterrupt  # stands in for the process dying before the rename
+
+    monkeypatch.setattr(os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        Logger(tmp_path, tensorboard=False, resume_step=20)
+    assert (tmp_path / "metrics.jsonl").read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.jsonl"]  # no temp file left
+    monkeypatch.undo()
+    Logger(tmp_path, tensorboard=False, resume_step=20).close()
+    assert [r["env_steps"] for r in read_metrics(tmp_path)] == [10, 20]
+    assert stat.S_IMODE((tmp_path / "metrics.jsonl").stat().st_mode) == umask_mode()
+
+
+def umask_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def test_a_torn_last_line_is_dropped_with_a_warning(tmp_path):
+    write_log(tmp_path, [10, 20], tail='{"env_steps": 30, "pha')
+    with pytest.warns(UserWarning, match="dropped 1 unreadable line"):
+        assert [r["env_steps"] for r in read_metrics(tmp_path)] == [10, 20]
+    with pytest.warns(UserWarning):
+        log = Logger(tmp_path, tensorboard=False, resume_step=100)
+    log.log(40, "online", {"x": 40})
+    log.close()
+    assert [r["env_steps"] for r in read_metrics(tmp_path)] == [10, 20, 40]
+
+
+# --- checkpoints --------------------------------------------------------------------------------
+
+
+def state(value: float) -> dict:
+    rng = np.random.default_rng(int(value))
+    return {
+        "agent": {"w": jnp.asarray(rng.standard_normal(1024), jnp.float32), "n": jnp.arange(3)},
+        "opt": {"mu": jnp.full((8,), value)},
+    }
+
+
+def like() -> dict:
+    return state(0.0)
+
+
+@pytest.fixture
+def two_steps(tmp_path):
+    ckpt = Checkpointer(tmp_path / "ckpt", keep=3)
+    for step in (1, 2):
+        ckpt.save(step, state(float(step)), {"step": step})
+    ckpt.close()
+    return tmp_path / "ckpt"
+
+
+def data_files(step_dir: Path) -> list[str]:
+    return sorted(glob.glob(f"{step_dir}/state/**/d/*", recursive=True), key=os.path.getsize)
+
+
+def truncate(step_dir: Path) -> None:
+    for f in data_files(step_dir):
+        os.truncate(f, os.path.getsize(f) // 2)
+
+
+def flip_bit(step_dir: Path) -> None:
+    """One bit in the middle of the largest data file: Orbax itself restores this silently."""
+    f = data_files(step_dir)[-1]
+    raw = bytearray(Path(f).read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    Path(f).write_bytes(bytes(raw))
+
+
+DAMAGE = {
+    "truncated": truncate,
+    "overwritten": lambda d: [Path(f).write_bytes(b"\0" * 64) for f in data_files(d)],
+    "flipped_bit": flip_bit,
+    "manifest_deleted": lambda d: [
+        os.remove(f) for f in glob.glob(f"{d}/state/**/manifest.ocdbt", recursive=True)
+    ],
+    "array_metadata_deleted": lambda d: os.remove(d / "state" / "_METADATA"),
+    "garbage_meta": lambda d: (d / "meta" / "metadata").write_text("{garbage"),
+    "emptied": lambda d: [shutil.rmtree(d), d.mkdir()],
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_a_broken_newest_step_falls_back_to_the_older_one(two_steps, damage, capsys):
+    DAMAGE[damage](two_steps / "2")
+    ckpt = Checkpointer(two_steps, keep=3)
+    restored, meta = ckpt.restore(like())
+    assert meta["step"] == 1
+    np.testing.assert_array_equal(restored["agent"]["w"], state(1.0)["agent"]["w"])
+    item, _ = ckpt.restore_item("agent", like()["agent"])
+    np.testing.assert_array_equal(item["w"], state(1.0)["agent"]["w"])
+    err = capsys.readouterr().err
+    assert f"checkpoint {two_steps}/2 is broken" in err and f"older checkpoint {two_steps}/1" in err
+    assert err.count("is broken") == 1  # each broken step is reported once
+    # Asked for by number, the broken step is refused, never returned.
+    with pytest.raises(CheckpointError, match="step 2"):
+        ckpt.restore(like(), step=2)
+
+
+def test_a_flipped_bit_is_caught_by_the_checksum(two_steps):
+    flip_bit(two_steps / "2")
+    with pytest.raises(CheckpointError, match="checksum mismatch in agent.w"):
+        Checkpointer(two_steps).restore(like(), step=2)
+
+
+def test_no_intact_step_is_a_clear_error(two_steps):
+    truncate(two_steps / "1")
+    flip_bit(two_steps / "2")
+    with pytest.raises(CheckpointError, match=r"no intact checkpoint .*step 2: .*step 1: "):
+        Checkpointer(two_steps).restore(like())
+
+
+def test_a_mismatch_is_not_mistaken_for_damage(two_steps):
+    with pytest.raises(CheckpointError, match="agent.w: checkpoint has shape"):
+        Checkpointer(two_steps).restore(
+            {**like(), "agent": {"w": jnp.zeros(5), "n": jnp.arange(3)}}
+        )
+
+
+@pytest.mark.parametrize("bad", [np.inf, np.nan])
+def test_a_non_finite_state_is_never_saved(two_steps, bad):
+    broken = state(3.0)
+    broken["opt"]["mu"] = broken["opt"]["mu"].at[2].set(bad)  # e.g. Adam's moment overflowed
+    ckpt = Checkpointer(two_steps, keep=3)
+    with pytest.raises(TrainingDiverged, match=rf"opt.mu\); not saved .*{two_steps}/2"):
+        ckpt.save(3, broken, {"step": 3})
+    assert ckpt.latest_step() == 2 and not (two_steps / "3").exists()
+
+
+def test_a_full_disk_keeps_the_older_checkpoints(two_steps):
+    ckpt = Checkpointer(two_steps, keep=2)
+    noise = np.random.default_rng(0).standard_normal(200_000)  # incompressible: ~800 kB
+    big = {**state(3.0), "opt": {"mu": jnp.asarray(noise, jnp.float32)}}
+    old = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, limits[1]))  # files stop growing at 50 kB
+    try:
+        with pytest.raises(CheckpointError, match=r"could not write checkpoint step 3 .*\[1, 2\]"):
+            ckpt.save(3, big, {"step": 3})
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, old)
+    assert sorted(os.listdir(two_steps)) == ["1", "2"]  # the partial step is cleaned up
+    restored, meta = Checkpointer(two_steps).restore(like())
+    assert meta["step"] == 2
+
+
+def test_enospc_from_the_library_is_a_checkpoint_error(two_steps, monkeypatch):
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    ckpt = Checkpointer(two_steps, keep=2)
+    monkeypatch.setattr(ckpt._manager, "save", full)
+    with pytest.raises(CheckpointError, match="No space left on device.*older checkpoints"):
+        ckpt.save(3, state(3.0), {})
+
+
+# --- bad input: exit 2 and a message ------------------------------------------------------------
+
+
+def bad_files(tmp_path: Path) -> dict[str, Path]:
+    (tmp_path / "syntax.yaml").write_text("online:\n  num_envs: [1, 2\n")
+    (tmp_path / "latin1.yaml").write_bytes("env:\n  name: Caf\xe9\n".encode("latin-1"))
+    (tmp_path / "a_file").write_text("not a directory")
+    (tmp_path / "text.npz").write_text("hello, I am text")
+    data.save_dataset(tmp_path / "two_rows", dataset_arrays(2, obs=4, act=2), {"env": "PointMass"})
+    return {p.stem: p for p in tmp_path.iterdir()}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["online", "--config", "{syntax}"], r"syntax.yaml: YAML syntax error: .* at line \d+"),
+        (["online", "--config", "{latin1}"], "not UTF-8 text"),
+        (["online", "--set", "agent.actor_hidden=[16,"], "--set agent.actor_hidden=.*cannot parse"),
+        (["online", "--set", "agent.actor_hidden=[0,16]"], "every layer width must be >= 1"),
+        (["online", "--set", "agent.critic_hidden=[-4]"], r"agent.critic_hidden=\[-4\]"),
+        (
+            [
+                "online",
+                *("--set", "online.num_envs=32", "--set", "online.buffer_capacity=16"),
+                *("--set", "agent.batch_size=4", "--set", "agent.critic_minibatches=1"),
+            ],
+            "buffer_capacity=16 is smaller than online.num_envs=32",
+        ),
+        (["online", "--set", "run.run_dir={a_file}"], "exists and is not a directory"),
+        (["online", "--set", "run.run_dir={a_file}/run"], "cannot create run dir"),
+        (
+            ["pretrain", "--set", "offline.dataset={text}", "--set", "run.run_dir={tmp}/pre"],
+            "not an .npz file",
+        ),
+        (
+            [
+                "online",
+                *("--set", "online.num_envs=4", "--set", "online.warmup_steps=40"),
+                *("--set", "online.chunk_length=100", "--set", "online.total_env_steps=200"),
+            ],
+            "online.total_env_steps=200 would run 440 steps",
+        ),
+        (
+            ["pretrain", "--set", "offline.steps=100", "--set", "offline.chunk_length=500"],
+            "offline.steps=100 would run 500 steps",
+        ),
+        (
+            ["pretrain", "--set", "offline.dataset={two_rows}", "--set", "run.run_dir={tmp}/pre"],
+            "2 transitions leave 1 to train on",
+        ),
+        (
+            ["online", "--set", "online.warmup_steps=1000", "--set", "online.total_env_steps=200"],
+            "all warmup, with no update",
+        ),
+    ],
+)
+def test_bad_input_exits_2_with_a_message(argv, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    files = {k: str(v) for k, v in bad_files(tmp_path).items()}
+    argv = [a.format(tmp=tmp_path, **files) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err
+    assert __import__("re").search(message, err), err
+
+
+def test_a_read_only_parent_is_a_message(tmp_path, monkeypatch, capsys):
+    def read_only(self, *args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", read_only)  # root ignores chmod, so fake the refusal
+    assert main(["online", "--set", f"run.run_dir={tmp_path}/ro/run"]) == 2
+    assert "cannot create run dir" in capsys.readouterr().err
+
+
+def test_budgets_refuse_big_overruns_and_note_small_ones(capsys):
+    check_budget("offline.steps", 1000, 1000, "")
+    check_budget("offline.steps", 1000, 1050, "whole chunks")
+    assert "runs 1050 steps" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="offline.steps=100 would run 500 steps"):
+        check_budget("offline.steps", 100, 500, "whole chunks")
+
+
+def test_shipped_configs_fit_their_budgets():
+    from wsrl_mjx.experiment import load_experiment
+    from wsrl_mjx.pipeline import DEFAULT_CONFIG
+    from wsrl_mjx.train import Schedule
+
+    configs = [load_config(p) for p in [DEFAULT_CONFIG, *sorted((REPO / "configs").glob("*.yaml"))]]
+    for path in sorted((REPO / "configs" / "experiments").glob("*.yaml")):
+        configs += load_experiment(path).methods.values()
+    for path, cfg in enumerate(configs):
+        planned = Schedule.from_config(cfg).total_env_steps
+        assert planned <= 1.1 * cfg.online.total_env_steps, path
+        assert cfg.online.warmup_steps < cfg.online.total_env_steps, path
+        assert cfg.offline.steps % cfg.offline.chunk_length == 0, path
+
+
+def dataset_arrays(n: int, obs: int = 2, act: int = 1) -> dict[str, np.ndarray]:
+    return {
+        "observations": np.zeros((n, obs), np.float32),
+        "actions": np.zeros((n, act), np.float32),
+        "rewards": np.zeros(n, np.float32),
+        "next_observations": np.zeros((n, obs), np.float32),
+        "terminals": np.zeros(n, bool),
+        "timeouts": np.ones(n, bool),
+    }
+
+
+def test_saved_dataset_respects_the_umask(tmp_path):
+    path = data.save_dataset(tmp_path / "ds", dataset_arrays(4), {"env": "x"})
+    assert stat.S_IMODE(path.stat().st_mode) == umask_mode()

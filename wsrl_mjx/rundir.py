@@ -1,0 +1,137 @@
+"""One writer per run directory (an flock held for the run's life) and atomic file writes."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import json
+import os
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+LOCK_FILE = "run.lock"
+_held: dict[Path, list] = {}  # run dir -> [open lock file, depth]: re-entrant in one process
+
+
+class RunDirError(RuntimeError):
+    """A run directory that cannot be written: in use by another process, not a directory,
+    read-only or full. Maps to exit 2 on the command line."""
+
+
+def make_run_dir(run_dir: str | Path) -> Path:
+    """Create `run_dir` (and parents), turning OS errors into a message naming the path."""
+    path = Path(run_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise RunDirError(f"run dir {path} exists and is not a directory") from None
+    except OSError as e:  # read-only parent, a parent that is a file, a full disk
+        raise RunDirError(f"cannot create run dir {path}: {e.strerror or e}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise RunDirError(f"run dir {path} is not writable")
+    return path
+
+
+def _holder(lock: IO[str]) -> str:
+    lock.seek(0)
+    try:
+        info = json.loads(lock.read() or "{}")
+    except ValueError:
+        info = {}
+    if not info:
+        return "another process (no details recorded yet)"
+    return (
+        f"pid {info.get('pid')} on {info.get('host')} (command: {info.get('command')}; "
+        f"started {info.get('started')})"
+    )
+
+
+@contextlib.contextmanager
+def exclusive(run_dir: str | Path) -> Iterator[Path]:
+    """Hold `run_dir/run.lock` exclusively; a second process gets `RunDirError` naming the
+    holder. The kernel drops the lock when the holder dies, so a kill never leaves it stuck."""
+    path = make_run_dir(run_dir).resolve()
+    if path in _held:  # e.g. a collect run inside the same process: already ours
+        _held[path][1] += 1
+        try:
+            yield path
+        finally:
+            _held[path][1] -= 1
+        return
+    try:
+        # "a+" neither truncates a holder's record nor fails when the file is missing.
+        lock = open(path / LOCK_FILE, "a+")  # noqa: SIM115
+    except OSError as e:
+        raise RunDirError(f"cannot write in run dir {path}: {e.strerror or e}") from None
+    try:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = _holder(lock)
+        lock.close()
+        raise RunDirError(
+            f"run dir {path} is in use by {holder}; wait for it to finish or choose another "
+            "run.run_dir (nothing was written)"
+        ) from None
+    try:
+        lock.truncate(0)
+        lock.write(json.dumps(_owner()) + "\n")
+        lock.flush()
+        _held[path] = [lock, 1]
+        yield path
+    finally:
+        _held.pop(path, None)
+        lock.close()  # releases the flock; the file stays, naming the last holder
+
+
+def _owner() -> dict[str, Any]:
+    return {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "command": " ".join(sys.argv),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def holds_run_dir(fn: Callable) -> Callable:
+    """Decorate `fn(cfg, ...)` to run while holding `cfg.run.run_dir` exclusively. Not with
+    run.distributed: there one process per host shares the run dir by design."""
+
+    @functools.wraps(fn)
+    def wrapper(cfg, *args, **kwargs):
+        if cfg.run.distributed:
+            return fn(cfg, *args, **kwargs)
+        with exclusive(cfg.run.run_dir):
+            return fn(cfg, *args, **kwargs)
+
+    return wrapper
+
+
+def file_mode() -> int:
+    """0666 minus the umask: what `open()` would give a new file (mkstemp gives 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
+    """`write(f)` to a temp file beside `path`, fsync, then `os.replace`: a kill at any moment
+    leaves either the old file or the new one, never a torn or empty one."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, file_mode())
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
