@@ -353,7 +353,7 @@ def pretrain_state(run_dir: Path) -> dict:
 
 
 def _config_of(run_dir: Path) -> dict:
-    return yaml.safe_load((run_dir / "config.yaml").read_text())
+    return read_yaml(run_dir / "config.yaml")
 
 
 def run_diagnostics(run_dir: Path) -> dict:
