@@ -92,6 +92,15 @@ def test_rerun_with_other_settings_is_refused(tmp_path):
     other = load_experiment(EXPERIMENTS[0], {**moved, "agent": {"init_temperature": 0.5}})
     with pytest.raises(ConfigError, match="agent.init_temperature differs"):
         check_same_experiment(other)
+    # A record made before a key existed: the key at its default changes nothing; set, it does.
+    record = json.loads((exp.run_dir / "experiment.json").read_text())
+    for settings in record.values():
+        del settings["online.first_update."]  # flattened keys end with a dot
+    (exp.run_dir / "experiment.json").write_text(json.dumps(record))
+    check_same_experiment(load_experiment(EXPERIMENTS[0], moved))
+    newer = load_experiment(EXPERIMENTS[0], {**moved, "online": {"first_update": "after_warmup"}})
+    with pytest.raises(ConfigError, match="online.first_update differs"):
+        check_same_experiment(newer)
 
 
 def test_methods_share_a_pretraining_only_with_the_same_settings():

@@ -281,6 +281,7 @@ def bad_files(tmp_path: Path) -> dict[str, Path]:
                 "online",
                 *("--set", "online.num_envs=4", "--set", "online.warmup_steps=40"),
                 *("--set", "online.chunk_length=100", "--set", "online.total_env_steps=200"),
+                *("--set", "agent.batch_size=8"),  # one sampled batch (32 rows) < the warmup
             ],
             "online.total_env_steps=200 would run 440 steps",
         ),
@@ -295,6 +296,10 @@ def bad_files(tmp_path: Path) -> dict[str, Path]:
         (
             ["online", "--set", "online.warmup_steps=1000", "--set", "online.total_env_steps=200"],
             "all warmup, with no update",
+        ),
+        (  # K = 0, but the official start still collects one sampled batch (1,024 rows) first
+            ["online", "--set", "online.warmup_steps=0", "--set", "online.total_env_steps=1000"],
+            "1024 env steps before the first update .* all warmup",
         ),
     ],
 )

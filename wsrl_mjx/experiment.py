@@ -125,18 +125,22 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
 def check_same_experiment(exp: Experiment) -> None:
     """Finished runs are reused on a re-run, so a run_dir must not mix settings: refuse a re-run
     in which a method already recorded there has other settings (e.g. other --set values).
-    New methods and seeds may be added."""
+    New methods and seeds may be added. A key the record does not hold (one added to the
+    schema since) counts as unchanged while it has its default value."""
     record = exp.run_dir / SETTINGS_FILE
-    settings = {
-        name: _flatten(
-            json.loads(json.dumps({"dataset": exp.dataset, **to_dict(cfg)}, default=str))
-        )
-        for name, cfg in exp.methods.items()
-    }
+    flat = lambda cfg: _flatten(  # noqa: E731
+        json.loads(json.dumps({"dataset": exp.dataset, **to_dict(cfg)}, default=str))
+    )
+    settings = {name: flat(cfg) for name, cfg in exp.methods.items()}
+    defaults = flat(Config())
     saved = json.loads(record.read_text()) if record.is_file() else {}
     for name in saved.keys() & settings.keys():
         old, new = saved[name], settings[name]
-        changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+        changed = sorted(
+            k
+            for k in old.keys() | new.keys()
+            if old.get(k, defaults.get(k)) != new.get(k, defaults.get(k))
+        )
         if changed:
             key = changed[0].rstrip(".")
             raise ConfigError(
