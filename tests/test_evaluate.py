@@ -46,3 +46,33 @@ def test_returns_lengths_success_and_final_metrics_by_hand():
     np.testing.assert_allclose(result["success"], (limits <= HORIZON).mean())
     # The metric at each episode's last step: 0 at termination, limit - 6 at the time limit.
     np.testing.assert_allclose(result["final_steps_left"], (limits - length).mean())
+
+
+class NoSuccessEnv(CountdownEnv):
+    """The same episodes from a task without a success signal (e.g. the DM Control suite)."""
+
+    def reset(self, rng):
+        state = super().reset(rng)
+        return state.replace(metrics={"steps_left": state.metrics["steps_left"]})
+
+    def step(self, state, action):
+        stepped = super().step(state.replace(metrics={"success": 0.0, **state.metrics}), action)
+        return stepped.replace(metrics={"steps_left": stepped.metrics["steps_left"]})
+
+
+def test_a_task_without_success_reports_no_success_rate_rather_than_zero():
+    result = make_evaluator(NoSuccessEnv(), ZeroPolicy(), 4)(None, jax.random.PRNGKey(0))
+    assert set(result) == {"return", "length", "final_steps_left"}
+
+
+def test_training_summary_has_success_only_for_tasks_with_one():
+    from wsrl_mjx.loops import summarize_chunk
+
+    metrics = {
+        "episodes": np.array([1.0, 1.0]),
+        "episode_return_sum": np.array([2.0, 4.0]),
+        "success_sum": np.array([0.0, 1.0]),
+    }
+    assert summarize_chunk(metrics)["train_success"] == 0.5
+    summary = summarize_chunk(metrics, has_success=False)
+    assert "train_success" not in summary and summary["train_return"] == 3.0

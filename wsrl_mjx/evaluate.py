@@ -16,7 +16,7 @@ def make_evaluator(
     env: Env, agent: SACAgent, num_episodes: int, episode_length: int | None = None
 ) -> Callable[[Params, jax.Array], dict[str, jax.Array]]:
     """`evaluate(actor_params, rng) -> {return, success, length, final_<metric>...}` (means over
-    episodes).
+    episodes; `success` only for tasks that report one).
 
     Each env runs until its first termination or the time limit; rewards after termination are
     masked, so no auto-reset is needed and the whole rollout is one scan. `final_<metric>` is
@@ -44,6 +44,9 @@ def make_evaluator(
         init = (state, jnp.ones_like(zeros), zeros, zeros, zeros, last)
         (_, _, ret, success, length, last), _ = jax.lax.scan(step, init, None, length=horizon)
         finals = {f"final_{k}": jnp.mean(v.astype(jnp.float32)) for k, v in last.items()}
-        return {"return": ret.mean(), "success": success.mean(), "length": length.mean(), **finals}
+        out = {"return": ret.mean(), "length": length.mean(), **finals}
+        if "success" in state.metrics:  # no success rate for tasks without success (not 0)
+            out["success"] = success.mean()
+        return out
 
     return jax.jit(evaluate)

@@ -370,6 +370,7 @@ def run_diagnostics(run_dir: Path) -> dict:
     at_switch = [e for e in evals if e["env_steps"] <= switch][-1]
     after = [e for e in evals if e["env_steps"] > switch]
     episodes = sum(r.get("episodes", 0) for r in warmup)
+    has_success = any("train_success" in r for r in warmup)  # tasks with a success signal
     success = sum(r.get("train_success", 0) * r.get("episodes", 0) for r in warmup)
     returns = sum(r.get("train_return", 0) * r.get("episodes", 0) for r in warmup)
     q = [r["offline_q"] for r in online if "offline_q" in r]
@@ -391,7 +392,7 @@ def run_diagnostics(run_dir: Path) -> dict:
         "final_length": evals[-1].get("eval_length", math.nan),
         "warmup_episodes": episodes,
         "warmup_return": returns / episodes if episodes else math.nan,
-        "warmup_success": success / episodes if episodes else math.nan,
+        "warmup_success": success / episodes if episodes and has_success else math.nan,
         "offline_q": (q[0], min(q), q[-1]) if q else (math.nan,) * 3,
         "offline_td": (td[0], max(td), td[-1]) if td else (math.nan,) * 3,
     }

@@ -188,14 +188,16 @@ def strong_copy(tree: Any) -> Any:
     )
 
 
-def summarize_chunk(metrics: dict) -> dict:
-    """Host-side: per-iteration arrays -> scalars (episode means over completed episodes)."""
+def summarize_chunk(metrics: dict, has_success: bool = True) -> dict:
+    """Host-side: per-iteration arrays -> scalars (episode means over completed episodes);
+    `train_success` only for tasks with a success signal."""
     episodes = float(metrics["episodes"].sum())
     out = {k: float(v.mean()) for k, v in metrics.items() if not k.endswith("_sum")}
     out["episodes"] = episodes
     if episodes:
         out["train_return"] = float(metrics["episode_return_sum"].sum()) / episodes
-        out["train_success"] = float(metrics["success_sum"].sum()) / episodes
+        if has_success:
+            out["train_success"] = float(metrics["success_sum"].sum()) / episodes
     return out
 
 

@@ -75,8 +75,8 @@ def run_pipeline(cfg: Config) -> dict:
         "offline_score": pre["final_eval_return"],
         "after_warmup_score": by_label.get("after_warmup", {}).get("eval_return"),
         "final_score": ft["final_eval_return"],
-        "offline_success": pre["evals"][-1]["eval_success"],
-        "final_success": ft["evals"][-1]["eval_success"],
+        "offline_success": pre["evals"][-1].get("eval_success"),  # None: no success signal
+        "final_success": ft["evals"][-1].get("eval_success"),
         "finetune_env_steps": ft["env_steps"],
         "seconds": {**times, "finetune_online_s": ft["times"]["online_s"]},
         "run_dir": str(root),

@@ -327,7 +327,7 @@ def run_online(
             chunk = warmup_chunk if in_warmup else online_chunk
             t = time.perf_counter()
             state, metrics = chunk(state, aux)
-            summary = summarize_chunk(jax.device_get(metrics))
+            summary = summarize_chunk(jax.device_get(metrics), env.has_success)
             if diagnose is not None and not in_warmup:
                 diag = diagnose(state.agent, holdout, jax.random.fold_in(eval_key, env_steps))
                 summary.update({k: float(v) for k, v in diag.items()})
