@@ -24,8 +24,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parents[1]
 TINY = [
     "env.name=PointMass",
@@ -63,16 +61,7 @@ def make_dataset(path: Path) -> Path:
     sys.path.insert(0, str(REPO))
     from wsrl_mjx import data
 
-    rng = np.random.default_rng(0)
-    n = 400
-    arrays = {
-        "observations": rng.standard_normal((n, 4)).astype(np.float32),
-        "actions": rng.uniform(-1, 1, (n, 2)).astype(np.float32),
-        "rewards": rng.random(n).astype(np.float32),
-        "next_observations": rng.standard_normal((n, 4)).astype(np.float32),
-        "terminals": np.zeros(n, bool),
-        "timeouts": (np.arange(n) % 20) == 19,
-    }
+    arrays = data.random_transitions(400, 4, 2, episode_length=20)
     return data.save_dataset(path, arrays, {"env": "PointMass"})
 
 

@@ -1,7 +1,6 @@
 """`pretrain --resume`: a run stopped after a checkpoint (the newest one broken, even) continues
 to the same bits as an uninterrupted run; an unfinished pre-training is not fine-tuned from."""
 
-import numpy as np
 import pytest
 
 from tests.common import TINY, leaves_equal
@@ -28,16 +27,7 @@ class Killed(Exception):
 
 def random_dataset(path) -> str:
     """200 PointMass-shaped transitions in 10 episodes of 20 steps."""
-    rng = np.random.default_rng(0)
-    n = 200
-    arrays = {
-        "observations": rng.standard_normal((n, 4)).astype(np.float32),
-        "actions": rng.uniform(-1, 1, (n, 2)).astype(np.float32),
-        "rewards": rng.random(n).astype(np.float32),
-        "next_observations": rng.standard_normal((n, 4)).astype(np.float32),
-        "terminals": np.zeros(n, bool),
-        "timeouts": (np.arange(n) % 20) == 19,
-    }
+    arrays = data.random_transitions(200, 4, 2, episode_length=20)
     return str(data.save_dataset(path, arrays, {"env": "PointMass"}))
 
 

@@ -199,6 +199,22 @@ def _json_default(x: Any) -> Any:
     raise TypeError(f"metadata value {x!r} of type {type(x).__name__} is not JSON-serialisable")
 
 
+def random_transitions(
+    n: int, observation_size: int, action_size: int, episode_length: int, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """`n` random transitions in episodes of `episode_length` steps ending by time limit: a
+    valid dataset of any shape, for smoke tests and fault injection (no real dynamics)."""
+    rng = np.random.default_rng(seed)
+    return {
+        "observations": rng.standard_normal((n, observation_size)).astype(np.float32),
+        "actions": rng.uniform(-1, 1, (n, action_size)).astype(np.float32),
+        "rewards": rng.random(n).astype(np.float32),
+        "next_observations": rng.standard_normal((n, observation_size)).astype(np.float32),
+        "terminals": np.zeros(n, bool),
+        "timeouts": (np.arange(n) % episode_length) == episode_length - 1,
+    }
+
+
 def save_dataset(
     path: str | os.PathLike,
     arrays: Mapping[str, np.ndarray],
