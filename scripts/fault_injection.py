@@ -1,5 +1,5 @@
-"""Kill -9 tiny `online` and `pretrain` runs at random moments, resume them, compare with an
-uninterrupted run: is the final state bit-identical, and is any log record lost?
+"""Kill -9 tiny `online`, `pretrain` and `finetune` runs at random moments, resume them, and
+compare with an uninterrupted run: is the final state bit-identical, is any log record lost?
 
     python scripts/fault_injection.py --trials 4 --out runs/fault_injection
 
@@ -66,13 +66,19 @@ def make_dataset(path: Path) -> Path:
 
 
 def command(kind: str, run_dir: Path, dataset: Path, resume: bool) -> list[str]:
-    sets = [*TINY, *(ONLINE if kind == "online" else PRETRAIN), f"run.run_dir={run_dir}"]
+    sets = [*TINY, *(PRETRAIN if kind == "pretrain" else ONLINE), f"run.run_dir={run_dir}"]
     if kind == "pretrain":
         sets.append(f"offline.dataset={dataset}")
+    if kind == "finetune":  # WSRL from the finished pre-training reference run
+        sets.append(f"finetune.checkpoint={pretrained(run_dir.parent)}")
     argv = [sys.executable, "-m", "wsrl_mjx.run", kind]
     for s in sets:
         argv += ["--set", s]
     return [*argv, "--resume"] if resume else argv
+
+
+def pretrained(root: Path) -> Path:
+    return root / "pretrain-reference"
 
 
 def start(argv: list[str], log: Path) -> subprocess.Popen:
@@ -141,7 +147,9 @@ def trial(kind: str, index: int, root: Path, dataset: Path, records: int, rng: r
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=4, help="trials per kind")
-    parser.add_argument("--kinds", nargs="+", default=["online", "pretrain"])
+    parser.add_argument(
+        "--kinds", nargs="+", default=["online", "pretrain", "finetune"], help="in this order"
+    )
     parser.add_argument("--out", default="runs/fault_injection")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -155,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         "|---|---|---|---|---|---|",
     ]
     details = []
+    if "finetune" in args.kinds and "pretrain" not in args.kinds:
+        run_to_end("pretrain", pretrained(root), dataset)  # what finetune restores
     for kind in args.kinds:
         reference = root / f"{kind}-reference"
         run_to_end(kind, reference, dataset)
