@@ -59,6 +59,8 @@ def test_num_devices_is_checked(tmp_path):
     with pytest.raises(ConfigError, match="run.num_devices=0"):
         load_config(None, ["run.num_devices=0"])
     too_many = jax.device_count() + 1
-    cfg = load_config(None, [*TINY, f"run.run_dir={tmp_path}", f"run.num_devices={too_many}"])
+    # Two minibatches: one sampled batch (32 rows) fits the warmup, so the budget is exact.
+    overrides = [*TINY, "agent.critic_minibatches=2", f"run.num_devices={too_many}"]
+    cfg = load_config(None, [*overrides, f"run.run_dir={tmp_path}"])
     with pytest.raises(ConfigError, match=f"run.num_devices={too_many}"):
         run_online(cfg)
