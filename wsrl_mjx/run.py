@@ -75,6 +75,9 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         overrides.append(f"finetune.method={args.method}")
     summary = run_finetune(_load(args.config, overrides), resume=args.resume)
     evals = summary["evals"]
+    if not evals:  # --resume of a run killed after its last checkpoint: nothing left to do
+        print(f"done: the run was already complete; logs in {summary['run_dir']}")
+        return 0
     print(
         f"done: {summary['env_steps']} env steps; eval return {evals[0]['eval_return']:.2f} "
         f"(start) -> {summary['final_eval_return']:.2f} (final); logs in {summary['run_dir']}"
