@@ -72,16 +72,13 @@ class MCReplay:
     num_envs: int
     max_episode_length: int
     discount: float
-    sparse_negative_reward: float | None = None
-
-    @property
-    def _items(self):
-        return make_replay(self.capacity, self.sample_batch_size)
+    sparse_negative_reward: float | None
+    items: Any  # the flashbax item buffer holding the transitions themselves
 
     def init(self, example: Transition) -> MCReplayState:
         n, t = self.num_envs, self.max_episode_length
         return MCReplayState(
-            items=self._items.init(example),
+            items=self.items.init(example),
             mc_return=jnp.zeros((self.capacity,), jnp.float32),
             finished=jnp.zeros((self.capacity,), bool),
             tracker=EpisodeTracker(
@@ -94,7 +91,7 @@ class MCReplay:
     def add(self, state: MCReplayState, batch: Transition) -> MCReplayState:
         """Add one vector step ([N, ...]); finish the episodes that ended with it."""
         slots = (state.items.current_index + jnp.arange(self.num_envs)) % self.capacity
-        items = self._items.add(state.items, batch)
+        items = self.items.add(state.items, batch)
         finished = state.finished.at[slots].set(False)  # overwritten slots start unfinished
         tr = state.tracker
         envs = jnp.arange(self.num_envs)
@@ -151,7 +148,12 @@ def make_mc_replay(
             f"({num_envs} x {max_episode_length}): running episodes would be overwritten before "
             "their returns are known"
         )
-    make_replay(capacity, sample_batch_size)  # same checks as the plain buffer
     return MCReplay(
-        capacity, sample_batch_size, num_envs, max_episode_length, discount, sparse_negative_reward
+        capacity,
+        sample_batch_size,
+        num_envs,
+        max_episode_length,
+        discount,
+        sparse_negative_reward,
+        make_replay(capacity, sample_batch_size),  # the plain buffer's checks run here
     )
