@@ -13,7 +13,7 @@ import jax
 import numpy as np
 
 import envs
-from wsrl_mjx.agents.sac import SACAgent
+from wsrl_mjx.agents.base import Agent
 from wsrl_mjx.loops import strong_copy
 from wsrl_mjx.types import Transition
 
@@ -62,7 +62,7 @@ class HostLoop:
 
     def __init__(
         self,
-        agent: SACAgent,
+        agent: Agent,
         batch_env: envs.BatchEnv,
         *,
         update_rounds: int,

@@ -42,9 +42,9 @@ from benchmarks.common import (  # noqa: E402
     write_results,
 )
 from wsrl_mjx import data  # noqa: E402
-from wsrl_mjx.agents import make_agent  # noqa: E402
 from wsrl_mjx.config import OfflineConfig  # noqa: E402
 from wsrl_mjx.loops import make_offline_chunk, strong_copy  # noqa: E402
+from wsrl_mjx.methods import make_agent  # noqa: E402
 from wsrl_mjx.types import OfflineTransition  # noqa: E402
 
 FIELDS = ("obs", "action", "reward", "next_obs", "terminated", "truncated", "mc_return")

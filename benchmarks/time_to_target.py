@@ -43,10 +43,11 @@ from benchmarks.common import (  # noqa: E402
 from benchmarks.host_loop import HostLoop  # noqa: E402
 from wsrl_mjx.agents.sac import SACAgent, make_sac  # noqa: E402
 from wsrl_mjx.config import AgentConfig, Config, EnvConfig, OnlineConfig, RunConfig  # noqa: E402
+from wsrl_mjx.environment import make_env  # noqa: E402
 from wsrl_mjx.evaluate import make_evaluator  # noqa: E402
 from wsrl_mjx.loops import make_chunk, policy_actions, random_actions, strong_copy  # noqa: E402
 from wsrl_mjx.replay import make_replay  # noqa: E402
-from wsrl_mjx.train import init_training_state, make_env  # noqa: E402
+from wsrl_mjx.train import init_training_state  # noqa: E402
 from wsrl_mjx.types import Params, TrainingState  # noqa: E402
 
 

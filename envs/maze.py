@@ -67,7 +67,6 @@ __all__ = [
     "make_maze",
     "maze_distances",
     "next_cell_table",
-    "normalized_score",
     "xy_to_cell",
 ]
 
@@ -223,11 +222,6 @@ def bfs_next_cell(
         next_cell_table(layout)[from_cell[0] * nc + from_cell[1], goal_cell[0] * nc + goal_cell[1]]
     )
     return divmod(nxt, nc)
-
-
-def normalized_score(success_rate: float) -> float:
-    """D4RL antmaze normalizes by the success rate itself (score 1.0 = always reaches the goal)."""
-    return float(success_rate)
 
 
 # --- tasks ----------------------------------------------------------------------------------------
@@ -401,10 +395,6 @@ class MazeTask(AssetTask):
     def eval_goal(self) -> np.ndarray:
         """(x, y) of the configured goal cell centre (before goal noise)."""
         return np.asarray(self.cell_xy(np.array(self._goal)))
-
-    @staticmethod
-    def normalized_score(success_rate: float) -> float:
-        return normalized_score(success_rate)
 
 
 class PointMaze(MazeTask):

@@ -17,10 +17,11 @@ import envs  # noqa: E402
 from tests.common import TINY  # noqa: E402
 from wsrl_mjx.agents.sac import make_sac  # noqa: E402
 from wsrl_mjx.config import ConfigError, load_config  # noqa: E402
+from wsrl_mjx.environment import make_env  # noqa: E402
 from wsrl_mjx.loops import make_chunk, policy_actions  # noqa: E402
 from wsrl_mjx.replay import make_replay  # noqa: E402
 from wsrl_mjx.sharding import data_sharding  # noqa: E402
-from wsrl_mjx.train import init_training_state, make_env  # noqa: E402
+from wsrl_mjx.train import init_training_state  # noqa: E402
 
 ONLINE_CHUNKS = 2
 

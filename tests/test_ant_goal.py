@@ -14,10 +14,11 @@ from envs import maze, maze_data
 from envs.ant_goal import ant_goal_features, torso_upright
 from tests.common import TINY, leaves_equal
 from wsrl_mjx import data as D
-from wsrl_mjx.agents import make_agent
+from wsrl_mjx import maze_datasets
+from wsrl_mjx.bridge import load_agent
 from wsrl_mjx.checkpoint import Checkpointer, CheckpointError
 from wsrl_mjx.config import load_config, to_dict
-from wsrl_mjx.pretrain import load_agent
+from wsrl_mjx.methods import make_agent
 
 MIN_GOALS_REACHED = 4  # behaviour goals the bundled policy reaches in 8 x 400 umaze steps
 
@@ -131,7 +132,7 @@ def test_load_agent_reads_the_agent_bit_exactly(ant_run):
 
 def test_load_ant_policy_acts_on_antmaze_observations(ant_run):
     run, agent, state = ant_run
-    policy_fn, params = maze_data.load_ant_policy(run)
+    policy_fn, params = maze_datasets.load_ant_policy(run)
     assert leaves_equal(params, state.actor.params)
     obs = jnp.asarray(_antmaze_obs(np.random.default_rng(2), np.array([1.0, 0, 0, 0])))
     expected = agent.act(state.actor.params, ant_goal_features(obs), None, deterministic=True)
@@ -145,22 +146,22 @@ def test_load_ant_policy_refuses_other_envs(ant_run, tmp_path):
     other.save(1, {"agent": state}, meta)
     other.close()
     with pytest.raises(ValueError, match="needs a policy trained on 'antgoal'"):
-        maze_data.load_ant_policy(tmp_path)
+        maze_datasets.load_ant_policy(tmp_path)
     with pytest.raises(CheckpointError, match="not found"):
-        maze_data.load_ant_policy(tmp_path / "missing")
+        maze_datasets.load_ant_policy(tmp_path / "missing")
 
 
 def test_exported_policy_round_trips(ant_run, tmp_path):
     run, agent, state = ant_run
-    path = maze_data.export_ant_policy(run, tmp_path / "policy.msgpack")
-    policy_fn, params = maze_data.load_ant_policy(path)
+    path = maze_datasets.export_ant_policy(run, tmp_path / "policy.msgpack")
+    policy_fn, params = maze_datasets.load_ant_policy(path)
     assert leaves_equal(params, state.actor.params)
     obs = jnp.asarray(_antmaze_obs(np.random.default_rng(4), np.array([0.9, 0.1, 0.0, 0.3])))
     expected = agent.act(state.actor.params, ant_goal_features(obs), None, deterministic=True)
     np.testing.assert_array_equal(policy_fn(params, obs), expected)
     (tmp_path / "junk.msgpack").write_bytes(b"not a policy")
     with pytest.raises(ValueError, match="not an exported ant policy"):
-        maze_data.load_ant_policy(tmp_path / "junk.msgpack")
+        maze_datasets.load_ant_policy(tmp_path / "junk.msgpack")
 
 
 # ------------------------------------------- the bundled low-level policy steering through a maze
@@ -170,7 +171,7 @@ def test_exported_policy_round_trips(ant_run, tmp_path):
 def umaze_play_data():
     """8 ants from umaze's 4 "play" corner cells, steered to the other corners for 400 steps
     each by the bundled policy (one compile of the collection scan, ~30 s on CPU)."""
-    policy_fn, params = maze_data.load_ant_policy()
+    policy_fn, params = maze_datasets.load_ant_policy()
     return maze_data.collect_antmaze(
         "umaze", policy_fn, params, num_transitions=8 * 400, num_envs=8, seed=0, goals="play"
     )
@@ -202,7 +203,7 @@ def test_tipped_over_ants_restart(umaze_play_data):
 
 def test_cli_writes_an_antmaze_dataset_and_image(umaze_play_data, tmp_path, capsys):
     # Same settings as the fixture (so the compiled collection is reused from the cache).
-    maze_data.main(
+    maze_datasets.main(
         ["--agent", "ant", "--layouts", "umaze", "--num-transitions", "3200", "--num-envs", "8",
          "--goals", "play", "--out", str(tmp_path), "--save", str(tmp_path)]
     )  # fmt: skip

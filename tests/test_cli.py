@@ -39,6 +39,12 @@ def test_top_level_help_lists_commands(capsys):
         (["finetune", "--method", "wsrl"], "needs a pre-trained checkpoint"),
         (["finetune", "--checkpoint", "no/such/run"], "checkpoint not found"),
         (["online", "--set", "env.name=CheetaRun"], "Did you mean 'CheetahRun'"),
+        # No command: the options are the default pipeline's, so the typo is what is named.
+        (["--set", "online.num_env=8"], "unknown config key 'online.num_env'"),
+        (["pipeline", "--resume"], "pipeline --resume continues one run: name it"),
+        (["pipeline", "--resume", "--set", "run.run_dir=nope"], "nope does not exist"),
+        (["finetune", "--method", "rlpd"], "samples offline data: pass --checkpoint"),
+        (["plot", "."], "no metrics.jsonl there, nor in a pipeline phase folder"),
     ],
 )
 def test_bad_input_exits_2_naming_the_problem(argv, message, capsys, tmp_path, monkeypatch):
@@ -59,3 +65,5 @@ def test_no_command_runs_the_default_pipeline(monkeypatch):
     monkeypatch.setattr(run_module, "cmd_pipeline", lambda args: called.append(args) or 0)
     assert main([]) == 0
     assert len(called) == 1 and called[0].config is None and called[0].overrides == []
+    assert main(["--set", "online.num_envs=8"]) == 0  # options without a command: the same job
+    assert called[1].command == "pipeline" and called[1].overrides == ["online.num_envs=8"]

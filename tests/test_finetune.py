@@ -16,17 +16,17 @@ import pytest
 from tests.common import TINY as COMMON_TINY
 from tests.common import leaves_equal
 from wsrl_mjx import data
-from wsrl_mjx.agents import make_agent
 from wsrl_mjx.agents.sac import make_sac
+from wsrl_mjx.bridge import restore_pretrained
 from wsrl_mjx.checkpoint import Checkpointer, CheckpointError
 from wsrl_mjx.collect import pick_medium
 from wsrl_mjx.config import ConfigError, load_config
+from wsrl_mjx.environment import make_env
 from wsrl_mjx.finetune import offline_rows, plan_finetune, run_finetune
-from wsrl_mjx.loops import guided_actions, mixed_sampler, replay_sampler
+from wsrl_mjx.loops import Aux, guided_actions, mixed_sampler, replay_sampler
+from wsrl_mjx.methods import make_agent
 from wsrl_mjx.pipeline import run_pipeline
-from wsrl_mjx.pretrain import restore_pretrained
 from wsrl_mjx.replay import example_transition, make_replay
-from wsrl_mjx.train import make_env
 from wsrl_mjx.types import OfflineTransition
 
 TINY = [
@@ -68,6 +68,18 @@ def test_pipeline_summary_and_files(pipeline):
     assert result["finetune_env_steps"] == 200
     for phase in ("behaviour", "pretrain", "finetune"):
         assert (cfg_root(cfg) / phase / "config.yaml").is_file(), phase
+
+
+def test_pipeline_resume_keeps_finished_phases(pipeline, capsys):
+    cfg, result = pipeline
+    again = run_pipeline(cfg, resume=True)  # every phase finished: nothing runs again
+    for key in ("offline_score", "after_warmup_score", "final_score", "finetune_env_steps"):
+        assert again[key] == result[key], key
+    out = capsys.readouterr().out
+    assert "collect: finished before" in out and "pretrain: finished before" in out
+    assert again["phases"]["finetune"]["evals"] == []  # resumed at its end: no new evaluation
+    with pytest.raises(CheckpointError, match="pass --resume"):  # nothing is overwritten
+        run_pipeline(cfg)
 
 
 def test_collected_datasets_have_the_requested_shapes(pipeline):
@@ -159,7 +171,7 @@ def test_wsrl_plan_never_touches_offline_data(pipeline):
     )
     plan = plan_finetune(ft_cfg, make_env(ft_cfg.env))
     assert plan.offline_per_minibatch == 0
-    assert plan.aux is None or "offline" not in plan.aux
+    assert plan.offline is None
     assert plan.holdout is not None  # diagnostics only
     assert leaves_equal(plan.initial_agent.actor, result["phases"]["pretrain"]["state"].actor)
 
@@ -200,7 +212,7 @@ def test_samplers_mark_online_and_offline_rows():
     )
     offline = jax.tree.map(lambda x: jnp.zeros((50, *x.shape)), offline)
     offline = offline.replace(reward=-jnp.ones((50,)), mc_return=jnp.full((50,), 7.0))
-    aux = {"offline": offline}
+    aux = Aux(offline=offline)
     key = jax.random.PRNGKey(0)
 
     # WSRL: the replay sampler sees the online buffer only.
@@ -239,11 +251,11 @@ def test_jsrl_guide_acts_for_the_drawn_horizon_then_the_learner():
     state = SimpleNamespace(
         agent=learner,
         env=SimpleNamespace(obs=jnp.zeros((4, 3)), steps=jnp.array([0, 3, 5, 9])),
-        extras={"guide_horizon": jnp.array([0, 4, 4, 4])},
+        acting=jnp.array([0, 4, 4, 4]),
     )
     act = guided_actions(agent, max_guide_steps=10)
-    action, extras = act(state, {"guide_params": guide_params}, jax.random.PRNGKey(2))
-    horizon = np.asarray(extras["guide_horizon"])
+    action, horizon = act(state, Aux(acting=guide_params), jax.random.PRNGKey(2))
+    horizon = np.asarray(horizon)
     assert 0 <= horizon[0] <= 10  # env 0 starts an episode: a fresh horizon is drawn
     np.testing.assert_array_equal(horizon[1:], [4, 4, 4])  # the others keep theirs
     guided = np.asarray(state.env.steps) < horizon

@@ -10,19 +10,13 @@ import envs
 from tests.common import TINY as COMMON_TINY
 from tests.common import leaves_equal
 from wsrl_mjx.agents.sac import make_sac
-from wsrl_mjx.checkpoint import Checkpointer, CheckpointError
+from wsrl_mjx.checkpoint import Checkpointer, CheckpointError, TrainingDiverged
 from wsrl_mjx.config import load_config
+from wsrl_mjx.environment import make_env
 from wsrl_mjx.logger import read_metrics
 from wsrl_mjx.loops import make_chunk, policy_actions
 from wsrl_mjx.replay import buffer_size, make_replay
-from wsrl_mjx.train import (
-    Schedule,
-    TrainingDiverged,
-    init_training_state,
-    make_env,
-    replay_ratio,
-    run_online,
-)
+from wsrl_mjx.train import Schedule, init_training_state, replay_ratio, run_online
 
 TINY = [
     *COMMON_TINY,

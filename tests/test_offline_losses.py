@@ -96,10 +96,10 @@ def test_lagrange_multiplier_rises_when_gap_is_exceeded():
     )
     agent = make_cql(CFG, offline, OBS, ACT)
     state = agent.init(jax.random.PRNGKey(0))
-    np.testing.assert_allclose(jax.nn.softplus(state.extras["lagrange"].params), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(jax.nn.softplus(state.extras.lagrange.params), 1.0, rtol=1e-6)
     new_state, metrics = agent.update(state, make_batch([0.0] * B), jax.random.PRNGKey(2))
     assert float(metrics["cql_diff"]) > -1e3
-    assert new_state.extras["lagrange"].params > state.extras["lagrange"].params
+    assert new_state.extras.lagrange.params > state.extras.lagrange.params
 
 
 def test_iql_losses_match_numpy():
@@ -114,21 +114,19 @@ def test_iql_losses_match_numpy():
     _, m = jax.jit(agent.update)(state, batch, jax.random.PRNGKey(0))
 
     q_t = ref.critics(state.target_critic_params, batch.obs, batch.action, cfg).min(0)
-    v = ref.value(state.extras["value"].params, batch.obs, cfg)
+    v = ref.value(state.extras.value.params, batch.obs, cfg)
     u = q_t - v
     np.testing.assert_allclose(
         m["value_loss"], np.mean(np.where(u > 0, 0.7, 0.3) * u**2), rtol=1e-4, atol=1e-6
     )
     # AWR weights and the critic target both use the freshly updated V (Kostrikov et al.).
     new_v = jax.jit(agent.update)(state, batch, jax.random.PRNGKey(0))[0]
-    w = np.minimum(
-        np.exp(3.0 * (q_t - ref.value(new_v.extras["value"].params, batch.obs, cfg))), 2.0
-    )
+    w = np.minimum(np.exp(3.0 * (q_t - ref.value(new_v.extras.value.params, batch.obs, cfg))), 2.0)
     mean, log_std = ref.actor(state.actor.params, batch.obs, cfg)
     log_prob = ref.tanh_gaussian_log_prob(mean, log_std, batch.action)
     np.testing.assert_allclose(m["actor_loss"], -np.mean(w * log_prob), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(m["adv_weight"], w.mean(), rtol=1e-4)
-    v_next = ref.value(new_v.extras["value"].params, batch.next_obs, cfg)
+    v_next = ref.value(new_v.extras.value.params, batch.next_obs, cfg)
     y = batch.reward + 0.99 * (1 - batch.terminated) * v_next
     q = ref.critics(state.critic.params, batch.obs, batch.action, cfg)
     np.testing.assert_allclose(m["critic_loss"], np.mean((q - y) ** 2), rtol=1e-4, atol=1e-5)
@@ -144,4 +142,45 @@ def test_offline_agents_share_the_online_state_layout():
         a, b = getattr(cql_state, part), getattr(sac_state, part)
         assert jax.tree.structure(a) == jax.tree.structure(b)
         assert [x.shape for x in jax.tree.leaves(a)] == [x.shape for x in jax.tree.leaves(b)]
-    assert jnp.ndim(cql_state.extras["lagrange"].params) == 0
+    assert jnp.ndim(cql_state.extras.lagrange.params) == 0
+
+
+def test_iql_diagnostics_use_its_own_value_target():
+    """The online Q/TD probe regresses IQL's critics on r + gamma V(s'), not on SAC's target."""
+    cfg = dataclasses.replace(CFG, num_critics=2)
+    agent = make_iql(CFG, OfflineConfig(algorithm="iql"), OBS, ACT)
+    state = agent.init(jax.random.PRNGKey(0))
+    batch = make_batch([0.0] * B)
+    d = agent.diagnostics(state, batch, jax.random.PRNGKey(1))
+    y = batch.reward + 0.99 * (1 - batch.terminated) * ref.value(
+        state.extras.value.params, batch.next_obs, cfg
+    )
+    q = ref.critics(state.critic.params, batch.obs, batch.action, cfg)
+    np.testing.assert_allclose(d["offline_q_target"], y.mean(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(d["offline_td"], np.mean((q - y) ** 2), rtol=1e-4, atol=1e-6)
+
+
+def test_restoring_into_the_online_loss_keeps_drops_or_refuses_its_state():
+    from wsrl_mjx.agents.sac import make_sac
+    from wsrl_mjx.bridge import to_online
+    from wsrl_mjx.checkpoint import CheckpointError
+
+    lagrange = make_cql(CFG, OfflineConfig(cql_lagrange=True), OBS, ACT)
+    plain = make_cql(CFG, OfflineConfig(cql_lagrange=False), OBS, ACT)
+    pretrained = lagrange.init(jax.random.PRNGKey(0))
+    # Same kind of state (CalQL -> CalQL): the multiplier carries over, not a fresh one.
+    fresh = lagrange.init(jax.random.PRNGKey(1))
+    assert to_online(pretrained, fresh, "ckpt").extras is pretrained.extras
+    # SAC has no state of its own: the offline loss's is left behind.
+    assert (
+        to_online(pretrained, make_sac(CFG, OBS, ACT).init(jax.random.PRNGKey(1)), "x").extras
+        is None
+    )
+    # A loss that needs state the checkpoint lacks is refused, not given a fresh one.
+    with pytest.raises(
+        CheckpointError, match="needs its CQLExtras state but the checkpoint holds nothing"
+    ):
+        to_online(plain.init(jax.random.PRNGKey(0)), fresh, "ckpt")
+    iql = make_iql(CFG, OfflineConfig(algorithm="iql"), OBS, ACT).init(jax.random.PRNGKey(0))
+    with pytest.raises(CheckpointError, match="holds IQLExtras"):
+        to_online(iql, fresh, "ckpt")

@@ -6,10 +6,11 @@ import pytest
 from tests.common import TINY, leaves_equal
 from wsrl_mjx import data
 from wsrl_mjx.agents.sac import make_sac
+from wsrl_mjx.bridge import restore_pretrained
 from wsrl_mjx.checkpoint import Checkpointer, CheckpointError
 from wsrl_mjx.config import load_config
 from wsrl_mjx.logger import read_metrics
-from wsrl_mjx.pretrain import restore_pretrained, run_pretrain
+from wsrl_mjx.pretrain import run_pretrain
 
 PRETRAIN = [
     *TINY,

@@ -18,11 +18,12 @@ import numpy as np
 
 import envs
 from wsrl_mjx.agents.sac import make_sac
-from wsrl_mjx.config import Config, ConfigError
-from wsrl_mjx.data import save_dataset
+from wsrl_mjx.config import Config, ConfigError, check_single_seed
+from wsrl_mjx.data import DATASET_KEYS, save_dataset
+from wsrl_mjx.environment import make_env
 from wsrl_mjx.loops import make_chunk, policy_actions, random_actions
 from wsrl_mjx.replay import make_replay
-from wsrl_mjx.train import init_training_state, make_env, run_online
+from wsrl_mjx.train import OnlinePlan, init_training_state, run_online
 
 KINDS = ("random", "medium", "medium-replay", "expert")
 
@@ -45,11 +46,10 @@ def buffer_to_arrays(
     # Each env's stream ends mid-episode: flag it a timeout so trajectories never run across
     # streams (D4RL: never both flags on one row).
     timeouts.reshape(num_envs, steps)[:, -1] |= ~terminals.reshape(num_envs, steps)[:, -1]
+    arrays = {key: getattr(e, field) for field, key in DATASET_KEYS.items()}
     return {
-        "observations": e.obs,
-        "actions": e.action,
+        **arrays,
         "rewards": ((e.reward - reward_bias) / reward_scale).astype(np.float32),
-        "next_observations": e.next_obs,
         "terminals": terminals,
         "timeouts": timeouts,
     }
@@ -90,6 +90,7 @@ def pick_medium(snapshots: list, fraction: float) -> tuple[int, float, dict]:
 
 
 def run_collect(cfg: Config) -> dict:
+    check_single_seed(cfg, "collect")
     kinds = cfg.collect.kinds
     unknown = sorted(set(kinds) - set(KINDS))
     if unknown:
@@ -109,10 +110,17 @@ def run_collect(cfg: Config) -> dict:
         behaviour_cfg = dataclasses.replace(
             cfg, online=dataclasses.replace(cfg.online, total_env_steps=steps)
         )
-        behaviour = run_online(behaviour_cfg, phase_name="behaviour", keep_actor_snapshots=True)
+        plan = OnlinePlan(phase_name="behaviour", keep_actor_snapshots=True)
+        behaviour = run_online(behaviour_cfg, plan)
     for i, kind in enumerate(kinds):
         seed = cfg.run.seed + 100 * (i + 1)
         meta = {**base_meta, "method": kind}
+        if kind != "medium-replay":  # a rollout: one compiled chunk, silent until it is done
+            print(
+                f"[collect] {kind}: rolling out {cfg.collect.size} transitions with "
+                f"{cfg.collect.num_envs} envs (compiling, then one chunk) ...",
+                flush=True,
+            )
         if kind == "random":
             arrays, ret = rollout(cfg, env, None, cfg.collect.size, seed)
             meta.update(behaviour_return=ret)

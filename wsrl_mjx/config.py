@@ -28,6 +28,20 @@ def choice(default: Any, *choices: Any) -> Any:
     return field(default=default, metadata={"choices": choices})
 
 
+def registered(default: str, registry: str) -> Any:
+    """A field whose valid values are the entries of a registry in `wsrl_mjx.methods`, looked
+    up when a config is checked (so entries registered later are valid too)."""
+    return field(default=default, metadata={"registry": registry})
+
+
+def _choices(metadata: Any) -> tuple:
+    if "registry" in metadata:
+        from wsrl_mjx.methods import choices  # the registry imports the agents, which import this
+
+        return choices(metadata["registry"])
+    return metadata.get("choices", ())
+
+
 @dataclass(frozen=True)
 class EnvConfig:
     name: str = "PointMass"
@@ -96,7 +110,7 @@ class OnlineConfig:
 class OfflineConfig:
     """Offline pre-training (docs/algorithm.md): CQL/CalQL on SAC's networks, or IQL."""
 
-    algorithm: str = choice("calql", "calql", "cql", "iql")
+    algorithm: str = registered("calql", "offline")  # wsrl_mjx.methods.ALGORITHMS
     dataset: str = ""  # .npz made by `collect`, or a D4RL/Minari .hdf5 file
     steps: int = 20_000  # gradient steps, one per batch of agent.batch_size
     chunk_length: int = 500  # gradient steps per compiled chunk
@@ -135,7 +149,7 @@ class CollectConfig:
 class FinetuneConfig:
     """Online fine-tuning from a pre-trained checkpoint; the method picks loss, init and data."""
 
-    method: str = choice("wsrl", "wsrl", "calql", "cql", "iql", "rlpd", "jsrl", "sac")
+    method: str = registered("wsrl", "method")  # wsrl_mjx.methods.METHODS
     checkpoint: str = ""  # a `pretrain` run directory (or its checkpoints/ folder)
     dataset: str = ""  # offline data for retention/RLPD; default: the checkpoint's dataset
     offline_ratio: float | None = None  # share of each batch from offline data; None = method's
@@ -169,6 +183,9 @@ class RunConfig:
     # devices, parameters replicated; online.num_envs must be divisible by it.
     num_devices: int = 1
     distributed: bool = False  # jax.distributed.initialize() first (one process per host)
+    # Seeds seed, seed+1, ... trained as one program (online and finetune): the whole training
+    # state is vmapped over them; each seed writes its own run dir, run_dir/seed<k>.
+    num_seeds: int = 1
 
 
 @dataclass(frozen=True)
@@ -259,7 +276,7 @@ def _build(cls: type, values: dict, prefix: str) -> Any:
             kwargs[name] = _build(tp, value, key + ".")
             continue
         value = _coerce(value, tp, key)
-        choices = fields[name].metadata.get("choices")
+        choices = _choices(fields[name].metadata)
         if choices and value not in choices:
             raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, choices))}")
         kwargs[name] = value
@@ -342,6 +359,7 @@ RANGES = {
     "run.checkpoint_every_env_steps": _positive,
     "run.keep_checkpoints": _positive,
     "run.num_devices": _positive,
+    "run.num_seeds": _positive,
 }
 
 
@@ -369,6 +387,15 @@ def check_ranges(config: Config) -> None:
 
 
 OVERRUN_LIMIT = 0.10  # whole chunks may end a run past its budget by up to this fraction
+
+
+def check_single_seed(config: Config, command: str) -> None:
+    """run.num_seeds > 1 vmaps online runs (online, finetune); other commands run one seed."""
+    if config.run.num_seeds > 1:
+        raise ConfigError(
+            f"run.num_seeds={config.run.num_seeds}: {command} runs one seed; several seeds in one "
+            "program are for `online` and `finetune` (or an experiment's seeds)"
+        )
 
 
 def check_budget(key: str, requested: int, planned: int, granule: str) -> None:

@@ -585,6 +585,17 @@ def fingerprint(arrays: Mapping[str, np.ndarray]) -> str:
     return h.hexdigest()[:16]
 
 
+# Transition field -> dataset (D4RL) key: the one place the two namings meet.
+DATASET_KEYS = {
+    "obs": "observations",
+    "action": "actions",
+    "reward": "rewards",
+    "next_obs": "next_observations",
+    "terminated": "terminals",
+    "truncated": "timeouts",
+}
+
+
 def to_device(arrays: Mapping[str, np.ndarray], mc_returns: np.ndarray) -> OfflineTransition:
     """Put the dataset on the default device as float32 arrays (flags as 0.0/1.0)."""
     f = lambda x: jnp.asarray(np.asarray(x, np.float32))  # noqa: E731
@@ -592,12 +603,5 @@ def to_device(arrays: Mapping[str, np.ndarray], mc_returns: np.ndarray) -> Offli
         raise DatasetError(
             f"mc_returns has {len(mc_returns)} rows but the dataset has {len(arrays['rewards'])}"
         )
-    return OfflineTransition(
-        obs=f(arrays["observations"]),
-        action=f(arrays["actions"]),
-        reward=f(arrays["rewards"]),
-        next_obs=f(arrays["next_observations"]),
-        terminated=f(arrays["terminals"]),
-        truncated=f(arrays["timeouts"]),
-        mc_return=f(mc_returns),
-    )
+    fields = {field: f(arrays[key]) for field, key in DATASET_KEYS.items()}
+    return OfflineTransition(**fields, mc_return=f(mc_returns))

@@ -8,12 +8,12 @@ import jax
 import jax.numpy as jnp
 
 from envs import Env
-from wsrl_mjx.agents.sac import SACAgent
+from wsrl_mjx.agents.base import Agent
 from wsrl_mjx.types import Params
 
 
 def make_evaluator(
-    env: Env, agent: SACAgent, num_episodes: int, episode_length: int | None = None
+    env: Env, agent: Agent, num_episodes: int, episode_length: int | None = None
 ) -> Callable[[Params, jax.Array], dict[str, jax.Array]]:
     """`evaluate(actor_params, rng) -> {return, success, length, final_<metric>...}` (means over
     episodes; `success` only for tasks that report one).

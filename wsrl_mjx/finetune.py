@@ -1,14 +1,6 @@
-"""Online fine-tuning: WSRL and the paper's baselines and ablations, all in the fused loop.
-
-| method | starts from        | online loss      | offline data in batches | acting           |
-|--------|--------------------|------------------|-------------------------|------------------|
-| wsrl   | pre-trained agent  | SAC              | never                   | policy (+warmup) |
-| calql  | pre-trained agent  | CalQL            | offline_ratio (0)       | policy           |
-| cql    | pre-trained agent  | CQL              | offline_ratio (0)       | policy           |
-| iql    | pre-trained agent  | IQL              | offline_ratio (0)       | policy           |
-| rlpd   | random init        | SAC              | offline_ratio (0.5)     | policy           |
-| jsrl   | random-init learner| SAC              | never                   | guide roll-in    |
-| sac    | random init        | SAC              | never                   | policy           |
+"""Online fine-tuning: a registered method (`wsrl_mjx.methods.METHODS`) made into an
+`OnlinePlan` for the fused loop. Nothing here names a method: its registry entry says which loss
+runs online, whether it starts from the pre-trained agent, its offline share and its action rule.
 
 Online CalQL keeps its bound as the official code does (`finetune.online_mc_bound`, default on):
 online episodes get their Monte-Carlo returns when they end (`wsrl_mjx.mc_replay`) and only
@@ -22,20 +14,17 @@ import dataclasses
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from wsrl_mjx import data
-from wsrl_mjx.agents import SACAgent, make_agent, method_loss
+from wsrl_mjx.bridge import checkpoint_dir, restore_pretrained, to_online
 from wsrl_mjx.checkpoint import CheckpointError
 from wsrl_mjx.config import Config, ConfigError
-from wsrl_mjx.loops import ActionFn, guided_actions
-from wsrl_mjx.pretrain import HOLDOUT_FILE, checkpoint_dir, load_offline_data, restore_pretrained
-from wsrl_mjx.train import make_env, run_online
+from wsrl_mjx.environment import make_env
+from wsrl_mjx.methods import METHODS, Method, make_agent
+from wsrl_mjx.pretrain import HOLDOUT_FILE, load_offline_data
+from wsrl_mjx.train import OnlinePlan, run_seeds, seed_configs
 from wsrl_mjx.types import AgentState, OfflineTransition
-
-RESTORING = ("wsrl", "calql", "cql", "iql")
-DEFAULT_OFFLINE_RATIO = {"rlpd": 0.5}
 
 
 def _pretrain_dir(checkpoint: str) -> Path:
@@ -82,23 +71,10 @@ def check_same_targets(saved: dict, cfg: Config) -> None:
             )
 
 
-@dataclasses.dataclass
-class FinetunePlan:
-    """What `run_online` gets for a method: its keyword arguments, decided in one place."""
-
-    agent: SACAgent
-    initial_agent: AgentState | None
-    online_action_fn: ActionFn | None
-    aux: dict | None
-    offline_per_minibatch: int
-    holdout: OfflineTransition | None
-    initial_extras: dict | None
-    pretrained_meta: dict
-
-
-def offline_rows(method: str, ratio: float | None, batch_size: int) -> int:
+def offline_rows(method: str | Method, ratio: float | None, batch_size: int) -> int:
     """Offline rows per critic minibatch: the method's default share unless set explicitly."""
-    ratio = DEFAULT_OFFLINE_RATIO.get(method, 0.0) if ratio is None else ratio
+    method = METHODS[method] if isinstance(method, str) else method
+    ratio = method.offline_ratio if ratio is None else ratio
     rows = int(round(ratio * batch_size))
     if not 0.0 <= ratio < 1.0 or rows >= batch_size:
         raise ConfigError(
@@ -108,17 +84,30 @@ def offline_rows(method: str, ratio: float | None, batch_size: int) -> int:
     return rows
 
 
-def plan_finetune(cfg: Config, env) -> FinetunePlan:
+def _check_inputs(cfg: Config, method: Method, rows: int) -> None:
+    """A method that starts from or acts with the pre-trained agent needs its checkpoint; one
+    that samples offline rows needs data (the checkpoint's dataset, or finetune.dataset)."""
     ft = cfg.finetune
-    method = ft.method
-    agent = make_agent(
-        method_loss(method), cfg.agent, cfg.offline, env.observation_size, env.action_size
-    )
-    if method != "sac" and not ft.checkpoint and not (method == "rlpd" and ft.dataset):
+    if ft.checkpoint:
+        return
+    if method.needs_pretrained:
         raise CheckpointError(
-            f"finetune.method={method} needs a pre-trained checkpoint: pass --checkpoint DIR"
-            + (" (or finetune.dataset for rlpd)" if method == "rlpd" else "")
+            f"finetune.method={method.name} needs a pre-trained checkpoint: pass --checkpoint DIR"
         )
+    if rows and not ft.dataset:
+        raise CheckpointError(
+            f"finetune.method={method.name} samples offline data: pass --checkpoint DIR (its "
+            "dataset is used) or finetune.dataset"
+        )
+
+
+def plan_finetune(cfg: Config, env) -> OnlinePlan:
+    """The method's `OnlinePlan`: its online loss, initial agent, action rule and data."""
+    ft = cfg.finetune
+    method = METHODS[ft.method]
+    agent = make_agent(method.loss, cfg.agent, cfg.offline, env.observation_size, env.action_size)
+    rows = offline_rows(method, ft.offline_ratio, cfg.agent.batch_size)
+    _check_inputs(cfg, method, rows)
 
     pretrained, meta, holdout = None, {}, None
     if ft.checkpoint:
@@ -126,44 +115,43 @@ def plan_finetune(cfg: Config, env) -> FinetunePlan:
         check_same_targets(meta["config"], cfg)
         holdout = _load_holdout(_pretrain_dir(ft.checkpoint), ft.holdout_rows)
 
-    initial_agent, aux, action_fn, extras = None, {}, None, None
-    if method in RESTORING:
+    initial_agent = None
+    if method.restores:
         fresh = agent.init(jax.random.PRNGKey(cfg.run.seed + 1))
-        initial_agent = mix_init(pretrained, fresh, ft.init_actor, ft.init_critic)
-        if initial_agent.extras.keys() != fresh.extras.keys():
-            # e.g. a CQL-Lagrange checkpoint fine-tuned with SAC: the multiplier is dropped.
-            initial_agent = initial_agent.replace(extras=fresh.extras)
-    if method == "jsrl":
-        aux["guide_params"] = pretrained.actor.params
-        action_fn = guided_actions(agent, ft.jsrl_max_guide_steps or env.episode_length)
-        extras = {"guide_horizon": jnp.zeros((cfg.online.num_envs,), jnp.int32)}
+        restored = to_online(pretrained, fresh, f"checkpoint {ft.checkpoint}")
+        initial_agent = mix_init(restored, fresh, ft.init_actor, ft.init_critic)
+    action_rule = method.acting(agent, cfg, env, pretrained) if method.acting else None
 
-    rows = offline_rows(method, ft.offline_ratio, cfg.agent.batch_size)
+    offline = None
     if rows:
         dataset_path = ft.dataset or meta.get("dataset", {}).get("path", "")
         data_cfg = dataclasses.replace(
             cfg, offline=dataclasses.replace(cfg.offline, dataset=dataset_path)
         )
         _, loaded, returns = load_offline_data(data_cfg, env)
-        aux["offline"] = data.to_device(loaded.arrays, returns)
-    return FinetunePlan(agent, initial_agent, action_fn, aux or None, rows, holdout, extras, meta)
-
-
-def run_finetune(cfg: Config, *, resume: bool = False) -> dict:
-    env = make_env(cfg.env)
-    plan = plan_finetune(cfg, env)
-    method = cfg.finetune.method
-    return run_online(
-        cfg,
-        agent=plan.agent,
-        initial_agent=plan.initial_agent,
-        online_action_fn=plan.online_action_fn,
-        aux=plan.aux,
-        offline_per_minibatch=plan.offline_per_minibatch,
-        holdout=plan.holdout,
-        initial_extras=plan.initial_extras,
-        resume=resume,
-        phase_name=f"finetune-{method}",
-        extra_meta={"method": method, "pretrained": plan.pretrained_meta.get("dataset", {})},
-        mc_bound=method == "calql" and cfg.finetune.online_mc_bound,
+        offline = data.to_device(loaded.arrays, returns)
+    return OnlinePlan(
+        agent=agent,
+        initial_agent=initial_agent,
+        action_rule=action_rule,
+        offline=offline,
+        offline_per_minibatch=rows,
+        holdout=holdout,
+        mc_bound=method.online_mc_bound and ft.online_mc_bound,
+        phase_name=f"finetune-{method.name}",
+        meta={"method": method.name, "pretrained": meta.get("dataset", {})},
     )
+
+
+def run_finetune(cfg: Config, *, resume: bool = False):
+    """Fine-tune with `finetune.method`; a summary (a list of them with run.num_seeds > 1:
+    the seeds start from the same checkpoint and run as one vmapped program)."""
+    summaries = run_finetune_seeds(seed_configs(cfg), resume=resume)
+    return summaries if cfg.run.num_seeds > 1 else summaries[0]
+
+
+def run_finetune_seeds(cfgs: list[Config], *, resume: bool = False) -> list[dict]:
+    """One config per seed (each may name its own checkpoint, e.g. an experiment's per-seed
+    pre-trainings; every other setting shared), fine-tuned as one program."""
+    env = make_env(cfgs[0].env)
+    return run_seeds(cfgs, [plan_finetune(cfg, env) for cfg in cfgs], resume=resume)

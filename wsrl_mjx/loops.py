@@ -7,26 +7,48 @@ One chunk maker serves both the warmup (no updates, frozen or random actor) and 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+from flax import struct
 
 from envs import BatchEnv
-from wsrl_mjx.agents.sac import SACAgent
-from wsrl_mjx.types import AgentState, OfflineTransition, TrainingState, Transition
+from wsrl_mjx.agents.base import Agent
+from wsrl_mjx.types import AgentState, OfflineTransition, Params, TrainingState, Transition
 
-# (training state, aux, rng) -> (actions [N, A] in [-1, 1], new state.extras)
-ActionFn = Callable[[TrainingState, Any, jax.Array], tuple[jax.Array, dict]]
+
+@struct.dataclass
+class Aux:
+    """Read-only inputs of a chunk: retained offline data (RLPD, retention ablations) and what
+    the action rule reads (JSRL: the guide's actor params); None where unused."""
+
+    offline: OfflineTransition | None = None
+    acting: Any = None
+
+
+# (training state, aux, rng) -> (actions [N, A] in [-1, 1], new state.acting)
+ActionFn = Callable[[TrainingState, Aux, jax.Array], tuple[jax.Array, Any]]
 # (training state, aux, rng) -> one update round's batch
-SampleFn = Callable[[TrainingState, Any, jax.Array], Transition]
+SampleFn = Callable[[TrainingState, Aux, jax.Array], Transition]
 
 
-def policy_actions(agent: SACAgent) -> ActionFn:
+@dataclass(frozen=True)
+class ActionRule:
+    """How a method acts online: `act`, its read-only input (`Aux.acting`) and the initial
+    value of its own loop state (`TrainingState.acting`)."""
+
+    act: ActionFn
+    aux: Any = None
+    state: Any = None
+
+
+def policy_actions(agent: Agent) -> ActionFn:
     """Stochastic samples of the agent's current actor (training and warmup)."""
     return lambda state, aux, rng: (
         agent.act(state.agent.actor.params, state.env.obs, rng),
-        state.extras,
+        state.acting,
     )
 
 
@@ -34,23 +56,24 @@ def random_actions(action_size: int) -> ActionFn:
     """Uniform actions: the random-action warmup ablation."""
     return lambda state, aux, rng: (
         jax.random.uniform(rng, (state.env.obs.shape[0], action_size), minval=-1.0, maxval=1.0),
-        state.extras,
+        state.acting,
     )
 
 
-def guided_actions(agent: SACAgent, max_guide_steps: int) -> ActionFn:
-    """JSRL: the frozen guide (`aux["guide_params"]`) acts for the first h steps of each
-    episode, h ~ U{0..max_guide_steps} drawn at the episode's start; then the learner acts."""
+def guided_actions(agent: Agent, max_guide_steps: int) -> ActionFn:
+    """JSRL: the frozen guide (actor params in `aux.acting`) acts for the first h steps of each
+    episode, h ~ U{0..max_guide_steps} drawn at the episode's start (kept per env in
+    `state.acting`); then the learner acts."""
 
-    def act(state: TrainingState, aux: Any, rng: jax.Array) -> tuple[jax.Array, dict]:
+    def act(state: TrainingState, aux: Aux, rng: jax.Array) -> tuple[jax.Array, jax.Array]:
         act_key, horizon_key = jax.random.split(rng)
         obs, steps = state.env.obs, state.env.steps
         fresh = jax.random.randint(horizon_key, steps.shape, 0, max_guide_steps + 1)
-        horizon = jnp.where(steps == 0, fresh, state.extras["guide_horizon"])
+        horizon = jnp.where(steps == 0, fresh, state.acting)
         learner = agent.act(state.agent.actor.params, obs, act_key)
-        guide = agent.act(aux["guide_params"], obs, act_key)
-        action = jnp.where((steps < horizon)[:, None], guide, learner)
-        return action, {**state.extras, "guide_horizon": horizon}
+        guide: Params = aux.acting
+        action = jnp.where((steps < horizon)[:, None], agent.act(guide, obs, act_key), learner)
+        return action, horizon
 
     return act
 
@@ -64,14 +87,14 @@ def mixed_sampler(
     online_buffer, num_minibatches: int, batch_size: int, offline_per_minibatch: int
 ) -> SampleFn:
     """Retention / RLPD: every critic minibatch holds `offline_per_minibatch` rows drawn from
-    `aux["offline"]` and the rest from the online buffer (`online_buffer` samples exactly
+    `aux.offline` and the rest from the online buffer (`online_buffer` samples exactly
     num_minibatches * (batch_size - offline_per_minibatch) items)."""
     online_rows = batch_size - offline_per_minibatch
 
-    def sample(state: TrainingState, aux: Any, rng: jax.Array) -> OfflineTransition:
+    def sample(state: TrainingState, aux: Aux, rng: jax.Array) -> OfflineTransition:
         online_key, offline_key = jax.random.split(rng)
         online = online_buffer.sample(state.buffer, online_key).experience
-        offline = aux["offline"]
+        offline = aux.offline
         size = offline.reward.shape[0]
         index = jax.random.randint(offline_key, (num_minibatches, offline_per_minibatch), 0, size)
         shape = lambda x: x.reshape((num_minibatches, online_rows, *x.shape[1:]))  # noqa: E731
@@ -98,7 +121,7 @@ TRANSITION_FIELDS = ("obs", "action", "reward", "next_obs", "terminated", "trunc
 
 def make_chunk(
     batch_env: BatchEnv,
-    agent: SACAgent,
+    agent: Agent,
     buffer,
     *,
     length: int,
@@ -108,22 +131,28 @@ def make_chunk(
     reward_scale: float = 1.0,
     reward_bias: float = 0.0,
     sharding: Any = None,
+    num_seeds: int = 1,
+    aux_axes: Aux | None = None,
 ) -> Callable[[TrainingState, Any], tuple[TrainingState, dict]]:
     """Jitted `chunk(state, aux) -> (state, metrics)`: `length` iterations of
     {one vector step of N envs -> buffer add -> `update_rounds` sampled-batch updates}.
 
-    `state` is donated; `aux` (offline data for retention, guide params for JSRL, or None) is
-    read-only. Metrics come back per iteration ([length] arrays) so the host can log means and
-    a dense Q trace; nothing leaves the device inside the chunk.
+    `state` is donated; `aux` (an `Aux`, or None) is read-only. Metrics come back per iteration
+    ([length] arrays) so the host can log means and a dense Q trace; nothing leaves the device
+    inside the chunk.
 
     `sharding` (a `wsrl_mjx.sharding.DataSharding`, None on one device) pins the state's layout
     on a device mesh after every iteration and splits every sampled batch over the mesh.
+
+    `num_seeds` > 1: the state has a leading seed axis and the chunk is vmapped over it (one
+    program for all seeds); `aux_axes` says which parts of `aux` are per seed (axis 0) and
+    which are shared (None).
     """
     num_envs = batch_env.num_envs
     sample_fn = sample_fn or replay_sampler(buffer)
 
-    def env_step(state: TrainingState, aux: Any, rng: jax.Array) -> tuple[TrainingState, dict]:
-        action, extras = action_fn(state, aux, rng)
+    def env_step(state: TrainingState, aux: Aux, rng: jax.Array) -> tuple[TrainingState, dict]:
+        action, acting = action_fn(state, aux, rng)
         env_state, step = batch_env.step(state.env, action)
         transition = Transition(
             obs=step.obs,
@@ -143,11 +172,11 @@ def make_chunk(
             env=env_state,
             buffer=buffer.add(state.buffer, transition),
             env_steps=state.env_steps + num_envs,
-            extras=extras,
+            acting=acting,
         )
         return state, episode
 
-    def update_round(state: TrainingState, aux: Any, rng: jax.Array):
+    def update_round(state: TrainingState, aux: Aux, rng: jax.Array):
         sample_key, update_key = jax.random.split(rng)
         batch = sample_fn(state, aux, sample_key)
         if sharding is not None:
@@ -155,7 +184,7 @@ def make_chunk(
         agent_state, metrics = agent.update(state.agent, batch, update_key)
         return state.replace(agent=agent_state, updates=state.updates + 1), metrics
 
-    def chunk(state: TrainingState, aux: Any = None) -> tuple[TrainingState, dict]:
+    def chunk(state: TrainingState, aux: Aux | None = None) -> tuple[TrainingState, dict]:
         def iteration(state: TrainingState, _) -> tuple[TrainingState, dict]:
             rng, act_key, update_key = jax.random.split(state.rng, 3)
             state, metrics = env_step(state.replace(rng=rng), aux, act_key)
@@ -174,6 +203,8 @@ def make_chunk(
             state, metrics = sharding.constrain_state(state), sharding.constrain_replicated(metrics)
         return state, metrics
 
+    if num_seeds > 1:
+        chunk = jax.vmap(chunk, in_axes=(0, aux_axes if aux_axes is not None else None))
     return jax.jit(chunk, donate_argnums=0)
 
 
@@ -202,7 +233,7 @@ def summarize_chunk(metrics: dict, has_success: bool = True) -> dict:
 
 
 def make_offline_chunk(
-    agent: SACAgent, *, length: int, batch_size: int
+    agent: Agent, *, length: int, batch_size: int
 ) -> Callable[[AgentState, jax.Array, Transition], tuple[AgentState, jax.Array, dict]]:
     """Jitted `chunk(agent_state, rng, dataset) -> (agent_state, rng, metrics)`: `length` gradient
     steps on minibatches sampled uniformly on device from the dataset held in device memory.

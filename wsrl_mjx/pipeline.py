@@ -8,10 +8,13 @@ import time
 from pathlib import Path
 
 from wsrl_mjx import data
+from wsrl_mjx.checkpoint import Checkpointer
 from wsrl_mjx.collect import run_collect
-from wsrl_mjx.config import Config
+from wsrl_mjx.config import Config, ConfigError, check_single_seed
 from wsrl_mjx.finetune import run_finetune
+from wsrl_mjx.logger import read_metrics
 from wsrl_mjx.pretrain import run_pretrain
+from wsrl_mjx.rundir import atomic_write
 
 DEFAULT_CONFIG = Path(__file__).parent / "defaults" / "pipeline.yaml"
 
@@ -27,63 +30,113 @@ def resolve_run_dir(run_dir: str) -> Path:
     return Path(run_dir.replace("{time}", time.strftime("%Y%m%d-%H%M%S")))
 
 
-def collect(cfg: Config, root: Path) -> dict:
-    """Behaviour SAC + the requested collections; returns the one pre-training uses."""
+def collect(cfg: Config, root: Path, resume: bool) -> dict:
+    """Behaviour SAC + the requested collections; returns the one pre-training uses. A resumed
+    pipeline keeps finished datasets; a behaviour run cut short is moved aside (kept, not
+    deleted) and collection starts again, since the medium snapshot is picked among all of its
+    evaluations."""
     kinds = cfg.collect.kinds
     if cfg.collect.pretrain_on not in kinds:
         kinds = (*kinds, cfg.collect.pretrain_on)
-    collect_cfg = _with(cfg, "run", run_dir=str(root / "behaviour"))
-    collect_cfg = _with(collect_cfg, "collect", out_dir=str(root / "data"), kinds=kinds)
+    out_dir = root / "data"
+    done = {k: out_dir / f"{cfg.env.name}-{k}.npz" for k in kinds}
+    if resume and all(path.is_file() for path in done.values()):
+        print(f"[pipeline] collect: finished before, keeping {out_dir}", flush=True)
+        path = done[cfg.collect.pretrain_on]
+        meta = data.load_any(path).metadata
+        return {"path": str(path), **meta}
+    behaviour = root / "behaviour"
+    if resume and behaviour.exists():
+        aside = behaviour.with_name(f"behaviour.unfinished-{time.strftime('%Y%m%d-%H%M%S')}")
+        behaviour.rename(aside)
+        print(f"[pipeline] collect was cut short: moved {behaviour} to {aside}", flush=True)
+    collect_cfg = _with(cfg, "run", run_dir=str(behaviour))
+    collect_cfg = _with(collect_cfg, "collect", out_dir=str(out_dir), kinds=kinds)
     written = run_collect(collect_cfg)
     return {**written[cfg.collect.pretrain_on], "all": written}
 
 
-def run_pipeline(cfg: Config) -> dict:
-    """collect -> pretrain -> finetune in sub-folders of run.run_dir; returns the summary."""
+def _has_checkpoint(run_dir: Path) -> bool:
+    return Checkpointer(run_dir / "checkpoints").latest_step() is not None
+
+
+def _pretrain(cfg: Config, run_dir: Path, resume: bool) -> dict:
+    """Pre-train, or with `resume` continue (or keep) the phase's own run; its summary."""
+    cfg = _with(cfg, "run", run_dir=str(run_dir))
+    if resume and _has_checkpoint(run_dir):
+        meta = Checkpointer(run_dir / "checkpoints").meta()
+        if meta.get("gradient_steps", 0) >= meta.get("total_gradient_steps", 0):
+            print(f"[pipeline] pretrain: finished before, keeping {run_dir}", flush=True)
+            return {"run_dir": str(run_dir)}
+        return run_pretrain(cfg, resume=True)
+    return run_pretrain(cfg)
+
+
+def _evals(run_dir: Path) -> list[dict]:
+    """Every evaluation the phase's run logged, resumed or not."""
+    return [r for r in read_metrics(run_dir) if r["phase"] == "eval"]
+
+
+def run_pipeline(cfg: Config, *, resume: bool = False) -> dict:
+    """collect -> pretrain -> finetune in sub-folders of run.run_dir; returns the summary.
+
+    `resume` continues a pipeline cut short in run.run_dir (which must then name it, not hold
+    `{time}`): finished phases are kept and the unfinished one continues from its checkpoint.
+    """
+    check_single_seed(cfg, "pipeline")
+    if resume and "{time}" in cfg.run.run_dir:
+        raise ConfigError(
+            "pipeline --resume continues one run: name it with --set run.run_dir=DIR "
+            f"(run.run_dir is {cfg.run.run_dir!r}, a new folder per run)"
+        )
     root = resolve_run_dir(cfg.run.run_dir)
+    if resume and not root.is_dir():
+        raise ConfigError(f"pipeline --resume: {root} does not exist")
     times: dict[str, float] = {}
     print(
         f"[pipeline] {cfg.env.name}: collect -> pretrain ({cfg.offline.algorithm}) -> "
-        f"finetune ({cfg.finetune.method}) in {root}",
+        f"finetune ({cfg.finetune.method}) in {root}" + (" (resumed)" if resume else ""),
         flush=True,
     )
 
     t = time.perf_counter()
-    if cfg.offline.dataset:  # a dataset the user (or envs.maze_data) already made
+    if cfg.offline.dataset:  # a dataset the user (or wsrl_mjx.maze_datasets) already made
         meta = data.load_any(cfg.offline.dataset).metadata
         dataset = {"path": cfg.offline.dataset, "behaviour_return": meta.get("behaviour_return")}
         print(f"[pipeline] offline.dataset is set: skipping collect, using {dataset['path']}")
     else:
-        dataset = collect(cfg, root)
+        dataset = collect(cfg, root, resume)
     times["collect_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    pre_cfg = _with(cfg, "offline", dataset=dataset["path"])
-    pre = run_pretrain(_with(pre_cfg, "run", run_dir=str(root / "pretrain")))
+    pre = _pretrain(_with(cfg, "offline", dataset=dataset["path"]), root / "pretrain", resume)
     times["pretrain_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
     ft_cfg = _with(cfg, "finetune", checkpoint=str(root / "pretrain"))
-    ft = run_finetune(_with(ft_cfg, "run", run_dir=str(root / "finetune")))
+    ft_cfg = _with(ft_cfg, "run", run_dir=str(root / "finetune"))
+    ft = run_finetune(ft_cfg, resume=resume and _has_checkpoint(root / "finetune"))
     times["finetune_s"] = time.perf_counter() - t
 
-    by_label = {e["label"]: e for e in ft["evals"]}
+    pre_evals, ft_evals = _evals(root / "pretrain"), _evals(root / "finetune")
+    by_label = {e["label"]: e for e in ft_evals}
     summary = {
         "env": cfg.env.name,
         "dataset": dataset,
-        "behaviour_return": dataset["behaviour_return"],
-        "offline_score": pre["final_eval_return"],
+        "behaviour_return": dataset.get("behaviour_return"),
+        "offline_score": pre_evals[-1]["eval_return"],
         "after_warmup_score": by_label.get("after_warmup", {}).get("eval_return"),
-        "final_score": ft["final_eval_return"],
-        "offline_success": pre["evals"][-1].get("eval_success"),  # None: no success signal
-        "final_success": ft["evals"][-1].get("eval_success"),
-        "finetune_env_steps": ft["env_steps"],
+        "final_score": ft_evals[-1]["eval_return"],
+        "offline_success": pre_evals[-1].get("eval_success"),  # None: no success signal
+        "final_success": ft_evals[-1].get("eval_success"),
+        "finetune_env_steps": ft_evals[-1]["env_steps"],
         "seconds": {**times, "finetune_online_s": ft["times"]["online_s"]},
         "run_dir": str(root),
     }
-    (root / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    text = json.dumps(summary, indent=2, default=str).encode()
+    atomic_write(root / "summary.json", lambda f: f.write(text))
     print_summary(summary)
-    # In-memory results of each phase (states included) for callers such as the tests.
+    # In-memory results of each phase (states included when it ran) for callers such as tests.
     return {**summary, "phases": {"collect": dataset, "pretrain": pre, "finetune": ft}}
 
 

@@ -39,7 +39,7 @@ def _series(records: list[dict], phase: str, key: str) -> tuple[list, list]:
 
 
 def label_of(run_dir: Path) -> str:
-    return run_dir.name if run_dir.name not in ("finetune", "pretrain") else str(run_dir)
+    return run_dir.name if run_dir.name not in PIPELINE_PHASES else str(run_dir)
 
 
 def _q_trace(records: list[dict]) -> tuple[list, list]:
@@ -64,9 +64,30 @@ def _draw(ax, curves: list[tuple[list, list]], label: str, marker: str | None, c
         ax.fill_between(x, y.min(0), y.max(0), color=color, alpha=0.2)
 
 
+PIPELINE_PHASES = ("behaviour", "pretrain", "finetune")
+
+
+def expand_run_dirs(run_dirs: list[str | Path]) -> list[Path]:
+    """Run directories as given; a pipeline's directory stands for its phases' runs."""
+    out = []
+    for d in map(Path, run_dirs):
+        if (d / "metrics.jsonl").is_file():
+            out.append(d)
+            continue
+        phases = [d / p for p in PIPELINE_PHASES if (d / p / "metrics.jsonl").is_file()]
+        if not phases:
+            raise ConfigError(
+                f"{d}: no metrics.jsonl there, nor in a pipeline phase folder "
+                f"({', '.join(PIPELINE_PHASES)}); pass a run directory"
+            )
+        out += phases
+    return out
+
+
 def plot_runs(run_dirs: list[str | Path], out: str | Path, labels: list[str] | None = None) -> Path:
-    """Each run its own line."""
-    dirs = [Path(d) for d in run_dirs]
+    """Each run its own line; a pipeline directory draws its behaviour, pretrain and
+    finetune runs."""
+    dirs = expand_run_dirs(run_dirs)
     labels = labels or [label_of(d) for d in dirs]
     if len(labels) != len(dirs):
         raise ConfigError(f"--labels: {len(labels)} labels for {len(dirs)} runs")

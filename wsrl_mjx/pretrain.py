@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import jax
@@ -13,15 +12,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from wsrl_mjx import data
-from wsrl_mjx.agents import SACAgent, make_agent, method_loss
-from wsrl_mjx.checkpoint import Checkpointer, CheckpointError, check_tree_matches
-from wsrl_mjx.config import Config, check_budget, from_dict, save_config, to_dict
+from wsrl_mjx.checkpoint import Checkpointer, CheckpointError
+from wsrl_mjx.config import Config, check_budget, check_single_seed, save_config, to_dict
+from wsrl_mjx.environment import env_meta, make_env
 from wsrl_mjx.evaluate import make_evaluator
+from wsrl_mjx.hostloop import Cadence, HostLoop
 from wsrl_mjx.logger import Logger, Progress, read_metrics
 from wsrl_mjx.loops import make_offline_chunk
+from wsrl_mjx.methods import make_agent
 from wsrl_mjx.rundir import atomic_write, holds_run_dir
-from wsrl_mjx.train import check_finite, env_meta, make_env
-from wsrl_mjx.types import AgentState
 
 HOLDOUT_FILE = "holdout.npz"
 
@@ -50,6 +49,7 @@ def run_pretrain(cfg: Config, *, resume: bool = False) -> dict:
     """Train CQL/CalQL/IQL on a dataset held in device memory; checkpoint the whole agent every
     offline.checkpoint_every_steps. `resume` continues the latest checkpoint bit-exactly: it
     holds the agent state and (in its metadata) the rng; the data split follows the seed."""
+    check_single_seed(cfg, "pretrain")
     jax.config.update("jax_default_matmul_precision", cfg.run.matmul_precision)
     run_dir = Path(cfg.run.run_dir)
     chunks = math.ceil(cfg.offline.steps / cfg.offline.chunk_length)
@@ -116,37 +116,37 @@ def run_pretrain(cfg: Config, *, resume: bool = False) -> dict:
         + (f", resumed at {start}" if resume else ""),
         flush=True,
     )
-    progress = Progress(total, start, cfg.run.progress, f"pretrain-{algorithm}")
+    loop = HostLoop(
+        logger=logger,
+        checkpointer=checkpointer,
+        progress=Progress(total, start, cfg.run.progress, f"pretrain-{algorithm}"),
+        evaluation=Cadence.after(start, cfg.offline.eval_every_steps),
+        checkpoints=Cadence.after(start, cfg.offline.checkpoint_every_steps),
+        unit="gradient step",
+    )
     eval_key = jax.random.PRNGKey(cfg.run.seed + 10_000)
-    every_eval, every_ckpt = cfg.offline.eval_every_steps, cfg.offline.checkpoint_every_steps
-    next_eval, next_ckpt = _next(start, every_eval), _next(start, every_ckpt)
+    gradient_rate = lambda rates: {"gradient_steps_per_s": rates["updates_per_s"]}  # noqa: E731
     t0 = time.perf_counter()
     try:
         for i in range(start // cfg.offline.chunk_length, chunks):
             state, rng, metrics = chunk(state, rng, dataset)
             steps = (i + 1) * cfg.offline.chunk_length
             summary = {k: float(np.mean(v)) for k, v in jax.device_get(metrics).items()}
-            check_finite(summary, steps, checkpointer, unit="gradient step")
-            rates = progress.update(steps, steps)
-            logger.log(
-                steps, "pretrain", {**summary, "gradient_steps_per_s": rates["updates_per_s"]}
-            )
-            if steps >= next_eval or i == chunks - 1:
+            loop.record(steps, steps, "pretrain", summary, gradient_rate)
+            last = i == chunks - 1
+            if loop.eval_due(steps, force=last):
                 result = evaluate(state.actor.params, eval_key)
                 record = {
                     "gradient_steps": steps,
                     **{f"eval_{k}": float(v) for k, v in result.items()},
                 }
                 evals.append(record)
-                logger.log(steps, "eval", record)
-                next_eval = _next(steps, every_eval)
-            if steps >= next_ckpt or i == chunks - 1:
+                loop.log(steps, "eval", record)
+            if loop.checkpoint_due(steps, force=last):
                 rng_list = np.asarray(jax.device_get(rng)).tolist()
                 checkpointer.save(steps, state, {**meta, "gradient_steps": steps, "rng": rng_list})
-                next_ckpt = _next(steps, every_ckpt)
     finally:
-        progress.close()
-        logger.close()
+        loop.close()
     checkpointer.close()
     return {
         "run_dir": str(run_dir),
@@ -158,11 +158,6 @@ def run_pretrain(cfg: Config, *, resume: bool = False) -> dict:
         "seconds": time.perf_counter() - t0,
         "state": state,
     }
-
-
-def _next(steps: int, every: int) -> int:
-    """The first multiple of `every` after `steps`: the same cadence whether or not resumed."""
-    return (steps // every + 1) * every
 
 
 def _eval_record(record: dict) -> dict:
@@ -201,85 +196,3 @@ def check_resumable(saved: dict, meta: dict) -> None:
                 )
     if "rng" not in saved:
         raise CheckpointError("--resume: the checkpoint records no rng (an older version)")
-
-
-# --- the bridge ---------------------------------------------------------------------------------
-
-
-def checkpoint_dir(path: str | Path) -> Path:
-    """Accept a run dir or its checkpoints/ folder."""
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    return path / "checkpoints" if (path / "checkpoints").is_dir() else path
-
-
-def restore_pretrained(
-    path: str | Path, online_agent: SACAgent, env_name: str
-) -> tuple[AgentState, dict]:
-    """Restore a pre-trained agent for `online_agent`, refusing any mismatch by name.
-
-    The offline agent is rebuilt from the checkpoint's own config so its state (including the
-    CQL multiplier or IQL value net in `extras`) restores exactly; actor, critics, targets,
-    temperature and all optimizer states then carry over to the online agent unchanged.
-    """
-    directory = checkpoint_dir(path)
-    expected = {
-        "env": env_name,
-        "observation_size": online_agent.observation_size,
-        "action_size": online_agent.action_size,
-    }
-
-    def check(meta: dict) -> None:
-        for key, value in expected.items():
-            if meta.get(key) != value:
-                raise CheckpointError(
-                    f"checkpoint {directory} was pre-trained with {key}="
-                    f"{meta.get(key)!r}, but this run has {key}={value!r}"
-                )
-        if "algorithm" not in meta:
-            raise CheckpointError(
-                f"{directory} is not a pre-training checkpoint (it was written by a "
-                f"{meta.get('method', 'online')} run); pass a `pretrain` run directory"
-            )
-
-    _, state, meta = load_agent(directory, check)
-    done, planned = meta.get("gradient_steps"), meta.get("total_gradient_steps", 0)
-    if done is not None and done < planned:  # older checkpoints hold finished runs only
-        raise CheckpointError(
-            f"{directory} holds an unfinished pre-training (newest intact step: {done} of "
-            f"{planned} gradient steps); finish it with `pretrain --resume`"
-        )
-    online_shapes = jax.eval_shape(online_agent.init, jax.random.PRNGKey(0))
-    for part in ("actor", "critic", "target_critic_params", "temperature"):
-        check_tree_matches(
-            getattr(state, part), getattr(online_shapes, part), f"{directory} ({part})"
-        )
-    return state, meta
-
-
-def load_agent(
-    path: str | Path, check: Callable[[dict], None] | None = None
-) -> tuple[SACAgent, AgentState, dict]:
-    """(agent, its state, metadata) from the latest checkpoint of any run: pretrain, online
-    or finetune; e.g. to act with a trained policy elsewhere (`envs.maze_data --policy`).
-
-    `check(meta)` may refuse the checkpoint before anything is restored. The agent is rebuilt
-    from the run's saved config; an online run's replay buffer and env state are not read.
-    """
-    checkpointer = Checkpointer(checkpoint_dir(path))
-    meta = checkpointer.meta()
-    if check is not None:
-        check(meta)
-    saved = from_dict(meta["config"])
-    loss = meta.get("algorithm") or method_loss(meta.get("method", "sac"))
-    agent = make_agent(
-        loss, saved.agent, saved.offline, meta["observation_size"], meta["action_size"]
-    )
-    target = jax.eval_shape(agent.init, jax.random.PRNGKey(0))
-    if "algorithm" in meta:  # a pre-training checkpoint holds the agent state alone
-        state, meta = checkpointer.restore(target)
-    else:  # an online run's TrainingState: read its "agent" entry only
-        state, meta = checkpointer.restore_item("agent", target)
-    checkpointer.close()
-    return agent, state, meta

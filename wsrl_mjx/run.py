@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from wsrl_mjx.checkpoint import CheckpointError
+from wsrl_mjx.checkpoint import CheckpointError, TrainingDiverged
 from wsrl_mjx.config import ConfigError, load_config
 from wsrl_mjx.data import DatasetError
 from wsrl_mjx.rundir import RunDirError
-from wsrl_mjx.train import TrainingDiverged
 
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
@@ -38,11 +37,12 @@ def cmd_online(args: argparse.Namespace) -> int:
     from wsrl_mjx.train import run_online
 
     cfg = _load(args.config, args.overrides)
-    summary = run_online(cfg, resume=args.resume)
-    print(
-        f"done: {summary['env_steps']} env steps, {summary['updates']} update rounds, "
-        f"final eval return {summary['final_eval_return']:.2f}; logs in {summary['run_dir']}"
-    )
+    result = run_online(cfg, resume=args.resume)
+    for summary in result if isinstance(result, list) else [result]:
+        print(
+            f"done: {summary['env_steps']} env steps, {summary['updates']} update rounds, "
+            f"final eval return {summary['final_eval_return']:.2f}; logs in {summary['run_dir']}"
+        )
     return 0
 
 
@@ -73,15 +73,16 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         overrides.append(f"finetune.checkpoint={args.checkpoint}")
     if args.method:
         overrides.append(f"finetune.method={args.method}")
-    summary = run_finetune(_load(args.config, overrides), resume=args.resume)
-    evals = summary["evals"]
-    if not evals:  # --resume of a run killed after its last checkpoint: nothing left to do
-        print(f"done: the run was already complete; logs in {summary['run_dir']}")
-        return 0
-    print(
-        f"done: {summary['env_steps']} env steps; eval return {evals[0]['eval_return']:.2f} "
-        f"(start) -> {summary['final_eval_return']:.2f} (final); logs in {summary['run_dir']}"
-    )
+    result = run_finetune(_load(args.config, overrides), resume=args.resume)
+    for summary in result if isinstance(result, list) else [result]:
+        evals = summary["evals"]
+        if not evals:  # --resume of a run killed after its last checkpoint: nothing left to do
+            print(f"done: the run was already complete; logs in {summary['run_dir']}")
+            continue
+        print(
+            f"done: {summary['env_steps']} env steps; eval return {evals[0]['eval_return']:.2f} "
+            f"(start) -> {summary['final_eval_return']:.2f} (final); logs in {summary['run_dir']}"
+        )
     return 0
 
 
@@ -89,7 +90,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     from wsrl_mjx.pipeline import DEFAULT_CONFIG, run_pipeline
 
     cfg = _load(args.config or DEFAULT_CONFIG, args.overrides)
-    run_pipeline(cfg)
+    run_pipeline(cfg, resume=args.resume)
     return 0
 
 
@@ -157,6 +158,8 @@ def _command(
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from wsrl_mjx.methods import choices, help_text
+
     parser = argparse.ArgumentParser(
         prog="python -m wsrl_mjx.run",
         description="WSRL on MuJoCo MJX: offline pre-training, warmup, online fine-tuning.",
@@ -174,9 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
         commands,
         "pretrain",
         cmd_pretrain,
-        "offline pre-training (CQL / CalQL / IQL) on a dataset",
+        f"offline pre-training ({' / '.join(choices('offline'))}) on a dataset",
         "Pre-train offline on offline.dataset with offline.algorithm and save the whole agent "
-        "(Orbax) plus its config, env and dataset fingerprint.",
+        "(Orbax) plus its config, env and dataset fingerprint. offline.algorithm: "
+        + help_text("offline"),
         resume=True,
     )
     _command(
@@ -193,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_finetune,
         "online fine-tuning from a pre-trained checkpoint (WSRL and baselines)",
         "Restore a pre-trained agent, warm up an empty buffer with its frozen policy, then "
-        "fine-tune online (finetune.method: wsrl, calql, cql, iql, rlpd, jsrl, sac).",
+        "fine-tune online. finetune.method: " + help_text("method"),
         resume=True,
     )
     finetune.add_argument("--checkpoint", help="pre-training run dir (sets finetune.checkpoint)")
@@ -203,9 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
         "pipeline",
         cmd_pipeline,
         "collect -> pretrain -> finetune end to end, with a summary (default)",
-        "Run collect, pretrain and WSRL fine-tuning in sub-folders of run.run_dir and print "
-        "offline score, score after warmup, final score and wall-clock per phase. Without "
-        "--config it runs the small built-in default (minutes on a laptop CPU).",
+        "Run collect, pretrain and WSRL fine-tuning in sub-folders of run.run_dir (behaviour/, "
+        "data/, pretrain/, finetune/, summary.json) and print offline score, score after "
+        "warmup, final score and wall-clock per phase. Without --config it runs the small "
+        "built-in default (minutes on a laptop CPU). --resume with --set run.run_dir=DIR "
+        "continues a killed pipeline: finished phases are kept, the unfinished one resumes.",
+        resume=True,
     )
     experiment = _command(
         commands,
@@ -255,9 +262,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # The bare command is the main job (the built-in default pipeline), options included:
+    # `--set key=value` without a command is the pipeline's, so a typo in it is named as such.
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        argv = ["pipeline", *argv]
     args = parser.parse_args(argv)
-    if args.command is None:  # the main job: the built-in default pipeline
-        args = parser.parse_args(["pipeline"])
     try:
         return args.func(args)
     except (ConfigError, CheckpointError, DatasetError, RunDirError) as e:

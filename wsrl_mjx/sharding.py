@@ -5,7 +5,8 @@ The training state keeps its single-device layout; only where its arrays live ch
 - env-state leaves (everything in `BatchEnvState` but its rng key) are split along the env axis,
 - the replay buffer's storage ([1, capacity, ...] per field) is split along the capacity axis,
 - every sampled update batch is constrained to be split along its row axis,
-- agent parameters, optimizer states, rng keys, counters and `extras` are replicated.
+- agent parameters, optimizer states, rng keys, counters and the action rule's state
+  (`acting`) are replicated.
 
 The chunk is the same program as on one device; XLA partitions it and inserts the collectives
 (the gradient all-reduce of the batch-mean losses, gathers for replay sampling). Random numbers
@@ -110,7 +111,7 @@ class DataSharding:
             rng=replicate(state.rng),
             env_steps=replicate(state.env_steps),
             updates=replicate(state.updates),
-            extras=replicate(state.extras),
+            acting=replicate(state.acting),
         )
 
     # --- inside the jitted chunk --------------------------------------------------------------

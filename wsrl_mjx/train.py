@@ -1,32 +1,40 @@
-"""The thin host loop between compiled chunks: warmup, online SAC, eval, logs, checkpoints."""
+"""An online run in three named steps: `build_online` -> `prefill_replay_buffer` -> `train_online`.
+
+`build_online` makes everything once (env, buffer, sampler, sharding, the two compiled chunks,
+the evaluator); `prefill_replay_buffer` is WSRL's warmup: the frozen (pre-trained, or random-init)
+policy fills the empty buffer, no updates; `train_online` runs whole chunks of env steps with
+`online.update_rounds` sampled-batch updates after each vector step. `run_online` strings them
+together with one `HostLoop` (eval, NaN guard, logs, checkpoints; shared with pre-training). What
+is trained and how it acts comes in an `OnlinePlan`: SAC from scratch by default, a fine-tuning
+method's plan from `wsrl_mjx.finetune`.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
-import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 import envs
-from wsrl_mjx.agents.sac import SACAgent, make_sac
-from wsrl_mjx.checkpoint import Checkpointer, CheckpointError, TrainingDiverged
-from wsrl_mjx.config import (
-    Config,
-    ConfigError,
-    EnvConfig,
-    check_online_budget,
-    save_config,
-    to_dict,
-)
+from wsrl_mjx.agents.base import Agent
+from wsrl_mjx.agents.sac import make_sac
+from wsrl_mjx.checkpoint import Checkpointer, CheckpointError
+from wsrl_mjx.config import Config, ConfigError, check_online_budget, save_config, to_dict
+from wsrl_mjx.environment import check_env_matches, env_meta, make_env
 from wsrl_mjx.evaluate import make_evaluator
+from wsrl_mjx.hostloop import Cadence, HostLoop
 from wsrl_mjx.logger import Logger, Progress
 from wsrl_mjx.loops import (
-    ActionFn,
+    ActionRule,
+    Aux,
     make_chunk,
     mixed_sampler,
     policy_actions,
@@ -36,40 +44,9 @@ from wsrl_mjx.loops import (
 )
 from wsrl_mjx.mc_replay import make_mc_replay
 from wsrl_mjx.replay import buffer_nbytes, example_transition, make_replay
-from wsrl_mjx.rundir import holds_run_dir
-from wsrl_mjx.sharding import data_sharding, initialize_distributed
-from wsrl_mjx.types import AgentState, TrainingState, Transition
-
-
-def make_env(cfg: EnvConfig) -> envs.Env:
-    overrides = dict(cfg.overrides)
-    if cfg.episode_length is not None:
-        overrides["episode_length"] = cfg.episode_length
-    try:
-        return envs.make(cfg.name, **overrides)
-    except ValueError as e:  # unknown name or task key: a config error, named as such
-        raise ConfigError(f"env.name / env.overrides: {e}") from None
-
-
-def env_meta(env: envs.Env) -> dict:
-    return {
-        "env": env.name,
-        "observation_size": env.observation_size,
-        "action_size": env.action_size,
-    }
-
-
-def check_finite(
-    metrics: dict, step: int, checkpointer: Checkpointer, unit: str = "env step"
-) -> None:
-    bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
-    if bad:
-        last = checkpointer.latest_step()
-        kept = f"last good checkpoint: {checkpointer.directory}/{last}" if last else "no checkpoint"
-        raise TrainingDiverged(
-            f"non-finite {', '.join(bad)} at {unit} {step}; stopping ({kept}). "
-            "Lower the learning rates or check the rewards/observations."
-        )
+from wsrl_mjx.rundir import exclusive
+from wsrl_mjx.sharding import DataSharding, data_sharding, initialize_distributed
+from wsrl_mjx.types import AgentState, OfflineTransition, Params, TrainingState
 
 
 @dataclass
@@ -124,11 +101,11 @@ def replay_ratio(cfg: Config) -> dict:
 
 def init_training_state(
     cfg: Config,
-    agent: SACAgent,
+    agent: Agent,
     batch_env: envs.BatchEnv,
     buffer,
     agent_state: AgentState | None = None,
-    extras: dict | None = None,
+    acting: Any = None,
 ) -> TrainingState:
     key = jax.random.PRNGKey(cfg.run.seed)
     agent_key, env_key, loop_key = jax.random.split(key, 3)
@@ -140,7 +117,7 @@ def init_training_state(
         rng=loop_key,
         env_steps=jnp.zeros((), jnp.int32),
         updates=jnp.zeros((), jnp.int32),
-        extras=extras or {},
+        acting=acting,
     )
     # Leaves may alias (the batch env keeps obs twice; a restored agent may share arrays) and
     # donating needs every leaf in its own buffer; strong types avoid a second compile.
@@ -174,71 +151,166 @@ def online_replay_maker(cfg: Config, env: envs.Env, mc_bound: bool):
     return make
 
 
-def make_diagnostics(agent: SACAgent):
-    """Q and TD error on a held-out offline batch, no gradient (the downward-spiral probe)."""
-
-    def diagnose(state: AgentState, batch: Transition, rng: jax.Array) -> dict:
-        target = agent.td_target(state, batch, rng)
-        q = agent.q_values(state.critic.params, batch.obs, batch.action)
-        return {
-            "offline_q": q.mean(),
-            "offline_td": jnp.mean((q - target) ** 2),
-            "offline_q_target": target.mean(),
-        }
-
-    return jax.jit(diagnose)
+def make_diagnostics(agent: Agent):
+    """Q and TD error (against the loss's own target) on a held-out offline batch, no gradient:
+    the downward-spiral probe."""
+    return jax.jit(agent.diagnostics)
 
 
-@holds_run_dir  # one writer per run dir, for the run's whole life
-def run_online(
-    cfg: Config,
-    *,
-    agent: SACAgent | None = None,
-    initial_agent: AgentState | None = None,
-    online_action_fn: ActionFn | None = None,
-    aux: dict | None = None,
-    offline_per_minibatch: int = 0,
-    holdout: Transition | None = None,
-    initial_extras: dict | None = None,
-    resume: bool = False,
-    phase_name: str = "online",
-    extra_meta: dict | None = None,
-    keep_actor_snapshots: bool = False,
-    mc_bound: bool = False,
-) -> dict:
-    """Warmup then online updates in the fused loop; returns a summary.
+@dataclass(frozen=True)
+class OnlinePlan:
+    """What an online run trains and how it acts; the defaults are SAC from scratch."""
 
-    Defaults give SAC from scratch. Fine-tuning passes the restored `initial_agent`, the `agent`
-    whose loss runs online, and optionally retained offline data (`aux["offline"]` with
-    `offline_per_minibatch` rows in every critic minibatch), a JSRL `online_action_fn`, and a
-    `holdout` batch whose Q/TD error is logged after every chunk. `mc_bound` (online CalQL)
-    stores online episodes with their Monte-Carlo returns (`wsrl_mjx.mc_replay`).
+    agent: Agent | None = None  # the loss trained online; None: SAC from cfg.agent
+    initial_agent: AgentState | None = None  # None: a fresh init
+    action_rule: ActionRule | None = None  # None: the learner's own policy
+    offline: OfflineTransition | None = None  # retained offline data (RLPD, retention)
+    offline_per_minibatch: int = 0  # its rows in every critic minibatch
+    holdout: OfflineTransition | None = None  # held-out offline batch for the diagnostics
+    mc_bound: bool = False  # online CalQL: online episodes stored with their MC returns
+    phase_name: str = "online"
+    meta: dict = field(default_factory=dict)  # recorded with every checkpoint
+    keep_actor_snapshots: bool = False  # actor params at every evaluation (collect)
+
+
+def seed_configs(cfg: Config) -> list[Config]:
+    """`run.num_seeds` runs: seeds seed, seed+1, ... each in its own run_dir/seed<k>."""
+    if cfg.run.num_seeds == 1:
+        return [cfg]
+    return [
+        dataclasses.replace(
+            cfg,
+            run=dataclasses.replace(
+                cfg.run, seed=seed, num_seeds=1, run_dir=str(Path(cfg.run.run_dir) / f"seed{seed}")
+            ),
+        )
+        for seed in range(cfg.run.seed, cfg.run.seed + cfg.run.num_seeds)
+    ]
+
+
+def _stack(trees: list) -> Any:
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def _seed(tree: Any, k: int, seeded: bool) -> Any:
+    """Seed k's slice of a tree with a leading seed axis (the tree itself for one seed)."""
+    return jax.tree.map(lambda x: x[k], tree) if seeded else tree
+
+
+@dataclass(frozen=True)
+class OnlineSystem:
+    """Everything `build_online` makes once; the two phases only run it.
+
+    With several seeds (`cfgs`, `plans`: one each) every array of the training state, the
+    action rule's input and the holdout batch has a leading seed axis and the chunks, the
+    evaluator and the diagnostics are vmapped over it; shapes and settings are shared.
     """
-    if cfg.run.distributed:
-        initialize_distributed()
-    jax.config.update("jax_default_matmul_precision", cfg.run.matmul_precision)
-    run_dir = Path(cfg.run.run_dir)
+
+    cfgs: list[Config]
+    plans: list[OnlinePlan]
+    env: envs.Env
+    batch_env: envs.BatchEnv
+    agent: Agent
+    buffer: Any
+    schedule: Schedule
+    warmup_chunk: Callable
+    online_chunk: Callable
+    evaluate: Callable[[Params, jax.Array], dict]
+    diagnose: Callable | None
+    sharding: DataSharding | None
+    aux: Aux
+    holdout: OfflineTransition | None
+    metas: list[dict]
+
+    @property
+    def cfg(self) -> Config:
+        return self.cfgs[0]
+
+    @property
+    def plan(self) -> OnlinePlan:
+        return self.plans[0]
+
+    @property
+    def seeded(self) -> bool:
+        """Whether arrays carry a leading seed axis (more than one seed)."""
+        return len(self.cfgs) > 1
+
+    def init_state(self) -> TrainingState:
+        states = [
+            init_training_state(
+                cfg,
+                self.agent,
+                self.batch_env,
+                self.buffer,
+                plan.initial_agent,
+                plan.action_rule.state if plan.action_rule else None,
+            )
+            for cfg, plan in zip(self.cfgs, self.plans, strict=True)
+        ]
+        if self.seeded:
+            return strong_copy(_stack(states))
+        # Restores keep this layout.
+        state = states[0]
+        return self.sharding.place_state(state) if self.sharding is not None else state
+
+
+def _check_seeds_share(cfgs: list[Config], plans: list[OnlinePlan]) -> None:
+    """Seeds in one program share every setting but seed and run dir, and the offline data."""
+    strip = lambda c: to_dict(
+        dataclasses.replace(c, run=dataclasses.replace(c.run, seed=0, run_dir=""))
+    )  # noqa: E731
+    first = strip(cfgs[0])
+    for cfg in cfgs[1:]:
+        if strip(cfg) != first:
+            raise ConfigError("seeds run as one program must share every setting but the seed")
+    if cfgs[0].run.num_devices > 1:
+        raise ConfigError("run.num_seeds > 1 runs on one device; set run.num_devices=1")
+    sources = {str(p.meta.get("pretrained", {}).get("path", "")) for p in plans if p.offline}
+    if len(sources) > 1:
+        raise ConfigError(f"seeds retain offline data from different datasets: {sorted(sources)}")
+
+
+def build_online(cfgs: Config | list[Config], plans: OnlinePlan | list[OnlinePlan]) -> OnlineSystem:
+    """Env, buffer, sampler, sharding, the warmup and online chunks and the evaluator, for one
+    run or for several seeds (one config and plan each) vmapped in one program."""
+    cfgs = [cfgs] if isinstance(cfgs, Config) else list(cfgs)
+    plans = [plans] if isinstance(plans, OnlinePlan) else list(plans)
+    cfg, plan = cfgs[0], plans[0]
+    if len(cfgs) > 1:
+        _check_seeds_share(cfgs, plans)
     env = make_env(cfg.env)
     batch_env = envs.BatchEnv(env, cfg.online.num_envs)
-    agent = agent or make_sac(cfg.agent, env.observation_size, env.action_size)
+    agent = plan.agent or make_sac(cfg.agent, env.observation_size, env.action_size)
     m, b = agent.cfg.critic_minibatches, agent.cfg.batch_size
-    online_rows = b - offline_per_minibatch
-    make_buffer = online_replay_maker(cfg, env, mc_bound)
+    online_rows = b - plan.offline_per_minibatch
+    make_buffer = online_replay_maker(cfg, env, plan.mc_bound)
     buffer = make_buffer(m * b)
     sample_fn = None
-    if offline_per_minibatch:
+    if plan.offline_per_minibatch:
         online_buffer = make_buffer(m * online_rows)
-        sample_fn = mixed_sampler(online_buffer, m, b, offline_per_minibatch)
-    no_update_steps = steps_before_updates(cfg, m * online_rows, env.episode_length, mc_bound)
+        sample_fn = mixed_sampler(online_buffer, m, b, plan.offline_per_minibatch)
+    no_update_steps = steps_before_updates(cfg, m * online_rows, env.episode_length, plan.mc_bound)
     schedule = Schedule.from_config(cfg, no_update_steps)
     check_online_budget(cfg, schedule.total_env_steps, no_update_steps)
     sharding = data_sharding(cfg.run.num_devices, cfg.online.num_envs, m * b)
-    reward = dict(reward_scale=cfg.env.reward_scale, reward_bias=cfg.env.reward_bias)
+    acting = plan.action_rule.act if plan.action_rule else policy_actions(agent)
     # The warmup acts like the online phase (JSRL: guide roll-ins) unless it is random.
     warmup_actions = (
-        random_actions(env.action_size)
-        if cfg.online.warmup_policy == "random"
-        else online_action_fn or policy_actions(agent)
+        random_actions(env.action_size) if cfg.online.warmup_policy == "random" else acting
+    )
+    seeds = len(cfgs)
+    # Per seed: the action rule's input; shared: the retained offline data.
+    rule_aux = [p.action_rule.aux if p.action_rule else None for p in plans]
+    aux = Aux(offline=plan.offline, acting=_stack(rule_aux) if seeds > 1 else rule_aux[0])
+    aux_axes = Aux(offline=None, acting=0 if rule_aux[0] is not None else None)
+    holdouts = [p.holdout for p in plans]
+    holdout = _stack(holdouts) if seeds > 1 and holdouts[0] is not None else holdouts[0]
+    chunk = dict(
+        sharding=sharding,
+        reward_scale=cfg.env.reward_scale,
+        reward_bias=cfg.env.reward_bias,
+        num_seeds=seeds,
+        aux_axes=aux_axes,
     )
     warmup_chunk = make_chunk(
         batch_env,
@@ -247,8 +319,7 @@ def run_online(
         length=max(schedule.warmup_vector_steps, 1),
         update_rounds=0,
         action_fn=warmup_actions,
-        sharding=sharding,
-        **reward,
+        **chunk,
     )
     online_chunk = make_chunk(
         batch_env,
@@ -256,122 +327,250 @@ def run_online(
         buffer,
         length=schedule.chunk_length,
         update_rounds=cfg.online.update_rounds,
-        action_fn=online_action_fn or policy_actions(agent),
+        action_fn=acting,
         sample_fn=sample_fn,
-        sharding=sharding,
-        **reward,
+        **chunk,
     )
     evaluate = make_evaluator(env, agent, cfg.eval.num_episodes, cfg.eval.episode_length)
     diagnose = make_diagnostics(agent) if holdout is not None else None
-
-    checkpointer = Checkpointer(run_dir / "checkpoints", keep=cfg.run.keep_checkpoints)
-    meta = {**env_meta(env), "config": to_dict(cfg), **(extra_meta or {})}
-    state = init_training_state(cfg, agent, batch_env, buffer, initial_agent, initial_extras)
-    if sharding is not None:  # restores below keep this layout
-        state = sharding.place_state(state)
+    if seeds > 1:
+        evaluate = jax.jit(jax.vmap(evaluate))
+        diagnose = diagnose and jax.jit(jax.vmap(diagnose))
+    if sharding is not None:
         aux, holdout = sharding.replicate(aux), sharding.replicate(holdout)
+    return OnlineSystem(
+        cfgs=cfgs,
+        plans=plans,
+        env=env,
+        batch_env=batch_env,
+        agent=agent,
+        buffer=buffer,
+        schedule=schedule,
+        warmup_chunk=warmup_chunk,
+        online_chunk=online_chunk,
+        evaluate=evaluate,
+        diagnose=diagnose,
+        sharding=sharding,
+        aux=aux,
+        holdout=holdout,
+        metas=[
+            {**env_meta(env), "config": to_dict(c), **p.meta}
+            for c, p in zip(cfgs, plans, strict=True)
+        ],
+    )
+
+
+@dataclass
+class OnlineRun:
+    """One online program on the host: a `HostLoop` per seed, evaluations, actor snapshots."""
+
+    system: OnlineSystem
+    loops: list[HostLoop]
+    eval_keys: jax.Array  # one key, or [seeds, 2]
+    evals: list[list[dict]] = field(default_factory=list)  # per seed
+    snapshots: list[tuple[int, float, dict]] = field(default_factory=list)  # (step, return, actor)
+
+    @property
+    def loop(self) -> HostLoop:
+        """The first seed's loop: the one with the progress bar and the time totals."""
+        return self.loops[0]
+
+    def evaluate(self, state: TrainingState, step: int, label: str) -> None:
+        seeded = self.system.seeded
+        with self.loop.timed("eval_s"):
+            results = jax.device_get(self.system.evaluate(state.agent.actor.params, self.eval_keys))
+            for k, loop in enumerate(self.loops):
+                result = {f"eval_{n}": float(v) for n, v in _seed(results, k, seeded).items()}
+                self.evals[k].append({"env_steps": step, "label": label, **result})
+                loop.log(step, "eval", {**result, "label": label})
+            if self.system.plan.keep_actor_snapshots and not seeded:
+                params = jax.device_get(state.agent.actor.params)
+                self.snapshots.append((step, self.evals[0][-1]["eval_return"], params))
+
+    def run_chunk(self, chunk: Callable, state: TrainingState, phase: str, timer: str):
+        """One compiled chunk, then each seed's log record (the NaN guard first)."""
+        system, seeded = self.system, self.system.seeded
+        step = int(_seed(state.env_steps, 0, seeded))
+        with self.loop.timed(timer):
+            state, metrics = chunk(state, system.aux)
+            metrics = jax.device_get(metrics)
+            diagnostics = None
+            if system.diagnose is not None and phase != "warmup":
+                key = (
+                    jax.random.fold_in(self.eval_keys, step)
+                    if not seeded
+                    else jax.vmap(lambda k: jax.random.fold_in(k, step))(self.eval_keys)
+                )
+                diagnostics = jax.device_get(system.diagnose(state.agent, system.holdout, key))
+        step = int(_seed(state.env_steps, 0, seeded))
+        updates = int(_seed(state.updates, 0, seeded))
+        for k, loop in enumerate(self.loops):
+            seed_metrics = _seed(metrics, k, seeded)
+            summary = summarize_chunk(seed_metrics, system.env.has_success)
+            if diagnostics is not None:
+                summary.update({n: float(v) for n, v in _seed(diagnostics, k, seeded).items()})
+            loop.record(step, updates, phase, summary, lambda r: {**r, "updates": updates})
+            if phase != "warmup" and "q_pred" in seed_metrics:
+                _log_q_trace(loop.logger, step, system.schedule, seed_metrics)
+        return state
+
+    def after_chunk(self, state: TrainingState, label: str, end_of_phase: bool = False) -> None:
+        """Evaluate and checkpoint when due, and always at the end of a phase or of the run."""
+        step = int(_seed(state.env_steps, 0, self.system.seeded))
+        finished = step >= self.system.schedule.total_env_steps
+        if self.loop.eval_due(step, force=finished or end_of_phase):
+            self.evaluate(state, step, label)
+        if self.loop.checkpoint_due(step, force=finished):
+            for k, loop in enumerate(self.loops):
+                meta = {**self.system.metas[k], "env_steps": step}
+                loop.checkpointer.save(step, _seed(state, k, self.system.seeded), meta)
+
+
+def prefill_replay_buffer(run: OnlineRun, state: TrainingState) -> TrainingState:
+    """WSRL's warmup: the frozen policy (pre-trained, or a random init when training from
+    scratch; uniform actions with online.warmup_policy=random) fills the empty replay buffer
+    for the schedule's no-update steps in one chunk, no gradient step; then an evaluation."""
+    step = int(_seed(state.env_steps, 0, run.system.seeded))
+    if step >= run.system.schedule.warmup_env_steps:  # none, or resumed past it
+        return state
+    state = run.run_chunk(run.system.warmup_chunk, state, "warmup", "warmup_s")
+    run.after_chunk(state, "after_warmup", end_of_phase=True)
+    return state
+
+
+def train_online(run: OnlineRun, state: TrainingState) -> TrainingState:
+    """Whole chunks of online.chunk_length vector steps, each followed by
+    online.update_rounds sampled-batch updates, until the run's env-step budget."""
+    phase, seeded = run.system.plan.phase_name, run.system.seeded
+    while int(_seed(state.env_steps, 0, seeded)) < run.system.schedule.total_env_steps:
+        state = run.run_chunk(run.system.online_chunk, state, phase, "online_s")
+        run.after_chunk(state, phase)
+    return state
+
+
+def _start(system: OnlineSystem, resume: bool) -> tuple[OnlineRun, TrainingState]:
+    """The initial (or restored) state and each seed's HostLoop; refuses to overwrite a run."""
+    checkpointers = [
+        Checkpointer(Path(c.run.run_dir) / "checkpoints", keep=c.run.keep_checkpoints)
+        for c in system.cfgs
+    ]
+    state = system.init_state()
     if resume:
-        if checkpointer.latest_step() is None:
-            raise CheckpointError(f"--resume: no checkpoint in {checkpointer.directory}")
-        _check_meta(checkpointer.meta(), meta)
-        state, _ = checkpointer.restore(state)
-    elif checkpointer.latest_step() is not None:
-        raise CheckpointError(
-            f"{run_dir} already holds checkpoints; pass --resume to continue that run or choose "
-            "another run.run_dir (nothing was overwritten)"
+        restored = []
+        for k, ckpt in enumerate(checkpointers):
+            if ckpt.latest_step() is None:
+                raise CheckpointError(f"--resume: no checkpoint in {ckpt.directory}")
+            check_env_matches(ckpt.meta(), system.metas[k], "checkpoint")
+            restored.append(ckpt.restore(_seed(state, k, system.seeded))[0])
+        state = strong_copy(_stack(restored)) if system.seeded else restored[0]
+        steps = {int(_seed(state.env_steps, k, system.seeded)) for k in range(len(restored))}
+        if len(steps) > 1:
+            raise CheckpointError(
+                "--resume: the seeds' newest checkpoints are at different env steps "
+                f"{sorted(steps)}"
+            )
+    else:
+        for ckpt in checkpointers:
+            if ckpt.latest_step() is not None:
+                raise CheckpointError(
+                    f"{ckpt.directory.parent} already holds checkpoints; pass --resume to "
+                    "continue that run or choose another run.run_dir (nothing was overwritten)"
+                )
+    step = int(_seed(state.env_steps, 0, system.seeded))
+    total, phase = system.schedule.total_env_steps, system.plan.phase_name
+    loops = []
+    for k, (cfg, ckpt) in enumerate(zip(system.cfgs, checkpointers, strict=True)):
+        run_dir = Path(cfg.run.run_dir)
+        save_config(cfg, run_dir / "config.yaml")
+        logger = Logger(
+            run_dir, tensorboard=cfg.run.tensorboard, resume_step=step if resume else None
         )
-    save_config(cfg, run_dir / "config.yaml")
-    resume_step = int(state.env_steps) if resume else None
-    logger = Logger(run_dir, tensorboard=cfg.run.tensorboard, resume_step=resume_step)
-    ratio = replay_ratio(dataclasses.replace(cfg, agent=agent.cfg))
+        loops.append(
+            HostLoop(
+                logger=logger,
+                checkpointer=ckpt,
+                progress=Progress(total, step, cfg.run.progress and k == 0, phase),
+                evaluation=Cadence.after(step, cfg.eval.every_env_steps),
+                checkpoints=Cadence.after(step, cfg.run.checkpoint_every_env_steps),
+                times={"warmup_s": 0.0, "online_s": 0.0, "eval_s": 0.0},
+            )
+        )
+    keys = [jax.random.PRNGKey(c.run.seed + 10_000) for c in system.cfgs]
+    eval_keys = jnp.stack(keys) if system.seeded else keys[0]
+    run = OnlineRun(system, loops, eval_keys, evals=[[] for _ in system.cfgs])
+    return run, state
+
+
+def _announce(system: OnlineSystem, state: TrainingState) -> None:
+    cfg, schedule = system.cfg, system.schedule
+    ratio = replay_ratio(dataclasses.replace(cfg, agent=system.agent.cfg))
+    seeds = f" x {len(system.cfgs)} seeds in one program" if system.seeded else ""
     print(
-        f"[{phase_name}] {env.name}: {cfg.online.num_envs} envs, warmup "
+        f"[{system.plan.phase_name}] {system.env.name}: {cfg.online.num_envs} envs{seeds}, warmup "
         f"{schedule.warmup_env_steps} steps, {schedule.total_env_steps} env steps in total; "
         f"replay ratio {ratio['replay_ratio']:.2f} samples/env step, "
         f"UTD {ratio['utd']:.3f}; buffer {buffer_nbytes(state.buffer) / 2**20:.1f} MiB",
         flush=True,
     )
-    eval_key = jax.random.PRNGKey(cfg.run.seed + 10_000)
-    evals: list[dict] = []
-    snapshots: list[tuple[int, float, dict]] = []  # (env steps, eval return, actor params)
 
-    def run_eval(env_steps: int, label: str) -> None:
-        result = evaluate(state.agent.actor.params, eval_key)
-        result = {f"eval_{k}": float(v) for k, v in result.items()}
-        evals.append({"env_steps": env_steps, "label": label, **result})
-        if keep_actor_snapshots:
-            snapshots.append(
-                (env_steps, result["eval_return"], jax.device_get(state.agent.actor.params))
-            )
-        logger.log(env_steps, "eval", {**result, "label": label})
 
-    def save(env_steps: int) -> None:
-        checkpointer.save(env_steps, state, {**meta, "env_steps": env_steps})
-
-    env_steps = int(state.env_steps)
-    # A resumed run keeps the uninterrupted run's cadence (its checkpoint follows that eval).
-    next_eval = (env_steps // cfg.eval.every_env_steps + 1) * cfg.eval.every_env_steps
-    next_ckpt = (env_steps // cfg.run.checkpoint_every_env_steps + 1) * (
-        cfg.run.checkpoint_every_env_steps
-    )
-    progress = Progress(schedule.total_env_steps, env_steps, cfg.run.progress, phase_name)
-    times = {"warmup_s": 0.0, "online_s": 0.0, "eval_s": 0.0}
+def _run(system: OnlineSystem, resume: bool) -> list[dict]:
+    """build is done: start (or restore), warmup, online; a summary per seed."""
+    run, state = _start(system, resume)
+    _announce(system, state)
     try:
-        if env_steps == 0:
-            t = time.perf_counter()
-            run_eval(0, "initial")
-            times["eval_s"] += time.perf_counter() - t
-            next_eval = cfg.eval.every_env_steps
-        while env_steps < schedule.total_env_steps:
-            in_warmup = env_steps < schedule.warmup_env_steps
-            chunk = warmup_chunk if in_warmup else online_chunk
-            t = time.perf_counter()
-            state, metrics = chunk(state, aux)
-            summary = summarize_chunk(jax.device_get(metrics), env.has_success)
-            if diagnose is not None and not in_warmup:
-                diag = diagnose(state.agent, holdout, jax.random.fold_in(eval_key, env_steps))
-                summary.update({k: float(v) for k, v in diag.items()})
-            env_steps, updates = int(state.env_steps), int(state.updates)
-            times["warmup_s" if in_warmup else "online_s"] += time.perf_counter() - t
-            check_finite(summary, env_steps, checkpointer)
-            rates = progress.update(env_steps, updates)
-            logger.log(
-                env_steps,
-                "warmup" if in_warmup else phase_name,
-                {**summary, **rates, "updates": updates},
-            )
-            if not in_warmup and "q_pred" in metrics:
-                _log_q_trace(logger, env_steps, schedule, metrics)
-            finished = env_steps >= schedule.total_env_steps
-            if (
-                env_steps >= next_eval
-                or finished
-                or (in_warmup and env_steps >= schedule.warmup_env_steps)
-            ):
-                t = time.perf_counter()
-                run_eval(env_steps, "after_warmup" if in_warmup else phase_name)
-                times["eval_s"] += time.perf_counter() - t
-                next_eval = (env_steps // cfg.eval.every_env_steps + 1) * cfg.eval.every_env_steps
-            if env_steps >= next_ckpt or finished:
-                save(env_steps)
-                next_ckpt = (env_steps // cfg.run.checkpoint_every_env_steps + 1) * (
-                    cfg.run.checkpoint_every_env_steps
-                )
+        if int(_seed(state.env_steps, 0, system.seeded)) == 0:
+            run.evaluate(state, 0, "initial")
+        state = prefill_replay_buffer(run, state)
+        state = train_online(run, state)
     finally:
-        progress.close()
-        logger.close()
-    checkpointer.close()
-    return {
-        "run_dir": str(run_dir),
-        "env_steps": env_steps,
-        "updates": int(state.updates),
-        "evals": evals,
-        "final_eval_return": evals[-1]["eval_return"] if evals else float("nan"),
-        "times": times,
-        "state": state,
-        "snapshots": snapshots,
-        "num_envs": cfg.online.num_envs,
-    }
+        for loop in run.loops:
+            loop.close()
+    for loop in run.loops:
+        loop.checkpointer.close()
+    return [
+        {
+            "run_dir": str(cfg.run.run_dir),
+            "env_steps": int(_seed(state.env_steps, k, system.seeded)),
+            "updates": int(_seed(state.updates, k, system.seeded)),
+            "evals": run.evals[k],
+            "final_eval_return": run.evals[k][-1]["eval_return"] if run.evals[k] else float("nan"),
+            "times": run.loop.times,
+            "state": _seed(state, k, system.seeded),
+            "snapshots": run.snapshots,
+            "num_envs": cfg.online.num_envs,
+        }
+        for k, cfg in enumerate(system.cfgs)
+    ]
+
+
+def _begin(cfg: Config) -> None:
+    if cfg.run.distributed:
+        initialize_distributed()
+    jax.config.update("jax_default_matmul_precision", cfg.run.matmul_precision)
+
+
+def run_online(cfg: Config, plan: OnlinePlan | None = None, *, resume: bool = False):
+    """build -> warmup (`prefill_replay_buffer`) -> online updates; returns a summary (a list
+    of them, one per seed, with run.num_seeds > 1: every seed starts from `plan`).
+
+    `plan` says what is trained and how it acts (default: SAC from scratch); fine-tuning
+    methods make theirs in `wsrl_mjx.finetune.plan_finetune`.
+    """
+    cfgs = seed_configs(cfg)
+    summaries = run_seeds(cfgs, [plan or OnlinePlan()] * len(cfgs), resume=resume)
+    return summaries if cfg.run.num_seeds > 1 else summaries[0]
+
+
+def run_seeds(cfgs: list[Config], plans: list[OnlinePlan], *, resume: bool = False) -> list[dict]:
+    """Several seeds (one config and plan each; settings shared) trained as one vmapped program,
+    each holding its own run dir; one seed is a plain run."""
+    _begin(cfgs[0])
+    with contextlib.ExitStack() as held:
+        if not cfgs[0].run.distributed:  # one writer per run dir, for the run's whole life
+            for cfg in cfgs:
+                held.enter_context(exclusive(cfg.run.run_dir))
+        return _run(build_online(cfgs, plans), resume)
 
 
 def _log_q_trace(logger: Logger, env_steps: int, schedule: Schedule, metrics: dict) -> None:
@@ -381,12 +580,3 @@ def _log_q_trace(logger: Logger, env_steps: int, schedule: Schedule, metrics: di
     start = env_steps - len(q) * schedule.num_envs
     steps = [start + (i + 1) * schedule.num_envs for i in range(len(q))]
     logger.log(env_steps, "q_trace", {"steps": steps, "q_pred": q.tolist(), "td_loss": td.tolist()})
-
-
-def _check_meta(saved: dict, expected: dict) -> None:
-    for key in ("env", "observation_size", "action_size"):
-        if saved.get(key) != expected.get(key):
-            raise CheckpointError(
-                f"checkpoint was made for {key}={saved.get(key)!r}, this run has "
-                f"{key}={expected.get(key)!r}"
-            )

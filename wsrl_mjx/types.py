@@ -23,15 +23,15 @@ class Learner:
 class AgentState:
     """The whole agent. CQL/CalQL train exactly this, so it restores straight into online SAC.
 
-    `extras` holds algorithm-specific learners that the online agent carries but ignores:
-    "lagrange" (CQL multiplier) and "value" (IQL's V network).
+    `extras` is the loss's own state, a typed dataclass defined beside it (`CQLExtras`: the
+    Lagrange multiplier; `IQLExtras`: the V network), or None (SAC).
     """
 
     actor: Learner
     critic: Learner
     target_critic_params: Params
     temperature: Learner
-    extras: dict
+    extras: Any
     step: jax.Array  # gradient steps taken (int32)
 
 
@@ -62,4 +62,4 @@ class TrainingState:
     rng: jax.Array
     env_steps: jax.Array  # int32 total env steps (all envs)
     updates: jax.Array  # int32 sampled-batch update rounds done
-    extras: dict = struct.field(default_factory=dict)  # method state, e.g. JSRL guide horizons
+    acting: Any = None  # the action rule's own state, e.g. JSRL's guide horizon per env

@@ -2,7 +2,7 @@
 
 They train exactly SAC's `AgentState` (same networks, same optimizers), so the offline agent
 restores straight into the online SAC agent; only the CQL term, the MC bound and the Lagrange
-multiplier (kept in `extras["lagrange"]`) are dropped at the switch.
+multiplier (`CQLExtras`, present only with `offline.cql_lagrange`) are dropped at the switch.
 """
 
 from __future__ import annotations
@@ -14,11 +14,20 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 import optax
+from flax import struct
 
-from wsrl_mjx.agents.sac import Metrics, SACAgent, apply_gradients, temperature_param
+from wsrl_mjx.agents.base import Metrics, apply_gradients, temperature_param
+from wsrl_mjx.agents.sac import SACAgent
 from wsrl_mjx.config import AgentConfig, OfflineConfig
 from wsrl_mjx.networks import make_networks
 from wsrl_mjx.types import AgentState, Learner, OfflineTransition, Params
+
+
+@struct.dataclass
+class CQLExtras:
+    """The learned CQL weight: softplus(lagrange.params) (`offline.cql_lagrange`)."""
+
+    lagrange: Learner
 
 
 @dataclass(frozen=True)
@@ -33,15 +42,15 @@ class CQLAgent(SACAgent):
     def lagrange_optimizer(self) -> optax.GradientTransformation:
         return optax.adam(self.offline.lagrange_lr)
 
-    def init_extras(self, rng: jax.Array) -> dict:
+    def init_extras(self, rng: jax.Array) -> CQLExtras | None:
         if not self.offline.cql_lagrange:
-            return {}
+            return None
         param = temperature_param(self.offline.lagrange_init)
-        return {"lagrange": Learner(param, self.lagrange_optimizer.init(param))}
+        return CQLExtras(Learner(param, self.lagrange_optimizer.init(param)))
 
     def cql_weight(self, state: AgentState) -> jax.Array:
         if self.offline.cql_lagrange:
-            return jax.lax.stop_gradient(jax.nn.softplus(state.extras["lagrange"].params))
+            return jax.lax.stop_gradient(jax.nn.softplus(state.extras.lagrange.params))
         return jnp.asarray(self.offline.cql_weight, jnp.float32)
 
     def cql_diff(
@@ -95,10 +104,10 @@ class CQLAgent(SACAgent):
             # Maximise lambda * (cql_diff - gap): lambda grows while Q is not conservative enough.
             gap = metrics["cql_diff"] - self.offline.cql_target_gap
             loss = lambda p: -jax.nn.softplus(p) * gap  # noqa: E731
-            lagrange = state.extras["lagrange"]
+            lagrange = state.extras.lagrange
             grads = jax.grad(loss)(lagrange.params)
             lagrange = apply_gradients(lagrange, grads, self.lagrange_optimizer)
-            state = state.replace(extras={**state.extras, "lagrange": lagrange})
+            state = state.replace(extras=CQLExtras(lagrange))
         return state, metrics
 
 

@@ -1,7 +1,8 @@
 """IQL baseline (docs/algorithm.md): expectile V, critics towards r + gamma V(s'), AWR actor.
 
-It keeps SAC's actor and critic layout (so its actor and critics map onto the online agent) and
-adds V in `extras["value"]`; the temperature is carried but unused.
+It shares SAC's actor and critic layout (`ActorCritic`, so its actor and critics map onto the
+online agent) but none of SAC's losses; V lives in `IQLExtras`. The temperature is carried but
+unused. Its TD target (for the online diagnostics too) is r + gamma V(s').
 """
 
 from __future__ import annotations
@@ -12,11 +13,19 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 import optax
+from flax import struct
 
-from wsrl_mjx.agents.sac import Metrics, SACAgent, apply_gradients, polyak
+from wsrl_mjx.agents.base import ActorCritic, Metrics, apply_gradients, polyak
 from wsrl_mjx.config import AgentConfig, OfflineConfig
 from wsrl_mjx.networks import ValueNet, make_networks, tanh_gaussian_log_prob
 from wsrl_mjx.types import AgentState, Learner, Transition
+
+
+@struct.dataclass
+class IQLExtras:
+    """The state-value network V(s) and its optimizer state."""
+
+    value: Learner
 
 
 def expectile_loss(diff: jax.Array, expectile: float) -> jax.Array:
@@ -25,7 +34,7 @@ def expectile_loss(diff: jax.Array, expectile: float) -> jax.Array:
 
 
 @dataclass(frozen=True)
-class IQLAgent(SACAgent):
+class IQLAgent(ActorCritic):
     offline: OfflineConfig = OfflineConfig()
 
     @property
@@ -43,12 +52,17 @@ class IQLAgent(SACAgent):
     def critic_optimizer(self) -> optax.GradientTransformation:
         return optax.adam(self.offline.iql_lr)
 
-    def init_extras(self, rng: jax.Array) -> dict:
+    def init_extras(self, rng: jax.Array) -> IQLExtras:
         params = self.value_net.init(rng, jnp.zeros((1, self.observation_size), jnp.float32))
-        return {"value": Learner(params, optax.adam(self.offline.iql_lr).init(params))}
+        return IQLExtras(Learner(params, optax.adam(self.offline.iql_lr).init(params)))
 
     def value(self, state: AgentState, obs: jax.Array) -> jax.Array:
-        return self.value_net.apply(state.extras["value"].params, obs)
+        return self.value_net.apply(state.extras.value.params, obs)
+
+    def td_target(self, state: AgentState, batch: Transition, rng: jax.Array) -> jax.Array:
+        """y = r + gamma * (1 - terminated) * V(s')."""
+        next_v = self.value(state, batch.next_obs)
+        return batch.reward + self.cfg.discount * (1.0 - batch.terminated) * next_v
 
     def update(
         self, state: AgentState, batch: Transition, rng: jax.Array
@@ -60,10 +74,10 @@ class IQLAgent(SACAgent):
             v = self.value_net.apply(params, batch.obs)
             return expectile_loss(target_q - v, o.iql_expectile).mean(), v
 
-        value = state.extras["value"]
+        value = state.extras.value
         (v_loss, v), v_grads = jax.value_and_grad(value_loss, has_aux=True)(value.params)
         value = apply_gradients(value, v_grads, optax.adam(o.iql_lr))
-        state = state.replace(extras={**state.extras, "value": value})
+        state = state.replace(extras=IQLExtras(value))
 
         # AWR with clipped exponentiated advantages on the dataset actions, under the value net
         # just updated (as in Kostrikov et al.'s implementation).
@@ -78,9 +92,7 @@ class IQLAgent(SACAgent):
         a_loss, a_grads = jax.value_and_grad(actor_loss)(state.actor.params)
         actor = apply_gradients(state.actor, a_grads, self.actor_optimizer)
 
-        target = batch.reward + self.cfg.discount * (1.0 - batch.terminated) * self.value(
-            state, batch.next_obs
-        )
+        target = self.td_target(state, batch, rng)
 
         def critic_loss(params):
             q = self.q_values(params, batch.obs, batch.action)

@@ -1,13 +1,11 @@
 """High-UTD SAC as docs/algorithm.md describes it: the WSRL fine-tuner and the base of CQL/CalQL.
 
-The agent is a frozen dataclass of pure functions over `AgentState` (brax/flashbax style), so it
-is closed over by jit and never traced as data. CQL/CalQL subclass it and override
-`critic_loss` (and `update` for the Lagrange multiplier).
+SAC adds its losses and the M-minibatch update to `ActorCritic` (`wsrl_mjx.agents.base`). CQL/CalQL
+subclass it and override `critic_loss` (and `update` for the Lagrange multiplier).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import chex
@@ -15,15 +13,18 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from wsrl_mjx.agents.base import (
+    ActorCritic,
+    Metrics,
+    apply_gradients,
+    polyak,
+    temperature_param,
+)
 from wsrl_mjx.config import AgentConfig
-from wsrl_mjx.networks import Networks, critic_ensemble, make_networks, sample_tanh_gaussian
+from wsrl_mjx.networks import make_networks
 from wsrl_mjx.types import AgentState, Learner, Params, Transition
 
-Metrics = dict[str, jax.Array]
-
-
-def polyak(target: Params, online: Params, tau: float) -> Params:
-    return jax.tree.map(lambda t, o: (1.0 - tau) * t + tau * o, target, online)
+__all__ = ["Metrics", "SACAgent", "apply_gradients", "make_sac", "polyak", "temperature_param"]
 
 
 def split_minibatches(batch: Transition, num: int) -> Transition:
@@ -31,91 +32,8 @@ def split_minibatches(batch: Transition, num: int) -> Transition:
     return jax.tree.map(lambda x: x.reshape((num, x.shape[0] // num, *x.shape[1:])), batch)
 
 
-def apply_gradients(
-    learner: Learner, grads: Params, optimizer: optax.GradientTransformation
-) -> Learner:
-    updates, opt_state = optimizer.update(grads, learner.opt_state, learner.params)
-    return Learner(optax.apply_updates(learner.params, updates), opt_state)
-
-
-def temperature_param(value: float) -> jax.Array:
-    """Inverse softplus, so that softplus(param) == value at init."""
-    return jnp.asarray(math.log(math.expm1(value)), jnp.float32)
-
-
 @dataclass(frozen=True)
-class SACAgent:
-    cfg: AgentConfig
-    networks: Networks
-    observation_size: int
-    action_size: int
-
-    @property
-    def target_entropy(self) -> float:
-        te = self.cfg.target_entropy
-        return -float(self.action_size) if te is None else te
-
-    @property
-    def actor_optimizer(self) -> optax.GradientTransformation:
-        return optax.adam(self.cfg.actor_lr)
-
-    @property
-    def critic_optimizer(self) -> optax.GradientTransformation:
-        return optax.adam(self.cfg.critic_lr)
-
-    @property
-    def temperature_optimizer(self) -> optax.GradientTransformation:
-        return optax.adam(self.cfg.temperature_lr)
-
-    @property
-    def target_critic_subset(self):
-        """The ensemble module at the size of the sampled target pair (same params layout)."""
-        return critic_ensemble(self.cfg, self.cfg.num_target_critics)
-
-    # --- state ---------------------------------------------------------------------------------
-
-    def init_extras(self, rng: jax.Array) -> dict:
-        return {}
-
-    def init(self, rng: jax.Array) -> AgentState:
-        actor_key, critic_key, extras_key = jax.random.split(rng, 3)
-        obs = jnp.zeros((1, self.observation_size), jnp.float32)
-        action = jnp.zeros((1, self.action_size), jnp.float32)
-        actor_params = self.networks.actor.init(actor_key, obs)
-        critic_params = self.networks.critic.init(critic_key, obs, action)
-        temperature = temperature_param(self.cfg.init_temperature)
-        return AgentState(
-            actor=Learner(actor_params, self.actor_optimizer.init(actor_params)),
-            critic=Learner(critic_params, self.critic_optimizer.init(critic_params)),
-            # A copy, not the same buffers: donating a state that aliases them fails.
-            target_critic_params=jax.tree.map(jnp.copy, critic_params),
-            temperature=Learner(temperature, self.temperature_optimizer.init(temperature)),
-            extras=self.init_extras(extras_key),
-            step=jnp.zeros((), jnp.int32),
-        )
-
-    # --- acting --------------------------------------------------------------------------------
-
-    def alpha(self, state: AgentState) -> jax.Array:
-        return jax.nn.softplus(state.temperature.params)
-
-    def sample_actions(
-        self, actor_params: Params, obs: jax.Array, rng: jax.Array
-    ) -> tuple[jax.Array, jax.Array]:
-        mean, log_std = self.networks.actor.apply(actor_params, obs)
-        return sample_tanh_gaussian(mean, log_std, rng)
-
-    def act(
-        self, actor_params: Params, obs: jax.Array, rng: jax.Array, deterministic: bool = False
-    ) -> jax.Array:
-        if deterministic:
-            mean, _ = self.networks.actor.apply(actor_params, obs)
-            return jnp.tanh(mean)
-        return self.sample_actions(actor_params, obs, rng)[0]
-
-    def q_values(self, critic_params: Params, obs: jax.Array, action: jax.Array) -> jax.Array:
-        return self.networks.critic.apply(critic_params, obs, action)  # [E, ...]
-
+class SACAgent(ActorCritic):
     # --- losses --------------------------------------------------------------------------------
 
     def td_target(self, state: AgentState, batch: Transition, rng: jax.Array) -> jax.Array:

@@ -1,0 +1,149 @@
+"""Seeds in one program: seed-throughput of the vmapped online chunk against one seed at a time.
+
+For each experiment config (its `base` settings: env, networks, envs per seed, UTD, chunk
+length) and each seed count S, in one process, interleaved round by round
+(benchmarks/common.py): the online chunk exactly as `run.num_seeds=S` builds it
+(`wsrl_mjx.train.build_online` with S seed configs: the whole training state vmapped over
+seeds), after its warmup chunk has filled the buffers. Reported: env steps and update rounds per
+second summed over seeds, and the ratio to S = 1. Running S seeds one after another (what an
+experiment does without it) has the seed-throughput of S = 1, so the ratio is the speed-up over
+sequential runs.
+
+    python -m benchmarks.seeds_scaling
+    python -m benchmarks.seeds_scaling --seeds 1 4 16 64 \
+        --configs configs/experiments/cheetah_wsrl.yaml   # a GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import tempfile
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import jax  # noqa: E402
+
+from benchmarks.common import (  # noqa: E402
+    RESULTS_DIR,
+    fmt,
+    hardware_markdown,
+    markdown_table,
+    measure_interleaved,
+    memory_info,
+    results_payload,
+    start_run,
+    write_results,
+)
+from wsrl_mjx.config import Config, from_dict  # noqa: E402
+from wsrl_mjx.experiment import load_experiment  # noqa: E402
+from wsrl_mjx.train import OnlinePlan, build_online, seed_configs  # noqa: E402
+
+DEFAULT_CONFIGS = (
+    "configs/experiments/pointmaze_wsrl.yaml",
+    "configs/experiments/cheetah_wsrl.yaml",
+)
+
+
+def seeds_variant(cfg: Config, seeds: int, run_dir: str):
+    """A callable running one online chunk of `seeds` vmapped seeds (state kept across calls),
+    and the (env steps, update rounds) one call makes over all seeds."""
+    run = dataclasses.replace(cfg.run, num_seeds=seeds, run_dir=run_dir, progress=False)
+    cfgs = seed_configs(dataclasses.replace(cfg, run=run))
+    system = build_online(cfgs, [OnlinePlan()] * len(cfgs))
+    holder = {"state": system.init_state()}
+    holder["state"], _ = system.warmup_chunk(holder["state"], system.aux)
+
+    def call():
+        holder["state"], metrics = system.online_chunk(holder["state"], system.aux)
+        return metrics
+
+    o = cfg.online
+    return call, (seeds * o.chunk_length * o.num_envs, seeds * o.chunk_length * o.update_rounds)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", nargs="+", default=list(DEFAULT_CONFIGS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--repeats", type=int, default=3, help="timed rounds per variant")
+    parser.add_argument(
+        "--chunk-length", type=int, default=None, help="override online.chunk_length"
+    )
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="output stem (default benchmarks/results/seeds_scaling_<backend>)",
+    )
+    args = parser.parse_args(argv)
+    header = start_run("highest")
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in args.configs:
+            exp = load_experiment(path, {})
+            cfg = from_dict(exp.base)
+            if args.chunk_length:
+                cfg = dataclasses.replace(
+                    cfg, online=dataclasses.replace(cfg.online, chunk_length=args.chunk_length)
+                )
+            print(
+                f"[seeds] {path}: {cfg.env.name}, {cfg.online.num_envs} envs per seed", flush=True
+            )
+            variants, work = {}, {}
+            for s in args.seeds:
+                call, work[s] = seeds_variant(cfg, s, f"{tmp}/{Path(path).stem}-{s}")
+                variants[f"{s} seeds"] = call
+            timing = measure_interleaved(variants, args.repeats)
+            base = None
+            for s in args.seeds:
+                t = timing[f"{s} seeds"]["median_s"]
+                env_rate, update_rate = work[s][0] / t, work[s][1] / t
+                base = base or env_rate
+                results.append(
+                    {
+                        "config": path,
+                        "env": cfg.env.name,
+                        "num_envs_per_seed": cfg.online.num_envs,
+                        "seeds": s,
+                        "chunk_s": round(t, 4),
+                        "env_steps_per_s": round(env_rate, 1),
+                        "update_rounds_per_s": round(update_rate, 1),
+                        "ratio_vs_sequential": round(env_rate / base, 3),
+                        "warmup_s": timing[f"{s} seeds"]["warmup_s"],
+                    }
+                )
+    payload = results_payload("seeds_scaling", header, args, results, memory=memory_info())
+    rows = [
+        [
+            Path(r["config"]).stem,
+            str(r["seeds"]),
+            fmt(r["chunk_s"], 3),
+            fmt(r["env_steps_per_s"]),
+            fmt(r["update_rounds_per_s"]),
+            f"{r['ratio_vs_sequential']:.2f}x",
+        ]
+        for r in results
+    ]
+    markdown = (
+        "# Seeds in one program (`run.num_seeds`)\n\n"
+        "Seed-throughput summed over seeds of the vmapped online chunk; ratio against one seed "
+        "at a time (= sequential runs).\n\n"
+        + markdown_table(
+            ["config", "seeds", "chunk s", "env steps/s", "update rounds/s", "vs sequential"],
+            rows,
+        )
+        + "\n\n"
+        + hardware_markdown(payload)
+        + "\n"
+    )
+    stem = Path(args.out) if args.out else RESULTS_DIR / f"seeds_scaling_{jax.default_backend()}"
+    write_results(stem, payload, markdown)
+    print(markdown)
+    return payload
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""A fixed-seed tiny run of every phase and method, for before/after comparisons of a refactor.
+
+    python scripts/fixed_seed_run.py OUT.json [--root runs/fixed_seed]
+
+Runs through the command line only (so any version of the code can run it): online SAC,
+pre-training (CalQL with the Lagrange multiplier, IQL), and fine-tuning with every method. It
+writes every logged metric except wall-clock rates to OUT.json; two versions behave the same when
+their files are equal (`python scripts/fixed_seed_run.py --compare A.json B.json`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+TINY = [
+    "env.name=PointMass",
+    "env.episode_length=20",
+    "agent.actor_hidden=[16,16]",
+    "agent.critic_hidden=[16,16]",
+    "agent.num_critics=2",
+    "agent.batch_size=16",
+    "agent.critic_minibatches=2",
+    "online.num_envs=4",
+    "online.warmup_steps=40",
+    "online.chunk_length=10",
+    "online.buffer_capacity=1000",
+    "online.total_env_steps=200",
+    "offline.steps=100",
+    "offline.chunk_length=50",
+    "offline.eval_every_steps=50",
+    "offline.checkpoint_every_steps=50",
+    "eval.num_episodes=2",
+    "eval.every_env_steps=100",
+    "run.progress=false",
+    "run.tensorboard=false",
+]
+TIMING = ("per_s", "seconds", "_time", "wall")
+METHODS = ("wsrl", "calql", "cql", "iql", "rlpd", "jsrl", "sac")
+
+
+def _run(command: str, run_dir: Path, *extra: str) -> None:
+    args = [sys.executable, "-m", "wsrl_mjx.run", command]
+    args += [a for s in [*TINY, f"run.run_dir={run_dir}", *extra] for a in ("--set", s)]
+    print(" ".join(args[2:5]), run_dir.name, flush=True)
+    subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
+
+
+def _metrics(run_dir: Path) -> list[dict]:
+    rows = []
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        rows.append({k: v for k, v in row.items() if not any(t in k for t in TIMING)})
+    return rows
+
+
+def run_all(root: Path) -> dict:
+    shutil.rmtree(root, ignore_errors=True)
+    out: dict[str, list[dict]] = {}
+    _run("online", root / "online")
+    out["online"] = _metrics(root / "online")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "wsrl_mjx.run",
+            "collect",
+            *[a for s in TINY for a in ("--set", s)],
+            "--set",
+            f"collect.out_dir={root}",
+            "--set",
+            "collect.kinds=[medium]",
+            "--set",
+            "collect.size=400",
+            "--set",
+            f"run.run_dir={root / 'collect'}",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    data = next(root.glob("*medium*.npz"))
+    for algorithm, extra in (("calql", ["offline.cql_lagrange=true"]), ("iql", [])):
+        run_dir = root / f"pretrain-{algorithm}"
+        _run(
+            "pretrain", run_dir, f"offline.algorithm={algorithm}", f"offline.dataset={data}", *extra
+        )
+        out[f"pretrain-{algorithm}"] = _metrics(run_dir)
+    for method in METHODS:
+        pretrained = root / ("pretrain-iql" if method == "iql" else "pretrain-calql")
+        extra = ["offline.cql_lagrange=true"] if method in ("calql", "cql") else []
+        if method == "iql":
+            extra = ["offline.algorithm=iql"]
+        run_dir = root / f"finetune-{method}"
+        _run(
+            "finetune",
+            run_dir,
+            f"finetune.method={method}",
+            f"finetune.checkpoint={pretrained}",
+            *extra,
+        )
+        out[f"finetune-{method}"] = _metrics(run_dir)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", nargs="?")
+    parser.add_argument("--root", default="runs/fixed_seed")
+    parser.add_argument("--compare", nargs=2, metavar=("A", "B"))
+    args = parser.parse_args()
+    if args.compare:
+        a, b = (json.loads(Path(p).read_text()) for p in args.compare)
+        differing = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        for key in sorted(set(a) | set(b)):
+            rows = len(a.get(key, []))
+            print(f"{key}: {'DIFFERS' if key in differing else 'identical'} ({rows} rows)")
+        return 1 if differing else 0
+    Path(args.out).write_text(json.dumps(run_all(Path(args.root)), indent=1, sort_keys=True))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""The bridge from a checkpoint to an agent: restore a pre-trained agent for fine-tuning, or
+any run's agent to act with elsewhere. Every mismatch is refused by name, nothing is swapped in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+
+from wsrl_mjx.agents.base import Agent
+from wsrl_mjx.checkpoint import Checkpointer, CheckpointError, check_tree_matches
+from wsrl_mjx.config import from_dict
+from wsrl_mjx.environment import check_env_matches
+from wsrl_mjx.methods import make_agent, method_loss
+from wsrl_mjx.types import AgentState
+
+
+def checkpoint_dir(path: str | Path) -> Path:
+    """Accept a run dir or its checkpoints/ folder."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    return path / "checkpoints" if (path / "checkpoints").is_dir() else path
+
+
+def restore_pretrained(
+    path: str | Path, online_agent: Agent, env_name: str
+) -> tuple[AgentState, dict]:
+    """Restore a pre-trained agent for `online_agent`, refusing any mismatch by name.
+
+    The offline agent is rebuilt from the checkpoint's own config so its state (including its
+    loss's own `extras`) restores exactly; `to_online` then maps it onto the online loss.
+    """
+    directory = checkpoint_dir(path)
+    expected = {
+        "env": env_name,
+        "observation_size": online_agent.observation_size,
+        "action_size": online_agent.action_size,
+    }
+
+    def check(meta: dict) -> None:
+        check_env_matches(meta, expected, f"checkpoint {directory}")
+        if "algorithm" not in meta:
+            raise CheckpointError(
+                f"{directory} is not a pre-training checkpoint (it was written by a "
+                f"{meta.get('method', 'online')} run); pass a `pretrain` run directory"
+            )
+
+    _, state, meta = load_agent(directory, check)
+    done, planned = meta.get("gradient_steps"), meta.get("total_gradient_steps", 0)
+    if done is not None and done < planned:  # older checkpoints hold finished runs only
+        raise CheckpointError(
+            f"{directory} holds an unfinished pre-training (newest intact step: {done} of "
+            f"{planned} gradient steps); finish it with `pretrain --resume`"
+        )
+    online_shapes = jax.eval_shape(online_agent.init, jax.random.PRNGKey(0))
+    for part in ("actor", "critic", "target_critic_params", "temperature"):
+        check_tree_matches(
+            getattr(state, part), getattr(online_shapes, part), f"{directory} ({part})"
+        )
+    return state, meta
+
+
+def to_online(pretrained: AgentState, fresh: AgentState, what: str) -> AgentState:
+    """The pre-trained agent in the online loss's layout (`fresh` is that loss's init).
+
+    Actor, critics, targets, temperature, step and every optimizer state carry over. The loss's
+    own state carries over when the online loss keeps the same kind (CalQL -> CalQL keeps the
+    Lagrange multiplier); an online loss without one (SAC) leaves the offline loss's behind
+    (the CQL multiplier, IQL's V). An online loss that needs state the checkpoint does not
+    hold is refused: nothing is made up in its place.
+    """
+    if fresh.extras is None:
+        return pretrained.replace(extras=None)
+    kind = type(fresh.extras).__name__
+    if type(pretrained.extras) is not type(fresh.extras):
+        held = type(pretrained.extras).__name__ if pretrained.extras is not None else "nothing"
+        raise CheckpointError(
+            f"{what}: the online loss needs its {kind} state but the checkpoint holds {held}; "
+            "fine-tune with the offline settings it was pre-trained with (e.g. "
+            "offline.cql_lagrange) or pre-train again"
+        )
+    check_tree_matches(pretrained.extras, fresh.extras, f"{what} ({kind})")
+    return pretrained
+
+
+def load_agent(
+    path: str | Path, check: Callable[[dict], None] | None = None
+) -> tuple[Agent, AgentState, dict]:
+    """(agent, its state, metadata) from the latest checkpoint of any run: pretrain, online
+    or finetune; e.g. to act with a trained policy elsewhere (`wsrl_mjx.maze_datasets --policy`).
+
+    `check(meta)` may refuse the checkpoint before anything is restored. The agent is rebuilt
+    from the run's saved config; an online run's replay buffer and env state are not read.
+    """
+    checkpointer = Checkpointer(checkpoint_dir(path))
+    meta = checkpointer.meta()
+    if check is not None:
+        check(meta)
+    saved = from_dict(meta["config"])
+    loss = meta.get("algorithm") or method_loss(meta.get("method", "sac"))
+    agent = make_agent(
+        loss, saved.agent, saved.offline, meta["observation_size"], meta["action_size"]
+    )
+    target = jax.eval_shape(agent.init, jax.random.PRNGKey(0))
+    if "algorithm" in meta:  # a pre-training checkpoint holds the agent state alone
+        state, meta = checkpointer.restore(target)
+    else:  # an online run's TrainingState: read its "agent" entry only
+        state, meta = checkpointer.restore_item("agent", target)
+    checkpointer.close()
+    return agent, state, meta
