@@ -17,27 +17,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+if __package__ in (None, ""):  # run as a file: make `tests` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.common import TINY as COMMON_TINY  # noqa: E402
+
 TINY = [
-    "env.name=PointMass",
-    "env.episode_length=20",
-    "agent.actor_hidden=[16,16]",
-    "agent.critic_hidden=[16,16]",
-    "agent.num_critics=2",
-    "agent.batch_size=16",
+    *COMMON_TINY,
     "agent.critic_minibatches=2",
-    "online.num_envs=4",
-    "online.warmup_steps=40",
-    "online.chunk_length=10",
-    "online.buffer_capacity=1000",
-    "online.total_env_steps=200",
     "offline.steps=100",
     "offline.chunk_length=50",
     "offline.eval_every_steps=50",
     "offline.checkpoint_every_steps=50",
-    "eval.num_episodes=2",
-    "eval.every_env_steps=100",
-    "run.progress=false",
-    "run.tensorboard=false",
 ]
 TIMING = ("per_s", "seconds", "_time", "wall")
 METHODS = ("wsrl", "calql", "cql", "iql", "rlpd", "jsrl", "sac")

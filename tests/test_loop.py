@@ -1,6 +1,8 @@
-"""The fused online loop: resume after a kill, NaN guard, warmup semantics, replay ratio."""
+"""The fused online loop: resume after a kill, NaN guard, warmup semantics, replay ratio, and
+several seeds vmapped in one program (run.num_seeds)."""
 
 import dataclasses
+import shutil
 
 import jax
 import numpy as np
@@ -11,10 +13,11 @@ from tests.common import TINY as COMMON_TINY
 from tests.common import leaves_equal
 from wsrl_mjx.agents.sac import make_sac
 from wsrl_mjx.checkpoint import Checkpointer, CheckpointError, TrainingDiverged
-from wsrl_mjx.config import load_config
+from wsrl_mjx.config import ConfigError, load_config
 from wsrl_mjx.environment import make_env
 from wsrl_mjx.logger import read_metrics
 from wsrl_mjx.loops import make_chunk, policy_actions
+from wsrl_mjx.pretrain import run_pretrain
 from wsrl_mjx.replay import buffer_size, make_replay
 from wsrl_mjx.train import Schedule, init_training_state, replay_ratio, run_online
 
@@ -161,3 +164,68 @@ def test_no_warmup_still_collects_one_batch_before_the_first_update(tmp_path):
     assert warmup and warmup[-1]["env_steps"] == 32 and warmup[-1]["updates"] == 0
     first_online = next(r for r in records if r["phase"] == "online")
     assert first_online["updates"] > 0 and result["env_steps"] == 72
+
+
+# --- run.num_seeds: several seeds vmapped in one program ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_seeds(tmp_path_factory):
+    root = tmp_path_factory.mktemp("seeds")
+    return root, run_online(tiny_config(root, "run.num_seeds=2"))
+
+
+def test_each_seed_is_its_own_run(two_seeds):
+    root, summaries = two_seeds
+    assert [s["run_dir"] for s in summaries] == [str(root / "seed0"), str(root / "seed1")]
+    for seed, summary in enumerate(summaries):
+        run_dir = root / f"seed{seed}"
+        assert summary["env_steps"] == 200
+        assert load_config(run_dir / "config.yaml").run.seed == seed
+        evals = [r for r in read_metrics(run_dir) if r["phase"] == "eval"]
+        assert [e["label"] for e in evals][:2] == ["initial", "after_warmup"]
+        restored, meta = Checkpointer(run_dir / "checkpoints").restore(summary["state"])
+        assert meta["config"]["run"]["seed"] == seed and leaves_equal(restored, summary["state"])
+    # Different seeds: different initial agents, different data.
+    assert not leaves_equal(summaries[0]["state"].agent.actor, summaries[1]["state"].agent.actor)
+
+
+def test_a_seed_in_the_program_behaves_like_its_own_run(two_seeds, full_run):
+    """Seed 0 alone (`full_run`, no vmap) starts from the same init and draws the same random
+    numbers: evaluations and losses match the program's seed 0 up to float reassociation."""
+    (root, _), (alone_dir, _) = two_seeds, full_run
+    in_program, alone = read_metrics(root / "seed0"), read_metrics(alone_dir)
+    evals = lambda recs: [r["eval_return"] for r in recs if r["phase"] == "eval"]  # noqa: E731
+    np.testing.assert_allclose(evals(in_program)[:2], evals(alone)[:2], rtol=1e-5)
+    first = lambda recs: next(r for r in recs if r["phase"] == "online")  # noqa: E731
+    for key in ("td_loss", "q_pred", "actor_loss", "train_return"):
+        np.testing.assert_allclose(first(in_program)[key], first(alone)[key], rtol=1e-3)
+
+
+def test_seeds_resume_from_their_checkpoints(two_seeds, tmp_path):
+    """Seeds cut back to their env-step-160 checkpoints resume to the uninterrupted states."""
+    root, full = two_seeds
+    for k in range(2):
+        shutil.copytree(root / f"seed{k}", tmp_path / f"seed{k}")
+    shutil.rmtree(tmp_path / "seed1" / "checkpoints" / "200")
+    with pytest.raises(CheckpointError, match="different env steps"):
+        run_online(tiny_config(tmp_path, "run.num_seeds=2"), resume=True)
+    shutil.rmtree(tmp_path / "seed0" / "checkpoints" / "200")
+    with pytest.raises(CheckpointError, match="already holds checkpoints"):
+        run_online(tiny_config(tmp_path, "run.num_seeds=2"))
+    resumed = run_online(tiny_config(tmp_path, "run.num_seeds=2"), resume=True)
+    for k in range(2):
+        assert resumed[k]["env_steps"] == 200
+        assert leaves_equal(resumed[k]["state"].agent, full[k]["state"].agent)
+        assert leaves_equal(resumed[k]["state"].buffer, full[k]["state"].buffer)
+        records = read_metrics(tmp_path / f"seed{k}")
+        evals = [r["env_steps"] for r in records if r["phase"] == "eval"]
+        assert evals == [e["env_steps"] for e in full[k]["evals"]]
+
+
+def test_commands_that_run_one_seed_say_so(tmp_path):
+    cfg = tiny_config(tmp_path, "run.num_seeds=2", "offline.dataset=x.npz")
+    with pytest.raises(ConfigError, match="pretrain runs one seed"):
+        run_pretrain(cfg)
+    with pytest.raises(ConfigError, match="run.num_seeds > 1 runs on one device"):
+        run_online(tiny_config(tmp_path, "run.num_seeds=2", "run.num_devices=2"))
