@@ -30,7 +30,13 @@ TINY = [
     "offline.eval_every_steps=50",
     "offline.checkpoint_every_steps=50",
 ]
-TIMING = ("per_s", "seconds", "_time", "wall")
+TIMING = ("per_s", "seconds", "_time", "wall")  # wall-clock rates, and the "time" stamp
+
+
+def _is_timing(key: str) -> bool:
+    return key == "time" or any(t in key for t in TIMING)
+
+
 METHODS = ("wsrl", "calql", "cql", "iql", "rlpd", "jsrl", "sac")
 
 
@@ -45,7 +51,7 @@ def _metrics(run_dir: Path) -> list[dict]:
     rows = []
     for line in (run_dir / "metrics.jsonl").read_text().splitlines():
         row = json.loads(line)
-        rows.append({k: v for k, v in row.items() if not any(t in k for t in TIMING)})
+        rows.append({k: v for k, v in row.items() if not _is_timing(k)})
     return rows
 
 
@@ -104,11 +110,28 @@ def main() -> int:
     parser.add_argument("--compare", nargs=2, metavar=("A", "B"))
     args = parser.parse_args()
     if args.compare:
-        a, b = (json.loads(Path(p).read_text()) for p in args.compare)
+        a, b = (
+            {
+                run: [{k: v for k, v in row.items() if not _is_timing(k)} for row in rows]
+                for run, rows in json.loads(Path(p).read_text()).items()
+            }
+            for p in args.compare
+        )
         differing = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
-        for key in sorted(set(a) | set(b)):
-            rows = len(a.get(key, []))
-            print(f"{key}: {'DIFFERS' if key in differing else 'identical'} ({rows} rows)")
+        for run in sorted(set(a) | set(b)):
+            rows_a, rows_b = a.get(run, []), b.get(run, [])
+            keys = sorted(
+                {
+                    k
+                    for x, y in zip(rows_a, rows_b, strict=False)
+                    for k in x | y
+                    if x.get(k) != y.get(k)
+                }
+            )
+            verdict = (
+                "identical" if run not in differing else f"DIFFERS in {', '.join(keys) or 'rows'}"
+            )
+            print(f"{run}: {verdict} ({len(rows_a)} vs {len(rows_b)} rows)")
         return 1 if differing else 0
     Path(args.out).write_text(json.dumps(run_all(Path(args.root)), indent=1, sort_keys=True))
     print(f"wrote {args.out}")
