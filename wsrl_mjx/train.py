@@ -4,9 +4,14 @@
 the evaluator); `prefill_replay_buffer` is WSRL's warmup: the frozen (pre-trained, or random-init)
 policy fills the empty buffer, no updates; `train_online` runs whole chunks of env steps with
 `online.update_rounds` sampled-batch updates after each vector step. `run_online` strings them
-together with one `HostLoop` (eval, NaN guard, logs, checkpoints; shared with pre-training). What
+together with a `HostLoop` (eval, NaN guard, logs, checkpoints; shared with pre-training). What
 is trained and how it acts comes in an `OnlinePlan`: SAC from scratch by default, a fine-tuning
 method's plan from `wsrl_mjx.finetune`.
+
+Several seeds (`run.num_seeds`, or `run_seeds` with a config and plan per seed) are one program:
+every array of the training state gets a leading seed axis and the chunks, the evaluator and
+the diagnostics are vmapped over it, while each seed keeps its own run dir, HostLoop and
+checkpoints. One seed is not vmapped at all (and may be sharded over devices instead).
 """
 
 from __future__ import annotations
