@@ -38,7 +38,7 @@ from wsrl_mjx.mc_replay import make_mc_replay
 from wsrl_mjx.replay import buffer_nbytes, example_transition, make_replay
 from wsrl_mjx.rundir import holds_run_dir
 from wsrl_mjx.sharding import data_sharding, initialize_distributed
-from wsrl_mjx.types import AgentState, TrainingState, Transition
+from wsrl_mjx.types import AgentState, Counter, TrainingState, Transition
 
 
 def make_env(cfg: EnvConfig) -> envs.Env:
@@ -138,8 +138,8 @@ def init_training_state(
         buffer=buffer.init(example),
         env=batch_env.reset(env_key),
         rng=loop_key,
-        env_steps=jnp.zeros((), jnp.int32),
-        updates=jnp.zeros((), jnp.int32),
+        env_steps=Counter.create(),
+        updates=Counter.create(),
         extras=extras or {},
     )
     # Leaves may alias (the batch env keeps obs twice; a restored agent may share arrays) and
