@@ -32,10 +32,13 @@ def compile_then_meet(chunks, state) -> tuple:
     """Compile both chunks (ahead of time), then wait for the other process: gloo gives up
     connecting after 30 s, and on a busy machine one process can finish compiling much later
     than the other."""
-    compiled = tuple(chunk.lower(state, None).compile() for chunk in chunks)
+    warmup, online = chunks
+    warmup = warmup.lower(state, None).compile()
+    # The online chunk's first input is the warmup's output (its layout, zero-size leaves too).
+    online = online.lower(warmup.out_info[0], None).compile()
     client = jax._src.distributed.global_state.client  # the barrier JAX's own tests use
     client.wait_at_barrier("chunks_compiled", 900_000)
-    return compiled
+    return warmup, online
 
 
 def main() -> None:
