@@ -101,7 +101,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     if not args.config:
         raise ConfigError("experiment needs --config configs/experiments/<name>.yaml")
     exp = load_experiment(args.config, parse_overrides(args.overrides))
-    run_experiment(exp, report_only=args.report_only)
+    run_experiment(exp, report_only=args.report_only, workers=args.workers)
     return 0
 
 
@@ -228,6 +228,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--report-only",
         action="store_true",
         help="run nothing: write the tables and plots from the runs finished so far",
+    )
+    experiment.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run independent runs in N processes (pre-trainings first; each run's output goes "
+        "to worker.log in its run dir); default 1: one after another in this process",
     )
     bench = _command(
         commands,
