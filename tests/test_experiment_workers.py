@@ -112,3 +112,40 @@ def test_workers_must_be_positive(tmp_path):
     with pytest.raises(ConfigError, match="--workers 0"):
         run_experiment(exp, workers=0)
     assert not Path(tmp_path / "exp").exists()  # refused before anything was written
+
+
+def test_vmap_seeds_groups_each_methods_fresh_seeds_into_one_program(jobs, monkeypatch):
+    """--vmap-seeds: pre-trainings one by one, then one program per method over the seeds not
+    finished yet; a method with a killed seed beside a fresh one runs seed by seed; finished
+    seeds are left alone."""
+    from wsrl_mjx import experiment
+    from wsrl_mjx.checkpoint import Checkpointer
+
+    ran, programs = [], []
+
+    def fake_job(job):
+        ran.append((job.kind, job.name, job.seed))
+        return {}
+
+    def fake_seeds(cfgs, resume):
+        programs.append(([c.run.seed for c in cfgs], resume))
+        return [{"run_dir": c.run.run_dir} for c in cfgs]
+
+    monkeypatch.setattr(experiment, "run_job", fake_job)
+    monkeypatch.setattr(experiment, "run_finetune_seeds", fake_seeds)
+    by_name = {(j.kind, j.name, j.seed): j for j in jobs}
+    done = by_name[("finetune", "calql", 0)].run_dir
+    done.mkdir(parents=True)
+    (done / experiment.DONE_FILE).write_text("{}")
+    killed = by_name[("finetune", "iql", 0)].run_dir / "checkpoints"
+    monkeypatch.setattr(
+        Checkpointer, "latest_step", lambda self: 10 if Path(self.directory) == killed else None
+    )
+    experiment.run_seed_groups(jobs)
+    pretrain = [r for r in ran if r[0] == "pretrain"]
+    assert len(pretrain) == 4 and ran[:4] == pretrain  # every pre-training first
+    assert programs == [([0, 1], False)]  # wsrl's two fresh seeds: one program
+    assert ("finetune", "calql", 1) in ran and ("finetune", "calql", 0) not in ran
+    assert {("finetune", "iql", 0), ("finetune", "iql", 1)} <= set(ran)  # killed + fresh
+    for seed in (0, 1):  # the program's runs are recorded finished
+        assert (by_name[("finetune", "wsrl", seed)].run_dir / experiment.DONE_FILE).is_file()

@@ -14,10 +14,11 @@ An experiment file (configs/experiments/*.yaml):
 One pre-training per seed is shared by every method of that seed with the same pre-training
 settings (env, agent and offline sections); a method that changes them, e.g.
 `iql: {finetune: {method: iql}, offline: {algorithm: iql}}`, gets its own. By default runs are
-sequential (one compiled program per method; vmapping seeds is not implemented) and a finished
+sequential (one compiled program per run) and a finished
 run is skipped when the experiment is re-run, so a killed experiment continues where it stopped.
 `--workers N` runs the independent runs in N processes instead (each fine-tuning after the
-pre-training it restores; each run's output in its run dir's worker.log).
+pre-training it restores; each run's output in its run dir's worker.log); `--vmap-seeds` runs
+each method's seeds as one vmapped program (`run.num_seeds`; one run dir per seed as before).
 
 Besides the score table, `report.md` holds what the claims rest on: each pre-training's state at
 the switch (evaluation, temperature, entropy against its target, Q, and whether they settled),
@@ -42,7 +43,7 @@ import numpy as np
 
 from wsrl_mjx.checkpoint import Checkpointer
 from wsrl_mjx.config import Config, ConfigError, from_dict, merge, read_yaml, to_dict
-from wsrl_mjx.finetune import run_finetune
+from wsrl_mjx.finetune import run_finetune, run_finetune_seeds
 from wsrl_mjx.logger import read_metrics
 from wsrl_mjx.pipeline import collect, resolve_run_dir
 from wsrl_mjx.plots import plot_groups
@@ -269,14 +270,43 @@ def run_jobs_parallel(
     return finished
 
 
-def run_experiment(exp: Experiment, report_only: bool = False, workers: int = 1) -> dict:
+def run_seed_groups(jobs: list[Job]) -> None:
+    """Pre-trainings one by one, then each method's fine-tunings as one program over its seeds
+    (`run_finetune_seeds`): those not finished yet, when all start fresh or all resume; a
+    mix of fresh and killed seeds runs one seed at a time."""
+    for job in jobs:
+        if job.kind == "pretrain":
+            run_job(job)
+    methods: dict[str, list[Job]] = {}
+    for job in jobs:
+        if job.kind == "finetune" and not (job.run_dir / DONE_FILE).is_file():
+            methods.setdefault(job.name, []).append(job)
+    for name, group in methods.items():
+        killed = [Checkpointer(j.run_dir / "checkpoints").latest_step() is not None for j in group]
+        if len(group) == 1 or len(set(killed)) > 1:
+            for job in group:
+                run_job(job)
+            continue
+        seeds = [j.seed for j in group]
+        print(f"[experiment] {name} seeds {seeds} in one program", flush=True)
+        summaries = run_finetune_seeds([j.cfg for j in group], resume=killed[0])
+        for job, summary in zip(group, summaries, strict=True):
+            _once(job.run_dir, lambda summary=summary: summary)
+
+
+def run_experiment(
+    exp: Experiment, report_only: bool = False, workers: int = 1, vmap_seeds: bool = False
+) -> dict:
     """Run what is missing, then write the tables and plots. `report_only`: run nothing and
     write them from the runs that finished so far (while the experiment is still going).
-    `workers` > 1 runs independent runs in that many processes (pre-trainings first)."""
+    `workers` > 1 runs independent runs in that many processes (pre-trainings first);
+    `vmap_seeds` runs each method's seeds as one vmapped program (`run.num_seeds`)."""
     if report_only:
         return write_outputs(exp, *finished_runs(exp))
     if workers < 1:
         raise ConfigError(f"--workers {workers}: give 1 or more processes")
+    if workers > 1 and vmap_seeds:
+        raise ConfigError("--vmap-seeds runs in this process; use it without --workers")
     if workers > 1 and any(cfg.run.distributed for cfg in exp.methods.values()):
         raise ConfigError("--workers runs independent processes; it cannot use run.distributed")
     check_same_experiment(exp)
@@ -288,6 +318,8 @@ def run_experiment(exp: Experiment, report_only: bool = False, workers: int = 1)
     jobs = plan_jobs(exp, dataset)
     if workers > 1:
         run_jobs_parallel(jobs, workers)
+    elif vmap_seeds:
+        run_seed_groups(jobs)
     else:
         for job in jobs:
             run_job(job)
