@@ -6,9 +6,11 @@ import json
 import os
 import sys
 
-os.environ["XLA_FLAGS"] = (
-    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
-).strip()
+if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    # tests/distributed_check.py sets its own count (2 per process) and imports `run` from here.
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
+    ).strip()
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
@@ -26,7 +28,10 @@ from wsrl_mjx.train import init_training_state  # noqa: E402
 ONLINE_CHUNKS = 2
 
 
-def run(cfg, num_devices: int):
+def run(cfg, num_devices: int, before_first_call=None):
+    """`before_first_call(chunks, state) -> chunks`, if given, runs once the chunks are built
+    and the initial state is placed, and returns the chunks to call (tests/distributed_check.py
+    compiles them there, then waits for the other process)."""
     env = make_env(cfg.env)
     agent = make_sac(cfg.agent, env.observation_size, env.action_size)
     rows = cfg.agent.critic_minibatches * cfg.agent.batch_size
@@ -36,15 +41,18 @@ def run(cfg, num_devices: int):
     common = dict(action_fn=policy_actions(agent), sharding=sharding)
     warmup = make_chunk(batch_env, agent, buffer, length=5, update_rounds=0, **common)
     online = make_chunk(batch_env, agent, buffer, length=5, update_rounds=1, **common)
-    state = init_training_state(cfg, agent, batch_env, buffer)
+    # Jitted: an eager vmapped MJX reset takes tens of seconds on CPU.
+    state = jax.jit(lambda: init_training_state(cfg, agent, batch_env, buffer))()
     if sharding is not None:
         state = sharding.place_state(state)
+    if before_first_call is not None:
+        warmup, online = before_first_call((warmup, online), state)
     state, _ = warmup(state, None)
     losses = []
     for _ in range(ONLINE_CHUNKS):
         state, metrics = online(state, None)
         losses.append({k: np.asarray(metrics[k]) for k in ("critic_loss", "actor_loss")})
-    compiles = online._cache_size()
+    compiles = online._cache_size() if hasattr(online, "_cache_size") else None
     losses = {k: np.concatenate([m[k] for m in losses]) for k in losses[0]}
     return state, losses, compiles
 
@@ -56,6 +64,8 @@ def main() -> None:
     sharded, sharded_losses, compiles = run(cfg, 4)
 
     out = {"threefry_partitionable": bool(jax.config.jax_threefry_partitionable)}
+    # The 4-device losses, for tests/distributed_check.py (2 processes x 2 devices).
+    out["sharded_losses"] = {k: v.tolist() for k, v in sharded_losses.items()}
     out["online_chunk_compiles"] = compiles
     for k in single_losses:
         a, b = single_losses[k], sharded_losses[k]

@@ -1,12 +1,15 @@
-"""Data parallelism: a run sharded over 4 simulated CPU devices matches the one-device run."""
+"""Data parallelism: a run sharded over 4 simulated CPU devices matches the one-device run, and
+2 processes x 2 devices joined by jax.distributed match 1 process x 4 devices."""
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import jax
+import numpy as np
 import pytest
 
 from tests.common import TINY
@@ -30,6 +33,52 @@ def measured():
     )
     assert result.returncode == 0, result.stderr[-4000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def distributed():
+    """tests/distributed_check.py as 2 processes on localhost: the README's multi-host launch."""
+    with socket.socket() as s:  # a free port for the coordinator
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = []
+    for i in range(2):
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
+            "JAX_NUM_PROCESSES": "2",
+            "JAX_PROCESS_ID": str(i),
+        }
+        cmd = [sys.executable, "-m", "tests.distributed_check"]
+        procs.append(
+            subprocess.Popen(
+                cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+        )
+    try:  # a process whose partner died is stopped by the coordinator's heartbeat check
+        results = [proc.communicate(timeout=900) for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+    outputs = []
+    for proc, (out, err) in zip(procs, results, strict=True):
+        assert proc.returncode == 0, err[-4000:]
+        outputs.append(json.loads(out.strip().splitlines()[-1]))
+    return outputs
+
+
+def test_two_processes_match_one_process_with_four_devices(measured, distributed):
+    for i, out in enumerate(distributed):
+        assert out["process_index"] == i
+        assert (out["process_count"], out["device_count"], out["local_device_count"]) == (2, 4, 2)
+        assert out["cpu_collectives"] == "gloo"
+        assert out["env_steps"] == 60
+        for k, one_process in measured["sharded_losses"].items():
+            np.testing.assert_allclose(out["losses"][k], one_process, rtol=1e-5, atol=1e-6)
+    # Both processes hold the same replicated parameters.
+    assert distributed[0]["params_sum"] == distributed[1]["params_sum"]
 
 
 def test_sharded_losses_and_params_match_one_device(measured):

@@ -13,9 +13,12 @@ An experiment file (configs/experiments/*.yaml):
 
 One pre-training per seed is shared by every method of that seed with the same pre-training
 settings (env, agent and offline sections); a method that changes them, e.g.
-`iql: {finetune: {method: iql}, offline: {algorithm: iql}}`, gets its own. Runs are sequential
-(one compiled program per method; vmapping seeds is not implemented) and a finished run is
-skipped when the experiment is re-run, so a killed experiment continues where it stopped.
+`iql: {finetune: {method: iql}, offline: {algorithm: iql}}`, gets its own. By default runs are
+sequential (one compiled program per run) and a finished
+run is skipped when the experiment is re-run, so a killed experiment continues where it stopped.
+`--workers N` runs the independent runs in N processes instead (each fine-tuning after the
+pre-training it restores; each run's output in its run dir's worker.log); `--vmap-seeds` runs
+each method's seeds as one vmapped program (`run.num_seeds`; one run dir per seed as before).
 
 Besides the score table, `report.md` holds what the claims rest on: each pre-training's state at
 the switch (evaluation, temperature, entropy against its target, Q, and whether they settled),
@@ -25,9 +28,14 @@ the final score, the warmup episodes' return and success, and the held-out offli
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
+import multiprocessing
+import os
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +43,7 @@ import numpy as np
 
 from wsrl_mjx.checkpoint import Checkpointer
 from wsrl_mjx.config import Config, ConfigError, from_dict, merge, read_yaml, to_dict
-from wsrl_mjx.finetune import run_finetune
+from wsrl_mjx.finetune import run_finetune, run_finetune_seeds
 from wsrl_mjx.logger import read_metrics
 from wsrl_mjx.pipeline import collect, resolve_run_dir
 from wsrl_mjx.plots import plot_groups
@@ -152,40 +160,174 @@ def check_same_experiment(exp: Experiment) -> None:
     record.write_text(json.dumps({**saved, **settings}, indent=2))
 
 
-def run_experiment(exp: Experiment, report_only: bool = False) -> dict:
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One run of the matrix: a pre-training, or a fine-tuning that restores `after`."""
+
+    kind: str  # "pretrain" or "finetune"
+    name: str  # method (fine-tuning) or pre-training group
+    seed: int
+    run_dir: Path
+    cfg: Config
+    after: Path | None = None  # the pre-training run dir this fine-tuning restores
+
+
+def plan_jobs(exp: Experiment, dataset: str) -> list[Job]:
+    """Every run of the matrix in the sequential order: per seed, per method, its pre-training
+    (the first time that group and seed is needed) and then its fine-tuning."""
+    jobs: list[Job] = []
+    planned: set[Path] = set()
+    groups = pretrain_groups(exp)
+    for seed in exp.seeds:
+        for name, cfg in exp.methods.items():
+            group, pre_cfg = groups[name]
+            pre_dir = pretrain_dir(exp, group, seed)
+            if pre_dir not in planned:
+                pre_cfg = dataclasses.replace(
+                    _with_run(pre_cfg, pre_dir, seed),
+                    offline=dataclasses.replace(pre_cfg.offline, dataset=dataset),
+                )
+                jobs.append(Job("pretrain", group, seed, pre_dir, pre_cfg))
+                planned.add(pre_dir)
+            run_dir = exp.run_dir / name / f"seed{seed}"
+            ft_cfg = _with_run(cfg, run_dir, seed, checkpoint=str(pre_dir), dataset=dataset)
+            jobs.append(Job("finetune", name, seed, run_dir, ft_cfg, after=pre_dir))
+    return jobs
+
+
+def run_job(job: Job) -> dict:
+    """Run one job unless it finished earlier; a run killed part-way (checkpoints but no done
+    file) is continued."""
+    resume = Checkpointer(job.run_dir / "checkpoints").latest_step() is not None
+    if job.kind == "pretrain":
+        return _once(job.run_dir, lambda: run_pretrain(job.cfg, resume=resume))
+    print(f"[experiment] {job.name} seed {job.seed} -> {job.run_dir}", flush=True)
+    return _once(job.run_dir, lambda: run_finetune(job.cfg, resume=resume))
+
+
+WORKER_LOG = "worker.log"
+
+
+def _init_worker() -> None:
+    # Several processes on one accelerator must not each reserve most of its memory.
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+
+def _run_job_logged(job: Job, runner: Callable[[Job], dict]) -> dict:
+    """In a worker process: the job's output goes to <run_dir>/worker.log, not the terminal."""
+    job.run_dir.mkdir(parents=True, exist_ok=True)
+    with (
+        open(job.run_dir / WORKER_LOG, "a", buffering=1) as log,
+        contextlib.redirect_stdout(log),
+        contextlib.redirect_stderr(log),
+    ):
+        return runner(job)
+
+
+def run_jobs_parallel(
+    jobs: list[Job], workers: int, runner: Callable[[Job], dict] = run_job
+) -> dict[Path, dict]:
+    """Run `jobs` in `workers` processes; a fine-tuning starts once its pre-training finished.
+
+    Independent runs share nothing but the disk, so each job is one call of `runner` in a
+    spawned process (JAX does not survive a fork). A job that fails is reported, the
+    fine-tunings that need it are skipped, the others run on; then the first failure is
+    raised. Returns {run_dir: runner's record} of the jobs that finished.
+    """
+    waiting = list(jobs)
+    pending: dict[Future, Job] = {}
+    finished: dict[Path, dict] = {}
+    failed: dict[Path, BaseException] = {}
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
+
+        def submit_ready() -> None:
+            for job in list(waiting):
+                if job.after in failed:
+                    waiting.remove(job)
+                    print(f"[experiment] {job.run_dir}: skipped, its pre-training failed")
+                elif job.after is None or job.after in finished:
+                    waiting.remove(job)
+                    pending[pool.submit(_run_job_logged, job, runner)] = job
+                    print(f"[experiment] started {job.run_dir} (log: {WORKER_LOG})", flush=True)
+
+        submit_ready()
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                job = pending.pop(future)
+                try:
+                    finished[job.run_dir] = future.result()
+                    print(f"[experiment] finished {job.run_dir}", flush=True)
+                except Exception as e:  # noqa: BLE001  (reported, raised after the others)
+                    failed[job.run_dir] = e
+                    print(f"[experiment] FAILED {job.run_dir}: {type(e).__name__}: {e}", flush=True)
+            submit_ready()
+    if failed:
+        run_dir, error = next(iter(failed.items()))
+        print(f"[experiment] {len(failed)} run(s) failed; the first: {run_dir}", flush=True)
+        raise error
+    return finished
+
+
+def run_seed_groups(jobs: list[Job]) -> None:
+    """Pre-trainings one by one, then each method's fine-tunings as one program over its seeds
+    (`run_finetune_seeds`): those not finished yet, when all start fresh or all resume; a
+    mix of fresh and killed seeds runs one seed at a time."""
+    for job in jobs:
+        if job.kind == "pretrain":
+            run_job(job)
+    methods: dict[str, list[Job]] = {}
+    for job in jobs:
+        if job.kind == "finetune" and not (job.run_dir / DONE_FILE).is_file():
+            methods.setdefault(job.name, []).append(job)
+    for name, group in methods.items():
+        killed = [Checkpointer(j.run_dir / "checkpoints").latest_step() is not None for j in group]
+        if len(group) == 1 or len(set(killed)) > 1:
+            for job in group:
+                run_job(job)
+            continue
+        seeds = [j.seed for j in group]
+        print(f"[experiment] {name} seeds {seeds} in one program", flush=True)
+        summaries = run_finetune_seeds([j.cfg for j in group], resume=killed[0])
+        for job, summary in zip(group, summaries, strict=True):
+            _once(job.run_dir, lambda summary=summary: summary)
+
+
+def run_experiment(
+    exp: Experiment, report_only: bool = False, workers: int = 1, vmap_seeds: bool = False
+) -> dict:
     """Run what is missing, then write the tables and plots. `report_only`: run nothing and
-    write them from the runs that finished so far (while the experiment is still going)."""
+    write them from the runs that finished so far (while the experiment is still going).
+    `workers` > 1 runs independent runs in that many processes (pre-trainings first);
+    `vmap_seeds` runs each method's seeds as one vmapped program (`run.num_seeds`)."""
     if report_only:
         return write_outputs(exp, *finished_runs(exp))
+    if workers < 1:
+        raise ConfigError(f"--workers {workers}: give 1 or more processes")
+    if workers > 1 and vmap_seeds:
+        raise ConfigError("--vmap-seeds runs in this process; use it without --workers")
+    if workers > 1 and any(cfg.run.distributed for cfg in exp.methods.values()):
+        raise ConfigError("--workers runs independent processes; it cannot use run.distributed")
     check_same_experiment(exp)
     base = from_dict(exp.base)
     dataset = exp.dataset
     if not dataset:
         dataset = _once(exp.run_dir / "behaviour", lambda: collect(base, exp.run_dir))["path"]
 
+    jobs = plan_jobs(exp, dataset)
+    if workers > 1:
+        run_jobs_parallel(jobs, workers)
+    elif vmap_seeds:
+        run_seed_groups(jobs)
+    else:
+        for job in jobs:
+            run_job(job)
     runs: dict[str, list[Path]] = {name: [] for name in exp.methods}
     pretrained: dict[str, list[Path]] = {}
-    groups = pretrain_groups(exp)
-    for seed in exp.seeds:
-        for name, cfg in exp.methods.items():
-            group, pre_cfg = groups[name]
-            pre_dir = pretrain_dir(exp, group, seed)
-            if pre_dir not in pretrained.setdefault(group, []):
-                pre_cfg = dataclasses.replace(
-                    _with_run(pre_cfg, pre_dir, seed),
-                    offline=dataclasses.replace(pre_cfg.offline, dataset=dataset),
-                )
-                # A pre-training killed part-way has checkpoints but no done file: continue it.
-                pre_resume = Checkpointer(pre_dir / "checkpoints").latest_step() is not None
-                _once(pre_dir, lambda cfg=pre_cfg, r=pre_resume: run_pretrain(cfg, resume=r))
-                pretrained[group].append(pre_dir)
-            run_dir = exp.run_dir / name / f"seed{seed}"
-            ft_cfg = _with_run(cfg, run_dir, seed, checkpoint=str(pre_dir), dataset=dataset)
-            print(f"[experiment] {name} seed {seed} -> {run_dir}", flush=True)
-            # A run killed part-way has checkpoints but no done file: continue it.
-            resume = Checkpointer(run_dir / "checkpoints").latest_step() is not None
-            _once(run_dir, lambda cfg=ft_cfg, r=resume: run_finetune(cfg, resume=r))
-            runs[name].append(run_dir)
+    for job in jobs:
+        target = pretrained.setdefault(job.name, []) if job.kind == "pretrain" else runs[job.name]
+        target.append(job.run_dir)
     return write_outputs(exp, runs, pretrained)
 
 

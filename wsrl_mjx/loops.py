@@ -213,7 +213,7 @@ def strong_copy(tree: Any) -> Any:
     committed to the default device: what a jitted function returns. Initial states hold weakly
     typed leaves (flashbax's `current_index`, MJX's `data.time`) and uncommitted ones, and
     either makes the second call of a jitted chunk compile again (a whole extra compile)."""
-    device = jax.devices()[0]
+    device = jax.local_devices()[0]  # devices()[0] is process 0's with several processes
     return jax.tree.map(
         lambda x: jax.device_put(jnp.array(x, dtype=x.dtype, copy=True), device), tree
     )

@@ -101,7 +101,9 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     if not args.config:
         raise ConfigError("experiment needs --config configs/experiments/<name>.yaml")
     exp = load_experiment(args.config, parse_overrides(args.overrides))
-    run_experiment(exp, report_only=args.report_only)
+    run_experiment(
+        exp, report_only=args.report_only, workers=args.workers, vmap_seeds=args.vmap_seeds
+    )
     return 0
 
 
@@ -228,6 +230,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--report-only",
         action="store_true",
         help="run nothing: write the tables and plots from the runs finished so far",
+    )
+    experiment.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run independent runs in N processes (pre-trainings first; each run's output goes "
+        "to worker.log in its run dir); default 1: one after another in this process",
+    )
+    experiment.add_argument(
+        "--vmap-seeds",
+        action="store_true",
+        help="run each method's seeds as one vmapped program (run.num_seeds); each seed keeps "
+        "its run dir",
     )
     bench = _command(
         commands,

@@ -49,6 +49,23 @@ def initialize_distributed() -> None:
         if os.environ.get(name):
             kwargs[arg] = int(os.environ[name])
     jax.distributed.initialize(**kwargs)
+    if jax.process_count() > 1:
+        _mjx_data_on_local_device()
+
+
+def _mjx_data_on_local_device() -> None:
+    """`mjx.make_data` without a device puts the new Data on `jax.devices()[0]`, which belongs
+    to process 0: every other process would place arrays on a device it cannot address (a
+    ValueError, or a segfault inside a vmapped reset). Tasks call it without one (Playground's
+    and ours), so default it to this process's first device."""
+    from mujoco.mjx._src import io
+
+    resolve = io._resolve_impl_and_device
+
+    def local_default(impl=None, device=None):
+        return resolve(impl, device if device is not None else jax.local_devices()[0])
+
+    io._resolve_impl_and_device = local_default
 
 
 def make_mesh(num_devices: int) -> Mesh:

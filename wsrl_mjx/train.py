@@ -51,7 +51,7 @@ from wsrl_mjx.mc_replay import make_mc_replay
 from wsrl_mjx.replay import buffer_nbytes, example_transition, make_replay
 from wsrl_mjx.rundir import exclusive
 from wsrl_mjx.sharding import DataSharding, data_sharding, initialize_distributed
-from wsrl_mjx.types import AgentState, OfflineTransition, Params, TrainingState
+from wsrl_mjx.types import AgentState, Counter, OfflineTransition, Params, TrainingState
 
 
 @dataclass
@@ -120,8 +120,8 @@ def init_training_state(
         buffer=buffer.init(example),
         env=batch_env.reset(env_key),
         rng=loop_key,
-        env_steps=jnp.zeros((), jnp.int32),
-        updates=jnp.zeros((), jnp.int32),
+        env_steps=Counter.create(),
+        updates=Counter.create(),
         acting=acting,
     )
     # Leaves may alias (the batch env keeps obs twice; a restored agent may share arrays) and

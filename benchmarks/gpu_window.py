@@ -1,0 +1,492 @@
+"""One prepared call for a scarce GPU window: smoke checks, every benchmark, a short WSRL run.
+
+`scripts/gpu_window.sh` installs the carried wheels and runs this. Each section runs in its own
+process with a time budget (a crash, a hang or running out of memory costs that section only),
+the whole stays under `--deadline` seconds, and every table lands in `benchmarks/results/` as
+`*_<backend>.{json,md}` (`*_gpu.*` on a GPU) plus `gpu_window_<backend>.{json,md}` (each
+section's status, time and output). `--out DIR` also copies them to DIR as one archive.
+
+Sections (`--sections` picks some):
+
+  smoke         losses against NumPy, the fused loop with a bit-exact kill + resume and the
+                int32-overflow counters (their tests, via pytest), and the sharded chunk on a
+                1-device mesh against the plain one
+  online        benchmarks.online_throughput at 1k / 4k / 16k envs: fused, host loop, brax's
+                SAC trainer, physics alone, updates alone; buffer and peak device memory
+  offline       benchmarks.offline_throughput (CQL, CalQL)
+  time_to_target  benchmarks.time_to_target (one seed, both variants)
+  seeds         the online chunk vmapped over S seeds vs one seed (benchmarks.seeds_scaling)
+  wsrl          antmaze-medium: a dataset from the bundled ant policy, CalQL pre-training, WSRL
+                warmup + fine-tuning, through the command line
+
+`--dry-run` runs the same sections at tiny sizes (on CPU in CI): every code path, no numbers.
+
+    bash scripts/gpu_window.sh --out "$OUT"           # on the GPU machine
+    python -m benchmarks.gpu_window --dry-run --results /tmp/gpu_dry
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SECTIONS = ("smoke", "online", "offline", "time_to_target", "seeds", "wsrl")
+
+GPU_SMOKE_TESTS = [
+    "tests/test_sac.py",
+    "tests/test_offline_losses.py",
+    "tests/test_loop.py::test_killed_run_resumes_to_the_same_state",
+    "tests/test_counters.py",
+]
+# Sizes per profile; "gpu" is the real run, "dry" the same code at sizes a 2-core CPU compiles
+# and runs in about a minute. Budgets are seconds per section (the GPU total stays under 8 min).
+PROFILES: dict[str, dict] = {
+    "gpu": {
+        "deadline": 470,
+        "budget": {
+            "smoke": 75,
+            "online": 125,
+            "offline": 35,
+            "time_to_target": 60,
+            "seeds": 60,
+            "wsrl": 100,
+        },
+        "smoke_tests": GPU_SMOKE_TESTS,
+        "online": [
+            "--num-envs",
+            "1024",
+            "4096",
+            "16384",
+            "--iterations",
+            "20",
+            "--repeats",
+            "3",
+            "--num-critics",
+            "10",
+            "--critic-minibatches",
+            "4",
+            "--buffer-capacity",
+            "1000000",
+        ],  # fmt: skip
+        "offline": ["--num-critics", "10", "--steps", "200", "--repeats", "3"],
+        "time_to_target": ["--seeds", "0", "--max-seconds", "20", "--num-envs", "256"],
+        "seeds": [
+            "--configs",
+            "configs/experiments/cheetah_wsrl.yaml",
+            "--seeds",
+            "1",
+            "8",
+            "32",
+            "--chunk-length",
+            "25",
+            "--repeats",
+            "2",
+        ],  # fmt: skip
+        "wsrl": {
+            "agent": "ant",
+            "layout": "medium",
+            "transitions": 200_000,
+            "collect_envs": 1000,
+            "config": "configs/antmaze_wsrl.yaml",
+            "set": [
+                "offline.steps=4000",
+                "offline.chunk_length=1000",
+                "offline.eval_every_steps=2000",
+                "offline.checkpoint_every_steps=4000",
+                "online.num_envs=256",
+                "online.warmup_steps=5120",
+                "online.total_env_steps=30720",
+                "online.update_rounds=64",
+                "online.chunk_length=20",
+                "online.buffer_capacity=200000",
+                "eval.num_episodes=64",
+                "eval.every_env_steps=5120",
+                "run.checkpoint_every_env_steps=30720",
+                "run.progress=false",
+                "run.tensorboard=false",
+            ],
+        },
+    },
+    "dry": {
+        "deadline": 1800,
+        "budget": dict.fromkeys(SECTIONS, 600),
+        # CI runs these tests anyway: the dry run only checks that they are there.
+        "smoke_tests": ["--collect-only", *GPU_SMOKE_TESTS],
+        "online": [
+            "--env",
+            "PointMass",
+            "--num-envs",
+            "2",
+            "--iterations",
+            "2",
+            "--repeats",
+            "1",
+            "--hidden",
+            "8",
+            "8",
+            "--batch-size",
+            "8",
+            "--buffer-capacity",
+            "64",
+            "--no-brax",
+        ],  # fmt: skip
+        "offline": [
+            "--env",
+            "PointMass",
+            "--algorithms",
+            "calql",
+            "--steps",
+            "2",
+            "--repeats",
+            "1",
+            "--hidden",
+            "8",
+            "8",
+            "--batch-size",
+            "8",
+            "--dataset-size",
+            "2000",
+        ],  # fmt: skip
+        "time_to_target": [
+            "--env",
+            "PointMass",
+            "--seeds",
+            "0",
+            "--max-env-steps",
+            "64",
+            "--num-envs",
+            "2",
+            "--warmup-steps",
+            "16",
+            "--eval-every",
+            "32",
+            "--eval-episodes",
+            "1",
+            "--hidden",
+            "8",
+            "8",
+            "--batch-size",
+            "8",
+            "--update-rounds",
+            "1",
+            "--episode-length",
+            "10",
+            "--buffer-capacity",
+            "256",
+            "--variants",
+            "fused",
+        ],  # fmt: skip
+        "seeds": [
+            "--configs",
+            "configs/experiments/pointmaze_wsrl.yaml",
+            "--seeds",
+            "1",
+            "2",
+            "--chunk-length",
+            "2",
+            "--repeats",
+            "1",
+            "--set",
+            "agent.actor_hidden=[8,8]",
+            "agent.critic_hidden=[8,8]",
+            "agent.batch_size=8",
+            "online.num_envs=2",
+            "online.buffer_capacity=64",
+        ],  # fmt: skip
+        "wsrl": {
+            "agent": "point",
+            "layout": "umaze",
+            "transitions": 400,
+            "collect_envs": 4,
+            "config": None,
+            "set": [
+                "env.episode_length=20",
+                "agent.actor_hidden=[8,8]",
+                "agent.critic_hidden=[8,8]",
+                "agent.num_critics=2",
+                "agent.batch_size=8",
+                "agent.critic_minibatches=1",
+                "offline.algorithm=calql",
+                "offline.steps=4",
+                "offline.chunk_length=2",
+                "offline.eval_every_steps=4",
+                "offline.checkpoint_every_steps=4",
+                "online.num_envs=2",
+                "online.warmup_steps=8",
+                "online.total_env_steps=24",
+                "online.chunk_length=4",
+                "online.buffer_capacity=64",
+                "eval.num_episodes=1",
+                "eval.every_env_steps=24",
+                "run.checkpoint_every_env_steps=24",
+                "run.progress=false",
+                "run.tensorboard=false",
+            ],
+        },
+    },
+}
+
+
+# --- sections (each runs in its own process: `--section NAME`) ---------------------------------
+
+
+def _module_main(module: str, argv: list[str]) -> None:
+    import importlib
+
+    importlib.import_module(f"benchmarks.{module}").main(argv)
+
+
+def section_smoke(p: dict, results: Path) -> dict:
+    # This process already holds most of the GPU (XLA preallocates 75 %): the tests allocate
+    # on demand from the rest.
+    env = {
+        **os.environ,
+        "JAX_DEFAULT_MATMUL_PRECISION": "highest",
+        "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
+    }
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *p["smoke_tests"]]
+    tests = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    print(tests.stdout[-3000:], tests.stderr[-2000:], flush=True)
+    summary = tests.stdout.strip().splitlines()[-1] if tests.stdout.strip() else ""
+    record = {"pytest": summary, "pytest_ok": tests.returncode == 0}
+    record.update(sharded_chunk_check())
+    (results / f"smoke_{_backend()}.json").write_text(json.dumps(record, indent=2))
+    if not (record["pytest_ok"] and record["sharded_matches"]):
+        raise SystemExit(f"smoke failed: {record}")
+    return record
+
+
+def sharded_chunk_check() -> dict:
+    """The sharded chunk (NamedSharding constraints, a mesh over the local devices) against
+    the plain one: same losses."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import envs
+    from wsrl_mjx.agents.sac import make_sac
+    from wsrl_mjx.config import load_config
+    from wsrl_mjx.environment import make_env
+    from wsrl_mjx.loops import make_chunk, policy_actions
+    from wsrl_mjx.replay import make_replay
+    from wsrl_mjx.sharding import DataSharding, make_mesh
+    from wsrl_mjx.train import init_training_state
+
+    small = ["agent.actor_hidden=[32,32]", "agent.critic_hidden=[32,32]", "agent.num_critics=2"]
+    cfg = load_config(None, [*small, "env.name=PointMass", "agent.batch_size=16"])
+    jax.config.update("jax_default_matmul_precision", "highest")
+    env = make_env(cfg.env)
+    agent = make_sac(cfg.agent, env.observation_size, env.action_size)
+    rows = cfg.agent.critic_minibatches * cfg.agent.batch_size
+    buffer, batch_env = make_replay(1000, rows), envs.BatchEnv(env, 8)
+    n = jax.local_device_count() if 8 % jax.local_device_count() == 0 else 1
+    initial = jax.jit(lambda: init_training_state(cfg, agent, batch_env, buffer))()
+    losses = []
+    for sharding in (None, DataSharding(make_mesh(n), 8, rows)):
+        state = jax.tree.map(jnp.copy, initial)  # each chunk donates its own copy
+        if sharding is not None:
+            state = sharding.place_state(state)
+        chunk = make_chunk(
+            batch_env,
+            agent,
+            buffer,
+            length=4,
+            update_rounds=1,
+            action_fn=policy_actions(agent),
+            sharding=sharding,
+        )
+        state, metrics = chunk(state, None)
+        state, metrics = chunk(state, None)
+        losses.append(np.asarray(metrics["critic_loss"]))
+    return {
+        "sharded_devices": n,
+        "sharded_max_abs_diff": float(np.max(np.abs(losses[0] - losses[1]))),
+        "sharded_matches": bool(np.allclose(losses[0], losses[1], rtol=1e-4, atol=1e-6)),
+    }
+
+
+def section_online(p: dict, results: Path) -> None:
+    _module_main(
+        "online_throughput", [*p["online"], "--out", str(_stem(results, "online_throughput"))]
+    )
+
+
+def section_offline(p: dict, results: Path) -> None:
+    _module_main(
+        "offline_throughput", [*p["offline"], "--out", str(_stem(results, "offline_throughput"))]
+    )
+
+
+def section_time_to_target(p: dict, results: Path) -> None:
+    argv = [*p["time_to_target"], "--out", str(_stem(results, "time_to_target"))]
+    _module_main("time_to_target", argv)
+
+
+def section_seeds(p: dict, results: Path) -> None:
+    """Seed-throughput of the online chunk vmapped over S seeds (`run.num_seeds`) against one
+    seed at a time: `benchmarks.seeds_scaling`."""
+    _module_main("seeds_scaling", [*p["seeds"], "--out", str(_stem(results, "seeds_scaling"))])
+
+
+def section_wsrl(p: dict, results: Path) -> dict:
+    """Dataset (maze collector) -> CalQL pre-training -> WSRL fine-tuning, via the CLIs."""
+    from envs import maze_data
+    from wsrl_mjx import run as cli
+
+    w = p["wsrl"]
+    work = results / f"wsrl_{_backend()}_runs"
+    shutil.rmtree(work, ignore_errors=True)
+    times = {}
+    t = time.perf_counter()
+    argv = ["--agent", w["agent"], "--layouts", w["layout"], "--out", "", "--save", str(work)]
+    argv += ["--num-transitions", str(w["transitions"]), "--num-envs", str(w["collect_envs"])]
+    maze_data.main(argv)
+    times["dataset_s"] = time.perf_counter() - t
+    (dataset,) = work.glob("*.npz")
+    env_name = f"{w['agent']}maze-{w['layout']}"
+    common = ["--set", f"env.name={env_name}", "--set", f"offline.dataset={dataset}"]
+    common += [a for s in w["set"] for a in ("--set", s)]
+    common += ["--config", w["config"]] if w["config"] else []
+    summaries = {}
+    for phase, extra in (
+        ("pretrain", []),
+        ("finetune", ["--checkpoint", str(work / "pretrain"), "--method", "wsrl"]),
+    ):
+        t = time.perf_counter()
+        code = cli.main([phase, *common, "--set", f"run.run_dir={work / phase}", *extra])
+        times[f"{phase}_s"] = time.perf_counter() - t
+        if code:
+            raise SystemExit(f"{phase} exited with {code}")
+        from wsrl_mjx.logger import read_metrics
+
+        evals = [r for r in read_metrics(work / phase) if r["phase"] == "eval"]
+        summaries[phase] = [
+            {k: r.get(k) for k in ("env_steps", "eval_return", "eval_success")} for r in evals
+        ]
+    record = {"env": env_name, "dataset": dataset.name, "times": times, "evals": summaries}
+    stem = _stem(results, "wsrl_antmaze")
+    stem.with_suffix(".json").write_text(json.dumps(record, indent=2))
+    lines = [f"# WSRL on {env_name} ({_backend()})", "", "| phase | env/gradient steps | eval "
+             "return | success |", "|---|---|---|---|"]  # fmt: skip
+    for phase, evals in summaries.items():
+        for e in evals:
+            lines.append(
+                f"| {phase} | {e['env_steps']} | {e['eval_return']:.2f} | {e['eval_success']} |"
+            )
+    lines += ["", "Seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in times.items())]
+    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    shutil.rmtree(work, ignore_errors=True)  # checkpoints and the dataset stay behind
+    return record
+
+
+def _backend() -> str:
+    import jax
+
+    return jax.default_backend()
+
+
+def _stem(results: Path, name: str) -> Path:
+    return results / f"{name}_{_backend()}"
+
+
+# --- the driver --------------------------------------------------------------------------------
+
+
+def run_section(name: str, profile: str, results: Path) -> None:
+    import jax
+
+    print(f"[{name}] backend {jax.default_backend()}: {jax.devices()}", flush=True)
+    globals()[f"section_{name}"](PROFILES[profile], results)
+
+
+def drive(args: argparse.Namespace) -> int:
+    """Every section in its own process within its budget and the overall deadline."""
+    results = Path(args.results)
+    results.mkdir(parents=True, exist_ok=True)
+    profile = PROFILES[args.profile]
+    start = time.perf_counter()
+    records = []
+    for name in args.sections:
+        left = args.deadline - (time.perf_counter() - start)
+        budget = min(profile["budget"][name], left)
+        if budget < 10:
+            records.append({"section": name, "status": "skipped (deadline)", "seconds": 0.0})
+            continue
+        cmd = [sys.executable, "-m", "benchmarks.gpu_window", "--section", name]
+        cmd += ["--profile", args.profile, "--results", str(results)]
+        t = time.perf_counter()
+        print(f"== {name} (budget {budget:.0f} s)", flush=True)
+        try:
+            proc = subprocess.run(cmd, cwd=ROOT, timeout=budget)
+            status = "ok" if proc.returncode == 0 else f"failed (exit {proc.returncode})"
+        except subprocess.TimeoutExpired:
+            status = f"timed out after {budget:.0f} s"
+        records.append(
+            {"section": name, "status": status, "seconds": round(time.perf_counter() - t, 1)}
+        )
+        print(f"== {name}: {status} in {records[-1]['seconds']} s", flush=True)
+    backend = _backend_of_subprocess()
+    total = round(time.perf_counter() - start, 1)
+    payload = {"profile": args.profile, "backend": backend, "total_s": total, "sections": records}
+    stem = results / f"gpu_window_{backend}"
+    stem.with_suffix(".json").write_text(json.dumps(payload, indent=2))
+    table = ["| section | status | seconds |", "|---|---|---|"]
+    table += [f"| {r['section']} | {r['status']} | {r['seconds']} |" for r in records]
+    summary = (
+        f"# GPU window ({args.profile} profile, backend {backend}): {total} s in all\n\n"
+        + "\n".join(table)
+        + "\n"
+    )
+    stem.with_suffix(".md").write_text(summary)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(out / f"gpu_window_{backend}.tar.gz", "w:gz") as tar:
+            for f in sorted(results.glob(f"*_{backend}.*")):
+                tar.add(f, arcname=f.name)
+        shutil.copy(stem.with_suffix(".md"), out)
+    print(summary, flush=True)
+    return 0 if all(r["status"] == "ok" for r in records) else 1
+
+
+def _backend_of_subprocess() -> str:
+    """The backend the sections saw, without initialising one in the driver."""
+    code = "import jax; print(jax.default_backend())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    return out.stdout.strip() or "unknown"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dry-run", action="store_true", help="tiny sizes (CPU, CI)")
+    parser.add_argument("--profile", choices=sorted(PROFILES), help=argparse.SUPPRESS)
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    parser.add_argument("--section", choices=SECTIONS, help=argparse.SUPPRESS)  # one, in-process
+    parser.add_argument(
+        "--results",
+        default=str(ROOT / "benchmarks" / "results"),
+        help="where the tables go (default benchmarks/results)",
+    )
+    parser.add_argument("--out", help="also copy the tables here, as one archive")
+    parser.add_argument(
+        "--deadline", type=float, help="seconds for all sections together (GPU: 470)"
+    )
+    args = parser.parse_args(argv)
+    args.profile = args.profile or ("dry" if args.dry_run else "gpu")
+    args.deadline = args.deadline or PROFILES[args.profile]["deadline"]
+    if args.section:
+        run_section(args.section, args.profile, Path(args.results))
+        return 0
+    return drive(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

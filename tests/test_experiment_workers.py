@@ -1,0 +1,151 @@
+"""`experiment --workers N`: the plan of runs, and its execution in N spawned processes.
+
+The process tests run a cheap stand-in for each run (it records when and where it ran), so
+they check the scheduling itself: processes, order, concurrency and failures.
+"""
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from wsrl_mjx.config import ConfigError
+from wsrl_mjx.experiment import WORKER_LOG, Job, load_experiment, plan_jobs, run_jobs_parallel
+
+SPEC = """
+title: workers
+seeds: [0, 1]
+base:
+  env: {name: PointMass}
+  agent: {actor_hidden: [8, 8], critic_hidden: [8, 8], num_critics: 2}
+methods:
+  wsrl: {}
+  calql: {finetune: {method: calql}}
+  iql: {finetune: {method: iql}, offline: {algorithm: iql}}
+"""
+
+
+@pytest.fixture
+def jobs(tmp_path) -> list[Job]:
+    path = tmp_path / "workers.yaml"
+    path.write_text(SPEC)
+    exp = load_experiment(path, {"run": {"run_dir": str(tmp_path / "exp")}})
+    return plan_jobs(exp, "data.npz")
+
+
+def _trace(job: Job) -> dict:
+    return json.loads((job.run_dir / "trace.json").read_text())
+
+
+def traced_runner(job: Job) -> dict:
+    """Stands in for a run: checks its pre-training finished, records pid and times. The two
+    pre-trainings of a seed wait for each other to start: with one process they would time
+    out, so finishing proves they ran at the same time. The IQL pre-training of seed 1 fails."""
+    start = time.time()
+    (job.run_dir / "started").touch()
+    if job.kind == "finetune":
+        assert "end" in json.loads((job.after / "trace.json").read_text())
+    else:
+        other = "pretrain-iql" if job.name == "pretrain" else "pretrain"
+        partner = job.run_dir.parents[1] / other / f"seed{job.seed}"
+        deadline = time.time() + 120
+        while not (partner / "started").exists():
+            if time.time() > deadline:
+                raise TimeoutError(f"{partner} never started beside {job.run_dir}")
+            time.sleep(0.05)
+        if job.name == "pretrain-iql" and job.seed == 1:
+            raise ConfigError("injected failure")
+    print(f"running {job.kind} {job.name}")  # goes to the run's worker.log
+    record = {"pid": os.getpid(), "start": start, "end": time.time()}
+    (job.run_dir / "trace.json").write_text(json.dumps(record))
+    return record
+
+
+def test_plan_pretrains_once_per_group_and_seed_before_its_finetunings(jobs):
+    pre = [j for j in jobs if j.kind == "pretrain"]
+    fine = [j for j in jobs if j.kind == "finetune"]
+    assert [(j.name, j.seed) for j in pre] == [
+        ("pretrain", 0),
+        ("pretrain-iql", 0),
+        ("pretrain", 1),
+        ("pretrain-iql", 1),
+    ]
+    assert len(fine) == 6
+    order = {j.run_dir: i for i, j in enumerate(jobs)}
+    for j in fine:
+        group = "pretrain-iql" if j.name == "iql" else "pretrain"
+        assert j.after == j.run_dir.parents[1] / group / f"seed{j.seed}"
+        assert order[j.after] < order[j.run_dir]
+        assert j.cfg.finetune.checkpoint == str(j.after) and j.cfg.run.seed == j.seed
+    assert all(j.cfg.offline.dataset == "data.npz" and j.after is None for j in pre)
+    assert {j.cfg.offline.algorithm for j in pre if j.name == "pretrain-iql"} == {"iql"}
+
+
+def test_workers_run_jobs_in_parallel_processes_after_their_pretraining(jobs):
+    with pytest.raises(ConfigError, match="injected failure"):
+        run_jobs_parallel(jobs, 2, runner=traced_runner)
+    broken = next(j.run_dir for j in jobs if j.name == "pretrain-iql" and j.seed == 1)
+    skipped = {j.run_dir for j in jobs if j.after == broken}
+    ran = [j for j in jobs if (j.run_dir / "trace.json").exists()]
+    # Everything but the failed pre-training and the fine-tuning that needed it ran.
+    assert len(skipped) == 1 and {j.run_dir for j in ran} == {j.run_dir for j in jobs} - {
+        broken,
+        *skipped,
+    }
+    traces = {j.run_dir: _trace(j) for j in ran}
+    assert os.getpid() not in {t["pid"] for t in traces.values()}
+    assert len({t["pid"] for t in traces.values()}) == 2
+    for j in ran:
+        if j.after is not None:
+            assert traces[j.after]["end"] <= traces[j.run_dir]["start"]
+        assert f"running {j.kind} {j.name}" in (j.run_dir / WORKER_LOG).read_text()
+
+
+def test_workers_must_be_positive(tmp_path):
+    from wsrl_mjx.experiment import run_experiment
+
+    path = tmp_path / "workers.yaml"
+    path.write_text(SPEC)
+    exp = load_experiment(path, {"run": {"run_dir": str(tmp_path / "exp")}})
+    with pytest.raises(ConfigError, match="--workers 0"):
+        run_experiment(exp, workers=0)
+    assert not Path(tmp_path / "exp").exists()  # refused before anything was written
+
+
+def test_vmap_seeds_groups_each_methods_fresh_seeds_into_one_program(jobs, monkeypatch):
+    """--vmap-seeds: pre-trainings one by one, then one program per method over the seeds not
+    finished yet; a method with a killed seed beside a fresh one runs seed by seed; finished
+    seeds are left alone."""
+    from wsrl_mjx import experiment
+    from wsrl_mjx.checkpoint import Checkpointer
+
+    ran, programs = [], []
+
+    def fake_job(job):
+        ran.append((job.kind, job.name, job.seed))
+        return {}
+
+    def fake_seeds(cfgs, resume):
+        programs.append(([c.run.seed for c in cfgs], resume))
+        return [{"run_dir": c.run.run_dir} for c in cfgs]
+
+    monkeypatch.setattr(experiment, "run_job", fake_job)
+    monkeypatch.setattr(experiment, "run_finetune_seeds", fake_seeds)
+    by_name = {(j.kind, j.name, j.seed): j for j in jobs}
+    done = by_name[("finetune", "calql", 0)].run_dir
+    done.mkdir(parents=True)
+    (done / experiment.DONE_FILE).write_text("{}")
+    killed = by_name[("finetune", "iql", 0)].run_dir / "checkpoints"
+    monkeypatch.setattr(
+        Checkpointer, "latest_step", lambda self: 10 if Path(self.directory) == killed else None
+    )
+    experiment.run_seed_groups(jobs)
+    pretrain = [r for r in ran if r[0] == "pretrain"]
+    assert len(pretrain) == 4 and ran[:4] == pretrain  # every pre-training first
+    assert programs == [([0, 1], False)]  # wsrl's two fresh seeds: one program
+    assert ("finetune", "calql", 1) in ran and ("finetune", "calql", 0) not in ran
+    assert {("finetune", "iql", 0), ("finetune", "iql", 1)} <= set(ran)  # killed + fresh
+    for seed in (0, 1):  # the program's runs are recorded finished
+        assert (by_name[("finetune", "wsrl", seed)].run_dir / experiment.DONE_FILE).is_file()
