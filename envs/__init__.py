@@ -8,6 +8,8 @@ mazes of `envs.maze` (`pointmaze-*`, `antmaze-*`) and
 from envs import (
     ant_goal,  # noqa: F401  (registers antgoal, the low-level ant task for antmaze data)
     dm_control,  # noqa: F401  (registers the DM Control suite)
+    gym_mujoco,  # noqa: F401  (registers the Gymnasium MuJoCo v5 twins)
+    gym_pointmaze,  # noqa: F401  (registers the Gymnasium-Robotics PointMaze twins)
     maze,  # noqa: F401  (registers pointmaze-* / antmaze-*)
 )
 from envs.base import Env

@@ -30,7 +30,13 @@ from wsrl_mjx.agents import SACAgent, make_agent, method_loss
 from wsrl_mjx.checkpoint import CheckpointError
 from wsrl_mjx.config import Config, ConfigError
 from wsrl_mjx.loops import ActionFn, guided_actions
-from wsrl_mjx.pretrain import HOLDOUT_FILE, checkpoint_dir, load_offline_data, restore_pretrained
+from wsrl_mjx.pretrain import (
+    HOLDOUT_FILE,
+    checkpoint_dir,
+    load_offline_data,
+    resolve_env,
+    restore_pretrained,
+)
 from wsrl_mjx.train import make_env, run_online
 from wsrl_mjx.types import AgentState, OfflineTransition
 
@@ -150,6 +156,7 @@ def plan_finetune(cfg: Config, env) -> FinetunePlan:
 
 
 def run_finetune(cfg: Config, *, resume: bool = False) -> dict:
+    cfg = resolve_env(cfg)  # an empty env.name: the checkpoint's env
     env = make_env(cfg.env)
     plan = plan_finetune(cfg, env)
     method = cfg.finetune.method

@@ -11,7 +11,7 @@ from wsrl_mjx import data
 from wsrl_mjx.collect import run_collect
 from wsrl_mjx.config import Config
 from wsrl_mjx.finetune import run_finetune
-from wsrl_mjx.pretrain import run_pretrain
+from wsrl_mjx.pretrain import resolve_env, run_pretrain
 
 DEFAULT_CONFIG = Path(__file__).parent / "defaults" / "pipeline.yaml"
 
@@ -41,6 +41,7 @@ def collect(cfg: Config, root: Path) -> dict:
 def run_pipeline(cfg: Config) -> dict:
     """collect -> pretrain -> finetune in sub-folders of run.run_dir; returns the summary."""
     root = resolve_run_dir(cfg.run.run_dir)
+    cfg = resolve_env(cfg)  # an empty env.name: the dataset's env_spec
     times: dict[str, float] = {}
     print(
         f"[pipeline] {cfg.env.name}: collect -> pretrain ({cfg.offline.algorithm}) -> "
@@ -50,7 +51,9 @@ def run_pipeline(cfg: Config) -> dict:
 
     t = time.perf_counter()
     if cfg.offline.dataset:  # a dataset the user (or envs.maze_data) already made
-        meta = data.load_any(cfg.offline.dataset).metadata
+        meta = data.load_any(
+            cfg.offline.dataset, terminals_from_reward=cfg.offline.terminals_from_reward
+        ).metadata
         dataset = {"path": cfg.offline.dataset, "behaviour_return": meta.get("behaviour_return")}
         print(f"[pipeline] offline.dataset is set: skipping collect, using {dataset['path']}")
     else:
