@@ -173,7 +173,7 @@ def test_env_from_env_spec_and_mismatches_named(datasets):
         minari_io.check_env_matches(twin, {**meta, "env_spec": spec}, {}, "d")
     with pytest.raises(
         D.DatasetError,
-        match="observations have 17 features but the env expects observation_size=11",
+        match="17 features but the env expects observation_size=11",
     ):
         D.load_any(paths["cheetah"], observation_size=11)
 
