@@ -11,7 +11,9 @@ dependency of this twin, imported when one is made). Semantics kept from `PointM
   cell at the origin, y growing with the row index): a mirror image, not a shift.
 - Reset: goal = a random goal cell centre + U(+-0.25) per coordinate; start = a random reset
   cell whose centre is more than 0.5 from the goal, + U(+-0.25); zero velocity.
-- Step: action clipped to [-1, 1]; velocity clipped to +-5 before the physics step.
+- Step: action clipped to [-1, 1]; velocity clipped to +-5 before the physics step. Wall
+  contacts use a margin-aware sphere-box collider (`_sphere_box`): MJX's own ignores the geom
+  margin that native MuJoCo honours (docs/gymnasium_twins.md).
 - Success within `SUCCESS_DISTANCE` = 0.45 of the goal (not D4RL's 0.5). Sparse reward = success,
   dense reward = exp(-distance). With `continuing_task=True` (the default, and how Minari's
   datasets were recorded) an episode never terminates; with False it terminates on success.
@@ -25,9 +27,10 @@ Observation (float32, 6): Gymnasium-Robotics' dict flattened as `[observation, d
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
@@ -36,6 +39,9 @@ import mujoco
 import numpy as np
 from ml_collections import config_dict
 from mujoco import mjx
+from mujoco.mjx._src import collision_driver
+from mujoco.mjx._src import math as mjx_math
+from mujoco.mjx._src import types as mjx_types
 from mujoco_playground._src.mjx_env import State
 
 from envs.base import Env
@@ -86,6 +92,52 @@ def default_config(name: str) -> config_dict.ConfigDict:
         position_noise_range=0.25,
         episode_length=int(spec.max_episode_steps),
     )
+
+
+def _sphere_box(m: mjx.Model, d: mjx.Data, key: Any, geom: jax.Array) -> tuple:
+    """Sphere-box contacts with the exact signed distance, also when apart: MJX's own
+    sphere-box collider reports no contact until they overlap, so it misses contacts inside
+    the geom margin (PointMaze's 0.002 + 0.002) that native MuJoCo makes, and the point then
+    rides into walls it should slide along. Same signature and output as MJX's colliders."""
+    del key
+
+    def one(s_pos, r, b_pos, b_mat, half):
+        c = b_mat.T @ (s_pos - b_pos)  # sphere centre in the box frame
+        closest = jnp.clip(c, -half, half)
+        gap = closest - c
+        outside = jnp.any(jnp.abs(c) > half)
+        norm = jnp.linalg.norm(gap)
+        depth = half - jnp.abs(c)
+        k = jnp.argmin(depth)
+        face = jnp.zeros(3, c.dtype).at[k].set(jnp.where(c[k] >= 0, 1.0, -1.0))
+        # Normal from the sphere into the box (MJX's and MuJoCo's geom1 -> geom2 convention).
+        n = jnp.where(outside, gap / jnp.maximum(norm, 1e-12), -face)
+        on_box = jnp.where(outside, closest, c + face * depth[k])
+        dist = jnp.where(outside, norm, -depth[k]) - r
+        pos = 0.5 * (on_box + c + n * r)
+        return dist, b_mat @ pos + b_pos, mjx_math.make_frame(b_mat @ n)
+
+    g1, g2 = geom.T  # MJX orders each pair by geom type: sphere first
+    return jax.vmap(one)(
+        d.geom_xpos[g1], m.geom_size[g1, 0], d.geom_xpos[g2], d.geom_xmat[g2], m.geom_size[g2]
+    )
+
+
+_sphere_box.ncon = 1
+_SPHERE_BOX = (mjx_types.GeomType.SPHERE, mjx_types.GeomType.BOX)
+
+
+@contextlib.contextmanager
+def _margin_aware_sphere_box() -> Iterator[None]:
+    """Use `_sphere_box` for sphere-box pairs while a step is traced (the collision table is
+    read at trace time), so other MJX models keep MJX's own collider."""
+    table = collision_driver._COLLISION_FUNC
+    previous = table[_SPHERE_BOX]
+    table[_SPHERE_BOX] = _sphere_box
+    try:
+        yield
+    finally:
+        table[_SPHERE_BOX] = previous
 
 
 class GymPointMaze:
@@ -167,7 +219,8 @@ class GymPointMaze:
         dtype = m.qpos0.dtype
         ctrl = jnp.clip(jnp.asarray(action, dtype), -1.0, 1.0)
         qvel = jnp.clip(state.data.qvel, -VELOCITY_CLIP, VELOCITY_CLIP)
-        data = mjx.step(m, state.data.replace(qvel=qvel, ctrl=ctrl))
+        with _margin_aware_sphere_box():
+            data = mjx.step(m, state.data.replace(qvel=qvel, ctrl=ctrl))
         goal = state.info["goal"]
         dist = jnp.linalg.norm(data.qpos[:2] - goal)
         success = dist <= SUCCESS_DISTANCE

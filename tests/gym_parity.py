@@ -1,15 +1,25 @@
-"""Parity of the MJX twins with native Gymnasium envs, in float64 (run in a subprocess or under
-`jax.experimental.enable_x64`). Used by tests/test_gym_twins.py and docs/gymnasium_twins.md.
+"""Parity of the MJX twins with the native Gymnasium envs, in float64.
 
-`one_step_errors`: the twin stepped from the native state (set before every step) vs the native
-step, on one native trajectory of random actions. `divergence_step`: the first step at which a
-rollout leaves `tol` of the reference rollout (native with the same actions).
+    python -m tests.gym_parity NAME [NAME ...] [--steps N] [--tol T]   (JSON on stdout)
+
+It turns on jax_enable_x64, so run it in its own process (tests/test_gym_twins.py does). For
+each twin, one native trajectory of `steps` uniform random actions and two measures:
+
+- one step: before every step the twin is set to the native state (qpos, qvel, act, solver
+  warmstart, xpos; PointMaze: its goal too), then both step; the max |twin - native| of the
+  observation and of the reward, per step.
+- divergence: from one native state, the native rollout, a native rollout with qvel perturbed
+  by 1e-6, and the twin's rollout of the same actions; the first step at which each leaves `tol`
+  (max |qpos, qvel| difference) of the native rollout, `steps` if never. Terminations are
+  ignored: the physics keeps running.
+
+One jitted twin step serves both (one compile per twin).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -17,79 +27,86 @@ import mujoco
 import numpy as np
 from mujoco import mjx
 
-import envs  # noqa: F401
+import envs
+
+PERTURBATION = 1e-6
 
 
-def native_env(name: str, **kwargs):
+def native_env(name: str):
     import gymnasium as gym
 
     if name.startswith("PointMaze"):
         import gymnasium_robotics
 
         gym.register_envs(gymnasium_robotics)
-    return gym.make(name, **kwargs).unwrapped
+    return gym.make(name).unwrapped
 
 
-def _native_step(env, action):
-    obs, reward, terminated, _, _ = env.step(action)
-    if isinstance(obs, dict):
+def _flat(obs) -> np.ndarray:
+    if isinstance(obs, dict):  # the twin's order: [observation, desired_goal]
         obs = np.concatenate([obs["observation"], obs["desired_goal"]])
-    return np.asarray(obs, np.float64), float(reward), bool(terminated)
+    return np.asarray(obs, np.float64)
 
 
 def twin_data(template: mjx.Data, data: mujoco.MjData) -> mjx.Data:
-    """`template` (a twin state's data) set to the native state: what a step reads (qpos, qvel,
-    act, the solver warmstart) plus xpos, which Ant's reward reads before stepping. Replacing
-    leaves keeps shapes and dtypes, so the jitted step compiles once."""
+    """`template` (a twin state's data) set to the native state. Replacing leaves keeps shapes
+    and dtypes, so the jitted step compiles once (mjx.put_data would give int32 leaves where a
+    step under x64 makes int64, and a new compile per call)."""
     leaves = {k: getattr(data, k) for k in ("qpos", "qvel", "act", "qacc_warmstart", "xpos")}
     leaves["time"] = data.time
+    # Copies: on CPU jnp.asarray may alias the MjData buffers, which the native env then
+    # overwrites while the (asynchronously dispatched) twin step still reads them.
     return template.replace(
-        **{k: jnp.asarray(v, getattr(template, k).dtype) for k, v in leaves.items()}
+        **{k: jnp.array(np.array(v), getattr(template, k).dtype) for k, v in leaves.items()}
     )
 
 
-def one_step_errors(name: str, steps: int, seed: int = 0, **kwargs) -> dict:
-    """Max |twin - native| of obs and reward per step, the twin set to the native state first."""
-    from envs.gym_mujoco import make_task
+def _native_physics(name: str, model, frame_skip: int):
+    """The physics of one native env step on an MjData (what `env.step` runs, no task logic)."""
 
-    env = native_env(name, **kwargs)
-    env.reset(seed=seed)
-    task = make_task(name, **kwargs)
-    state0 = jax.jit(task.reset)(jax.random.PRNGKey(0))
-    step = jax.jit(lambda s, a: task.step(s, a))
-    rng = np.random.default_rng(seed)
-    obs_err, rew_err, done_same = [], [], []
-    for _ in range(steps):
-        action = rng.uniform(-1, 1, task.action_size)
-        state = task.set_state(state0, twin_data(state0.data, env.data))
-        out = step(state, jnp.asarray(action))
-        obs, reward, terminated = _native_step(env, action)
-        obs_err.append(float(np.abs(np.asarray(out.obs) - obs).max()))
-        rew_err.append(abs(float(out.reward) - reward))
-        done_same.append(bool(out.done) == terminated)
-        if terminated:
-            env.reset(seed=seed + len(obs_err))
-    return {"obs_err": obs_err, "reward_err": rew_err, "done_agrees": done_same}
+    def step(d: mujoco.MjData, action: np.ndarray) -> None:
+        if name.startswith("PointMaze"):  # PointEnv: clip action and qvel, then one mj_step
+            d.qvel[:] = np.clip(d.qvel, -5.0, 5.0)
+            mujoco.mj_forward(model, d)
+            action = np.clip(action, -1.0, 1.0)
+        d.ctrl[:] = action
+        mujoco.mj_step(model, d, nstep=frame_skip)
+
+    return step
 
 
-def _qstate(data) -> np.ndarray:
-    return np.concatenate([np.asarray(data.qpos), np.asarray(data.qvel)])
-
-
-def divergence_steps(name: str, steps: int, tol: float, seed: int = 0) -> dict:
-    """First step where (a) the twin's rollout and (b) a native rollout perturbed by 1e-6 leave
-    `tol` (max abs qpos/qvel) of the native rollout, all from one state and one action sequence;
-    `steps` if never. Termination is ignored: physics keeps running."""
-    from envs.gym_mujoco import make_task
-
+def parity(name: str, steps: int, tol: float, seed: int = 0) -> dict:
     env = native_env(name)
     env.reset(seed=seed)
-    task = make_task(name)
+    task = envs.make(name).task
+    goal_env = name.startswith("PointMaze")
+    state0 = jax.jit(task.reset)(jax.random.PRNGKey(0))
+    step = jax.jit(task.step)
+
+    def set_native(data: mujoco.MjData):
+        if goal_env:
+            return task.set_state(state0, twin_data(state0.data, data), goal=env.goal)
+        return task.set_state(state0, twin_data(state0.data, data))
+
     rng = np.random.default_rng(seed)
     actions = rng.uniform(-1, 1, (steps, task.action_size))
-    start = mujoco.MjData(env.model)
-    mujoco.mj_copyData(start, env.model, env.data)
     m = env.model
+    start = mujoco.MjData(m)
+    mujoco.mj_copyData(start, m, env.data)
+
+    # One step from the native state, along the native trajectory.
+    obs_err, reward_err, done_agrees = [], [], []
+    for action in actions:
+        out = step(set_native(env.data), jnp.asarray(action))
+        obs, reward, terminated, _, _ = env.step(action)
+        obs_err.append(float(np.abs(np.asarray(out.obs) - _flat(obs)).max()))
+        reward_err.append(abs(float(out.reward) - float(reward)))
+        done_agrees.append(bool(out.done) == bool(terminated))
+        if terminated:
+            env.reset(seed=seed + len(obs_err))
+
+    # Rollouts from `start`: native, native perturbed, twin.
+    physics = _native_physics(name, m, getattr(task, "frame_skip", 1))
 
     def native_rollout(perturb: float) -> np.ndarray:
         d = mujoco.MjData(m)
@@ -97,31 +114,43 @@ def divergence_steps(name: str, steps: int, tol: float, seed: int = 0) -> dict:
         d.qvel[:] += perturb
         out = []
         for a in actions:
-            d.ctrl[:] = a
-            mujoco.mj_step(m, d, nstep=task.frame_skip)
-            out.append(_qstate(d))
+            physics(d, a)
+            out.append(np.concatenate([d.qpos, d.qvel]))
         return np.array(out)
 
-    ref, perturbed = native_rollout(0.0), native_rollout(1e-6)
-    state0 = jax.jit(task.reset)(jax.random.PRNGKey(0))
-    state = task.set_state(state0, twin_data(state0.data, start))
-
-    def body(s, a):
-        s = task.step(s, a)
-        return s, jnp.concatenate([s.data.qpos, s.data.qvel])
-
-    _, twin = jax.jit(lambda s, a: jax.lax.scan(body, s, a))(state, jnp.asarray(actions))
+    ref, perturbed = native_rollout(0.0), native_rollout(PERTURBATION)
+    state, twin = set_native(start), []
+    for a in actions:
+        state = step(state, jnp.asarray(a))
+        twin.append(np.concatenate([np.asarray(state.data.qpos), np.asarray(state.data.qvel)]))
 
     def first(x: np.ndarray) -> int:
         bad = np.abs(np.asarray(x) - ref).max(axis=1) > tol
         return int(np.argmax(bad)) if bad.any() else steps
 
-    return {"twin": first(twin), "perturbed_native": first(perturbed)}
+    within = np.asarray(obs_err) <= 1e-6
+    return {
+        "steps": steps,
+        "one_step_within_1e-6": float(within.mean()),
+        "one_step_obs_err_max": max(obs_err),
+        "one_step_obs_err_median": float(np.median(obs_err)),
+        "one_step_reward_err_max": max(reward_err),
+        "done_agrees": float(np.mean(done_agrees)),
+        "divergence_tol": tol,
+        "twin_diverges_at": first(np.array(twin)),
+        "perturbed_native_diverges_at": first(perturbed),
+    }
 
 
-if __name__ == "__main__":  # python tests/gym_parity.py NAME STEPS [TOL]: JSON on stdout
+def main() -> None:
+    parser = argparse.ArgumentParser(description="MJX twin vs native Gymnasium parity (x64)")
+    parser.add_argument("names", nargs="+")
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--tol", type=float, default=1e-3)
+    args = parser.parse_args()
     jax.config.update("jax_enable_x64", True)
-    name, steps = sys.argv[1], int(sys.argv[2])
-    tol = float(sys.argv[3]) if len(sys.argv) > 3 else 1e-3
-    one = one_step_errors(name, steps)
-    print(json.dumps({"one_step": one, "divergence": divergence_steps(name, steps, tol)}))
+    print(json.dumps({n: parity(n, args.steps, args.tol) for n in args.names}))
+
+
+if __name__ == "__main__":
+    main()

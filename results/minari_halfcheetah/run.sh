@@ -11,6 +11,7 @@
 #   bash results/minari_halfcheetah/run.sh          (PY=python to use another interpreter)
 set -euo pipefail
 PY=${PY:-.venv/bin/python}
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # the scripts below import this checkout
 OUT=${OUT:-runs/minari_halfcheetah}
 export MINARI_DATASETS_PATH=${MINARI_DATASETS_PATH:-$OUT/minari}
 DATASET=wsrl-mjx/halfcheetah/medium-v0
