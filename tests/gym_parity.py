@@ -135,6 +135,7 @@ def parity(name: str, steps: int, tol: float, seed: int = 0) -> dict:
         "one_step_obs_err_max": max(obs_err),
         "one_step_obs_err_median": float(np.median(obs_err)),
         "one_step_reward_err_max": max(reward_err),
+        "one_step_reward_within_1e-6": float((np.asarray(reward_err) <= 1e-6).mean()),
         "done_agrees": float(np.mean(done_agrees)),
         "divergence_tol": tol,
         "twin_diverges_at": first(np.array(twin)),

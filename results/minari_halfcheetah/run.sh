@@ -13,9 +13,10 @@ set -euo pipefail
 PY=${PY:-.venv/bin/python}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # the scripts below import this checkout
 OUT=${OUT:-runs/minari_halfcheetah}
-export MINARI_DATASETS_PATH=${MINARI_DATASETS_PATH:-$OUT/minari}
+mkdir -p "$OUT/minari"
+# Absolute: minari 0.5 mangles a relative MINARI_DATASETS_PATH when it writes.
+export MINARI_DATASETS_PATH=$(realpath "${MINARI_DATASETS_PATH:-$OUT/minari}")
 DATASET=wsrl-mjx/halfcheetah/medium-v0
-mkdir -p "$OUT"
 NET=(--set agent.actor_hidden=[64,64] --set agent.critic_hidden=[64,64] --set agent.num_critics=2
      --set agent.batch_size=256 --set run.tensorboard=false --set run.progress=false)
 resume() { [ -d "$1/checkpoints" ] && echo --resume || true; }
