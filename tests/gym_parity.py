@@ -75,10 +75,14 @@ def _native_physics(name: str, model, frame_skip: int):
     return step
 
 
-def parity(name: str, steps: int, tol: float, seed: int = 0) -> dict:
+def parity(name: str, steps: int, tol: float, seed: int = 0, cone: str | None = None) -> dict:
     env = native_env(name)
-    env.reset(seed=seed)
     task = envs.make(name).task
+    if cone:  # e.g. "elliptic" in both, to measure what the friction cone accounts for
+        value = getattr(mujoco.mjtCone, f"mjCONE_{cone.upper()}")
+        env.model.opt.cone = task.mj_model.opt.cone = value
+        task._mjx_model = mjx.put_model(task.mj_model, impl="jax")
+    env.reset(seed=seed)
     goal_env = name.startswith("PointMaze")
     state0 = jax.jit(task.reset)(jax.random.PRNGKey(0))
     step = jax.jit(task.step)
@@ -148,9 +152,10 @@ def main() -> None:
     parser.add_argument("names", nargs="+")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--tol", type=float, default=1e-3)
+    parser.add_argument("--cone", choices=["pyramidal", "elliptic"], help="set in both models")
     args = parser.parse_args()
     jax.config.update("jax_enable_x64", True)
-    print(json.dumps({n: parity(n, args.steps, args.tol) for n in args.names}))
+    print(json.dumps({n: parity(n, args.steps, args.tol, cone=args.cone) for n in args.names}))
 
 
 if __name__ == "__main__":

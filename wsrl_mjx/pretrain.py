@@ -48,13 +48,15 @@ def load_offline_data(cfg: Config, env) -> tuple[str, data.OfflineData, np.ndarr
     return raw_fingerprint, loaded, returns
 
 
-def resolve_env(cfg: Config) -> Config:
-    """`cfg` with an empty env.name filled in: from the checkpoint's config when fine-tuning one,
-    else from the dataset's env_spec (Minari; its kwargs become env.overrides under the given
-    ones, its max_episode_steps the episode length unless set) or its recorded env name."""
+def resolve_env(cfg: Config, *, finetuning: bool = False) -> Config:
+    """`cfg` with an empty env.name filled in: when `finetuning`, from the pre-training
+    checkpoint's config (or, without one, finetune.dataset); else from offline.dataset's env_spec
+    (Minari; its kwargs become env.overrides under the given ones, its max_episode_steps the
+    episode length unless set) or its recorded env name."""
     if cfg.env.name:
         return cfg
-    if cfg.finetune.checkpoint and cfg.finetune.method != "sac":
+    dataset = cfg.finetune.dataset if finetuning else cfg.offline.dataset
+    if finetuning and cfg.finetune.checkpoint:
         checkpointer = Checkpointer(checkpoint_dir(cfg.finetune.checkpoint))
         saved = checkpointer.meta()["config"]["env"]
         checkpointer.close()
@@ -65,20 +67,21 @@ def resolve_env(cfg: Config) -> Config:
             episode_length=cfg.env.episode_length or saved.get("episode_length"),
         )
         return dataclasses.replace(cfg, env=env)
-    if not cfg.offline.dataset:
+    if finetuning and not dataset:
+        return cfg  # plan_finetune / make_env name what is missing
+    if not dataset:
         raise data.DatasetError(
             "offline.dataset is empty and so is env.name: set env.name, or offline.dataset to a "
             "Minari dataset whose env_spec names its env"
         )
-    if minari_io.is_minari(cfg.offline.dataset):
-        spec = minari_io.read_metadata(cfg.offline.dataset).get("env_spec")
+    if minari_io.is_minari(dataset):
+        spec = minari_io.read_metadata(dataset).get("env_spec")
         spec = spec if isinstance(spec, dict) else {}
     else:
-        spec = {"id": data.load_any(cfg.offline.dataset).metadata.get("env")}
+        spec = {"id": data.load_any(dataset).metadata.get("env")}
     if not spec.get("id"):
         raise data.DatasetError(
-            f"{cfg.offline.dataset} names no env (no env_spec): set env.name to the env it was "
-            "recorded in"
+            f"{dataset} names no env (no env_spec): set env.name to the env it was recorded in"
         )
     env = dataclasses.replace(
         cfg.env,
