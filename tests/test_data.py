@@ -260,6 +260,18 @@ def test_minari_hdf5(tmp_path):
         assert meta["env_spec"]["kwargs"] == {"continuing_task": True}
 
 
+def test_minari_lone_hdf5_with_pre_0_5_root_attributes(tmp_path):
+    data = _write_minari(tmp_path) / "data"
+    lone = tmp_path / "old.hdf5"
+    (data / "main_data.hdf5").rename(lone)  # no metadata.json beside it
+    with h5py.File(lone, "a") as f:
+        f.attrs["env_spec"] = json.dumps({"id": "PointMaze_UMaze-v3"})
+        f.attrs["dataset_id"] = "old/maze-v0"
+    arrays, meta = D.load_any(lone)
+    assert meta["env"] == "PointMaze_UMaze-v3" and meta["dataset_id"] == "old/maze-v0"
+    assert len(arrays["rewards"]) == 5
+
+
 def test_minari_dict_observations_flatten_and_unknown_suffix_raises(tmp_path):
     arrays, meta = D.load_any(_write_minari(tmp_path, dict_obs=True))
     assert meta["observation_keys"] == ["observation", "desired_goal"]

@@ -4,7 +4,9 @@
 #   2. its policy recorded into a Minari dataset in the *native* Gymnasium HalfCheetah-v5 by
 #      minari's own DataCollector,
 #   3. CalQL pre-training on that dataset (env.name left empty: the twin comes from the
-#      dataset's env_spec),
+#      dataset's env_spec); the SAC temperature starts at 0.1 (at 1.0, the default, the entropy
+#      term swamped HalfCheetah's ~1-per-step rewards and 3000 steps left a standing policy,
+#      eval return -1.5),
 #   4. WSRL fine-tuning in the twin (env from the checkpoint).
 # Resumable: each finished phase leaves a marker and is skipped when re-run; a killed
 # pretrain/finetune continues from its last checkpoint.
@@ -41,9 +43,10 @@ fi
 
 if [ ! -f "$OUT/pretrain.done" ]; then
   $PY -m wsrl_mjx.run pretrain $(resume "$OUT/pretrain") "${NET[@]}" \
-    --set offline.dataset="$DATASET" --set offline.algorithm=calql --set offline.steps=3000 \
-    --set offline.chunk_length=250 --set offline.eval_every_steps=1500 \
-    --set offline.checkpoint_every_steps=1500 --set offline.max_target_backup=false \
+    --set offline.dataset="$DATASET" --set offline.algorithm=calql --set offline.steps=5000 \
+    --set agent.init_temperature=0.1 --set agent.temperature_lr=1e-3 --set agent.actor_lr=3e-4 \
+    --set offline.chunk_length=250 --set offline.eval_every_steps=1250 \
+    --set offline.checkpoint_every_steps=1250 --set offline.max_target_backup=false \
     --set offline.cql_num_actions=5 --set eval.num_episodes=8 --set run.run_dir="$OUT/pretrain"
   touch "$OUT/pretrain.done"
 fi
