@@ -221,36 +221,62 @@ def test_d4rl_hdf5_with_next_observations_is_read_as_is(tmp_path):
     assert D.fingerprint(arrays) == D.fingerprint(a) and "dropped_transitions" not in meta
 
 
-def _write_minari(path, dict_obs=False):
-    with h5py.File(path, "w") as f:
-        f.attrs["env_spec"] = json.dumps({"id": "PointMaze-v3"})
+def _write_minari(root, dict_obs=False):
+    """A Minari 0.5 dataset directory as `DataCollector` writes it: `data/metadata.json` holds the
+    metadata (env_spec as a JSON string), `data/main_data.hdf5` the episodes, no root attrs."""
+    data = root / "test" / "maze" / "tiny-v0" / "data"
+    data.mkdir(parents=True)
+    spec = {"id": "PointMaze_UMaze-v3", "kwargs": {"continuing_task": True}}
+    meta = {"env_spec": json.dumps(spec), "dataset_id": "test/maze/tiny-v0", "total_steps": 5,
+            "algorithm_name": "hand-written", "data_format": "hdf5"}  # fmt: skip
+    (data / "metadata.json").write_text(json.dumps(meta))
+    with h5py.File(data / "main_data.hdf5", "w") as f:
         for i, t in enumerate([3, 2]):
             ep = f.create_group(f"episode_{i}")
             obs = np.full((t + 1, OBS), 10.0 * i, np.float32) + np.arange(t + 1)[:, None]
             if dict_obs:
                 ep["observations/observation"] = obs
-                ep["observations/desired_goal"] = obs[:, :2]
+                ep["observations/desired_goal"] = obs[:, :2] + 100
+                ep["observations/achieved_goal"] = obs[:, :2]
             else:
                 ep["observations"] = obs
             ep["actions"] = np.zeros((t, ACT), np.float32)
             ep["rewards"] = np.ones(t, np.float32)
             ep["terminations"] = np.arange(t) == t - 1 if i == 0 else np.zeros(t, bool)
             ep["truncations"] = np.zeros(t, bool)  # episode 1 ends with no flag at all
-    return path
+    return data.parent
 
 
 def test_minari_hdf5(tmp_path):
-    arrays, meta = D.load_any(_write_minari(tmp_path / "m.hdf5"), env="PointMaze-v3")
-    np.testing.assert_array_equal(arrays["observations"][:, 0], [0, 1, 2, 10, 11])
-    np.testing.assert_array_equal(arrays["next_observations"][:, 0], [1, 2, 3, 11, 12])
-    np.testing.assert_array_equal(arrays["terminals"], [0, 0, 1, 0, 0])
-    np.testing.assert_array_equal(arrays["timeouts"], [0, 0, 0, 0, 1])
-    assert meta["episodes"] == 2 and meta["episodes_end_unflagged_marked_truncated"] == 1
+    root = _write_minari(tmp_path)
+    for path in (root, root / "data", root / "data" / "main_data.hdf5"):
+        arrays, meta = D.load_any(path, env="PointMaze_UMaze-v3")
+        np.testing.assert_array_equal(arrays["observations"][:, 0], [0, 1, 2, 10, 11])
+        np.testing.assert_array_equal(arrays["next_observations"][:, 0], [1, 2, 3, 11, 12])
+        np.testing.assert_array_equal(arrays["terminals"], [0, 0, 1, 0, 0])
+        np.testing.assert_array_equal(arrays["timeouts"], [0, 0, 0, 0, 1])
+        assert meta["episodes"] == 2 and meta["episodes_end_unflagged_marked_truncated"] == 1
+        assert meta["dataset_id"] == "test/maze/tiny-v0" and meta["total_steps"] == 5
+        assert meta["env_spec"]["kwargs"] == {"continuing_task": True}
 
 
-def test_minari_dict_observations_and_unknown_suffix_raise(tmp_path):
-    with pytest.raises(D.DatasetError, match="dict observations/actions are unsupported"):
-        D.load_hdf5(_write_minari(tmp_path / "m.hdf5", dict_obs=True))
+def test_minari_lone_hdf5_with_pre_0_5_root_attributes(tmp_path):
+    data = _write_minari(tmp_path) / "data"
+    lone = tmp_path / "old.hdf5"
+    (data / "main_data.hdf5").rename(lone)  # no metadata.json beside it
+    with h5py.File(lone, "a") as f:
+        f.attrs["env_spec"] = json.dumps({"id": "PointMaze_UMaze-v3"})
+        f.attrs["dataset_id"] = "old/maze-v0"
+    arrays, meta = D.load_any(lone)
+    assert meta["env"] == "PointMaze_UMaze-v3" and meta["dataset_id"] == "old/maze-v0"
+    assert len(arrays["rewards"]) == 5
+
+
+def test_minari_dict_observations_flatten_and_unknown_suffix_raises(tmp_path):
+    arrays, meta = D.load_any(_write_minari(tmp_path, dict_obs=True))
+    assert meta["observation_keys"] == ["observation", "desired_goal"]
+    assert arrays["observations"].shape == (5, OBS + 2)
+    np.testing.assert_array_equal(arrays["observations"][0, OBS:], [100, 100])
     with pytest.raises(D.DatasetError, match="unknown dataset suffix '.pkl'"):
         D.load_any(tmp_path / "d.pkl")
 

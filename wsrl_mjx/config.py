@@ -44,7 +44,9 @@ def _choices(metadata: Any) -> tuple:
 
 @dataclass(frozen=True)
 class EnvConfig:
-    name: str = "PointMass"
+    # Empty: pretrain/pipeline/finetune take the env from the dataset's env_spec (Minari) or the
+    # checkpoint; every other command needs a registered name.
+    name: str = ""
     episode_length: int | None = None  # None keeps the task's own time limit
     reward_scale: float = 1.0  # applied once, when a transition enters the buffer
     reward_bias: float = 0.0
@@ -126,6 +128,8 @@ class OfflineConfig:
     lagrange_init: float = 1.0
     lagrange_lr: float = 3e-4
     sparse_negative_reward: float | None = None  # CalQL's all-negative trajectory rule
+    # Minari goal datasets: reward >= 1 transitions are terminal (D4RL antmaze convention)
+    terminals_from_reward: bool = False
     iql_expectile: float = 0.7
     iql_temperature: float = 3.0  # AWR inverse temperature beta
     iql_max_weight: float = 100.0

@@ -1,4 +1,7 @@
-"""Offline datasets: one validated file format, D4RL/Minari readers, reward transform, MC returns.
+"""Offline datasets: one validated file format, D4RL readers, reward transform, MC returns.
+
+Minari datasets (directories, ids, their HDF5 or arrow files) are read by `wsrl_mjx.minari_io`;
+`load_any` and `load_hdf5` dispatch to it.
 
 A dataset is a dict of per-transition arrays with D4RL's names (`REQUIRED_KEYS`, all of length N)
 plus a JSON metadata dict (env, method, behaviour_return, size, seed, ...). On disk it is one
@@ -16,7 +19,6 @@ the transformed rewards -> `split_holdout` (MC returns travel as an extra array)
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -338,53 +340,6 @@ def _read_d4rl(f: h5py.File, path: Path) -> tuple[dict[str, np.ndarray], dict[st
     return a, meta
 
 
-def _read_minari(f: h5py.File, path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    names = sorted(
-        (k for k in f if re.fullmatch(r"episode_\d+", k)), key=lambda k: int(k.split("_")[1])
-    )
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in REQUIRED_KEYS}
-    unflagged = 0
-    for name in names:
-        ep = f[name]
-        keys = ("observations", "actions", "rewards", "terminations", "truncations")
-        miss = [k for k in keys if k not in ep]
-        if miss:
-            raise DatasetError(f"{path}: {name} is missing {miss}; present: {sorted(ep.keys())}")
-        obs = _read(ep["observations"], f"{name}/observations", path)
-        act = _read(ep["actions"], f"{name}/actions", path)
-        rew, term, trunc = (
-            _read(ep[k], f"{name}/{k}", path, scalar=True)
-            for k in ("rewards", "terminations", "truncations")
-        )
-        t = len(act)
-        if len(obs) != t + 1 or not len(rew) == len(term) == len(trunc) == t:
-            raise DatasetError(
-                f"{path}: {name} needs observations of length T+1 and actions, rewards, "
-                f"terminations, truncations of length T; got {len(obs)}, {t}, {len(rew)}, "
-                f"{len(term)}, {len(trunc)}"
-            )
-        if t == 0:
-            continue
-        if not (term[-1] or trunc[-1]):  # an episode cut without a flag is still truncated
-            trunc = trunc.copy()
-            trunc[-1] = 1
-            unflagged += 1
-        for k, v in zip(REQUIRED_KEYS, (obs[:-1], act, rew, obs[1:], term, trunc), strict=True):
-            parts[k].append(v)
-    if not parts["rewards"]:
-        raise DatasetError(f"{path}: Minari layout with no non-empty episode_<i> groups")
-    a = {k: np.concatenate(v) for k, v in parts.items()}
-    meta: dict[str, Any] = {"method": "minari", "source": str(path), "episodes": len(names)}
-    if unflagged:
-        meta["episodes_end_unflagged_marked_truncated"] = unflagged
-    for attr in ("dataset_id", "algorithm_name"):
-        if attr in f.attrs:
-            meta[attr] = str(f.attrs[attr])
-    with contextlib.suppress(KeyError, TypeError, ValueError):  # Minari's env_spec is optional
-        meta["env"] = json.loads(f.attrs["env_spec"])["id"]
-    return a, meta
-
-
 def load_hdf5(
     path: str | os.PathLike,
     *,
@@ -399,12 +354,13 @@ def load_hdf5(
     """
     path = Path(path)
     _check_exists(path)
+    minari = False
     try:
         with h5py.File(path, "r") as f:
             if "observations" in f:
                 arrays, meta = _read_d4rl(f, path)
             elif any(re.fullmatch(r"episode_\d+", k) for k in f):
-                arrays, meta = _read_minari(f, path)
+                minari = True
             else:
                 raise DatasetError(
                     f"{path}: neither D4RL layout (top-level 'observations') nor Minari layout "
@@ -412,6 +368,12 @@ def load_hdf5(
                 )
     except OSError as e:
         raise DatasetError(f"{path}: cannot read as HDF5 ({e})") from None
+    if minari:
+        from wsrl_mjx.minari_io import load_minari  # it imports this module
+
+        return load_minari(
+            path, observation_size=observation_size, action_size=action_size, env=env
+        )
     return validate(
         arrays,
         meta,
@@ -428,14 +390,29 @@ def load_any(
     observation_size: int | None = None,
     action_size: int | None = None,
     env: str | None = None,
+    terminals_from_reward: bool = False,
 ) -> OfflineData:
-    """`load_dataset` for .npz, `load_hdf5` for .h5/.hdf5."""
+    """`load_dataset` for .npz, `load_hdf5` for .h5/.hdf5, `minari_io.load_minari` for a Minari
+    dataset (its directory, a `main_data.hdf5` inside one, or a dataset id).
+
+    `terminals_from_reward` (Minari goal datasets only) marks reward-1 transitions terminal.
+    """
+    from wsrl_mjx import minari_io  # it imports this module
+
+    kwargs = {"observation_size": observation_size, "action_size": action_size, "env": env}
+    if minari_io.is_minari(path):
+        return minari_io.load_minari(path, terminals_from_reward=terminals_from_reward, **kwargs)
+    if terminals_from_reward:
+        raise DatasetError(f"{path}: terminals_from_reward applies to Minari datasets only")
     suffix = Path(path).suffix.lower()
     loaders = {".npz": load_dataset, ".h5": load_hdf5, ".hdf5": load_hdf5}
-    if suffix not in loaders:
-        raise DatasetError(f"{path}: unknown dataset suffix {suffix!r}; use .npz, .h5 or .hdf5")
-    return loaders[suffix](
-        path, observation_size=observation_size, action_size=action_size, env=env
+    if suffix in loaders:
+        return loaders[suffix](path, **kwargs)
+    if not suffix and not Path(path).exists():
+        minari_io.dataset_dir(path)  # raises, saying where it looked for the id
+    raise DatasetError(
+        f"{path}: unknown dataset suffix {suffix!r}; use .npz, .h5, .hdf5 or a Minari dataset "
+        f"(its directory, or an id under {minari_io.datasets_root()})"
     )
 
 

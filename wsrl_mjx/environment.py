@@ -10,6 +10,11 @@ ENV_KEYS = ("env", "observation_size", "action_size")
 
 
 def make_env(cfg: EnvConfig) -> envs.Env:
+    if not cfg.name:
+        raise ConfigError(
+            "env.name is empty: name a registered env (--set env.name=PointMass), or pass a "
+            "Minari dataset whose env_spec names one (pretrain / pipeline)"
+        )
     overrides = dict(cfg.overrides)
     if cfg.episode_length is not None:
         overrides["episode_length"] = cfg.episode_length

@@ -22,7 +22,7 @@ from wsrl_mjx.checkpoint import CheckpointError
 from wsrl_mjx.config import Config, ConfigError
 from wsrl_mjx.environment import make_env
 from wsrl_mjx.methods import METHODS, Method, make_agent
-from wsrl_mjx.pretrain import HOLDOUT_FILE, load_offline_data
+from wsrl_mjx.pretrain import HOLDOUT_FILE, load_offline_data, resolve_env
 from wsrl_mjx.train import OnlinePlan, run_seeds, seed_configs
 from wsrl_mjx.types import AgentState, OfflineTransition
 
@@ -146,6 +146,7 @@ def plan_finetune(cfg: Config, env) -> OnlinePlan:
 def run_finetune(cfg: Config, *, resume: bool = False):
     """Fine-tune with `finetune.method`; a summary (a list of them with run.num_seeds > 1:
     the seeds start from the same checkpoint and run as one vmapped program)."""
+    cfg = resolve_env(cfg, finetuning=True)  # an empty env.name: the checkpoint's env
     summaries = run_finetune_seeds(seed_configs(cfg), resume=resume)
     return summaries if cfg.run.num_seeds > 1 else summaries[0]
 
@@ -153,5 +154,10 @@ def run_finetune(cfg: Config, *, resume: bool = False):
 def run_finetune_seeds(cfgs: list[Config], *, resume: bool = False) -> list[dict]:
     """One config per seed (each may name its own checkpoint, e.g. an experiment's per-seed
     pre-trainings; every other setting shared), fine-tuned as one program."""
-    env = make_env(cfgs[0].env)
+    cfg = cfgs[0]
+    if not cfg.env.name:  # a missing checkpoint or dataset is the problem to name, not the env
+        method = METHODS[cfg.finetune.method]
+        rows = offline_rows(method, cfg.finetune.offline_ratio, cfg.agent.batch_size)
+        _check_inputs(cfg, method, rows)
+    env = make_env(cfg.env)
     return run_seeds(cfgs, [plan_finetune(cfg, env) for cfg in cfgs], resume=resume)

@@ -13,7 +13,7 @@ from wsrl_mjx.collect import run_collect
 from wsrl_mjx.config import Config, ConfigError, check_single_seed
 from wsrl_mjx.finetune import run_finetune
 from wsrl_mjx.logger import read_metrics
-from wsrl_mjx.pretrain import run_pretrain
+from wsrl_mjx.pretrain import resolve_env, run_pretrain
 from wsrl_mjx.rundir import atomic_write
 
 DEFAULT_CONFIG = Path(__file__).parent / "defaults" / "pipeline.yaml"
@@ -90,6 +90,7 @@ def run_pipeline(cfg: Config, *, resume: bool = False) -> dict:
             f"(run.run_dir is {cfg.run.run_dir!r}, a new folder per run)"
         )
     root = resolve_run_dir(cfg.run.run_dir)
+    cfg = resolve_env(cfg)  # an empty env.name: the dataset's env_spec
     if resume and not root.is_dir():
         raise ConfigError(f"pipeline --resume: {root} does not exist")
     times: dict[str, float] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -11,7 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from wsrl_mjx import data
+from wsrl_mjx import data, minari_io
+from wsrl_mjx.bridge import checkpoint_dir
 from wsrl_mjx.checkpoint import Checkpointer, CheckpointError
 from wsrl_mjx.config import Config, check_budget, check_single_seed, save_config, to_dict
 from wsrl_mjx.environment import env_meta, make_env
@@ -35,13 +37,60 @@ def load_offline_data(cfg: Config, env) -> tuple[str, data.OfflineData, np.ndarr
         observation_size=env.observation_size,
         action_size=env.action_size,
         env=env.name,
+        terminals_from_reward=cfg.offline.terminals_from_reward,
     )
+    minari_io.check_env_matches(env, loaded.metadata, cfg.env.overrides, cfg.offline.dataset)
     raw_fingerprint = data.fingerprint(loaded.arrays)
     loaded = data.transform_rewards(loaded, cfg.env.reward_scale, cfg.env.reward_bias)
     returns = loaded.returns_to_go(
         cfg.agent.discount, sparse_negative_reward=cfg.offline.sparse_negative_reward
     )
     return raw_fingerprint, loaded, returns
+
+
+def resolve_env(cfg: Config, *, finetuning: bool = False) -> Config:
+    """`cfg` with an empty env.name filled in: when `finetuning`, from the pre-training
+    checkpoint's config (or, without one, finetune.dataset); else from offline.dataset's env_spec
+    (Minari; its kwargs become env.overrides under the given ones, its max_episode_steps the
+    episode length unless set) or its recorded env name."""
+    if cfg.env.name:
+        return cfg
+    dataset = cfg.finetune.dataset if finetuning else cfg.offline.dataset
+    if finetuning and cfg.finetune.checkpoint:
+        checkpointer = Checkpointer(checkpoint_dir(cfg.finetune.checkpoint))
+        saved = checkpointer.meta()["config"]["env"]
+        checkpointer.close()
+        env = dataclasses.replace(
+            cfg.env,
+            name=saved["name"],
+            overrides={**saved.get("overrides", {}), **cfg.env.overrides},
+            episode_length=cfg.env.episode_length or saved.get("episode_length"),
+        )
+        return dataclasses.replace(cfg, env=env)
+    if finetuning and not dataset:
+        return cfg  # plan_finetune / make_env name what is missing
+    if not dataset:
+        raise data.DatasetError(
+            "offline.dataset is empty and so is env.name: set env.name, or offline.dataset to a "
+            "Minari dataset whose env_spec names its env"
+        )
+    if minari_io.is_minari(dataset):
+        spec = minari_io.read_metadata(dataset).get("env_spec")
+        spec = spec if isinstance(spec, dict) else {}
+    else:
+        spec = {"id": data.load_any(dataset).metadata.get("env")}
+    if not spec.get("id"):
+        raise data.DatasetError(
+            f"{dataset} names no env (no env_spec): set env.name to the env it was recorded in"
+        )
+    env = dataclasses.replace(
+        cfg.env,
+        name=spec["id"],
+        overrides={**spec.get("kwargs", {}), **cfg.env.overrides},
+        episode_length=cfg.env.episode_length or spec.get("max_episode_steps"),
+    )
+    print(f"[env] {env.name} from the dataset's env_spec (overrides {env.overrides})", flush=True)
+    return dataclasses.replace(cfg, env=env)
 
 
 @holds_run_dir  # one writer per run dir, for the run's whole life
@@ -56,6 +105,7 @@ def run_pretrain(cfg: Config, *, resume: bool = False) -> dict:
     total = chunks * cfg.offline.chunk_length
     granule = f"whole chunks of offline.chunk_length = {cfg.offline.chunk_length}"
     check_budget("offline.steps", cfg.offline.steps, total, granule)
+    cfg = resolve_env(cfg)
     env = make_env(cfg.env)
     raw_fingerprint, loaded, returns = load_offline_data(cfg, env)
     arrays = {**loaded.arrays, "mc_returns": returns}

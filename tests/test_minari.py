@@ -1,0 +1,186 @@
+"""Minari datasets made offline by minari's own DataCollector on the native Gymnasium envs, read
+by `wsrl_mjx.minari_io` (through `data.load_any`), and the dataset <-> env checks of pretrain.
+
+Datasets are tiny (tens of steps) and made once per module under a temporary
+MINARI_DATASETS_PATH; nothing is downloaded.
+"""
+
+import json
+import os
+
+import h5py
+import numpy as np
+import pytest
+
+gym = pytest.importorskip("gymnasium")
+minari = pytest.importorskip("minari")
+gymnasium_robotics = pytest.importorskip("gymnasium_robotics")
+
+from wsrl_mjx import data as D  # noqa: E402
+from wsrl_mjx import minari_io  # noqa: E402
+from wsrl_mjx.config import load_config  # noqa: E402
+from wsrl_mjx.pretrain import resolve_env  # noqa: E402
+
+gym.register_envs(gymnasium_robotics)
+EPISODE_STEPS = 30
+
+
+def _collect(env, dataset_id, episodes, policy, seed=0, **kwargs):
+    """`episodes` episodes of `policy(obs)` through minari.DataCollector -> the dataset dir."""
+    collector = minari.DataCollector(env, record_infos=False, **kwargs)
+    for i in range(episodes):
+        obs, _ = collector.reset(seed=seed + i)
+        while True:
+            obs, _, terminated, truncated, _ = collector.step(policy(obs))
+            if terminated or truncated:
+                break
+    collector.create_dataset(dataset_id=dataset_id, algorithm_name="test-policy")
+    return minari_io.datasets_root() / dataset_id
+
+
+def _to_goal(obs):
+    """Proportional-derivative controller of the point to its goal: reaches it in tens of steps."""
+    pos, vel = obs["observation"][:2], obs["observation"][2:]
+    return np.clip(2.0 * (obs["desired_goal"] - pos) - 0.5 * vel, -1, 1).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("minari")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MINARI_DATASETS_PATH", str(root))
+        rng = np.random.default_rng(0)
+        cheetah = gym.make("HalfCheetah-v5", max_episode_steps=EPISODE_STEPS)
+        hopper = gym.make("Hopper-v5")  # falls within ~100 random steps: terminated
+        maze = gym.make(
+            "PointMaze_Open-v3", continuing_task=True, reset_target=True, max_episode_steps=120
+        )
+
+        def rand(env):
+            return lambda obs: rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
+
+        out = {
+            "cheetah": _collect(cheetah, "test/halfcheetah/random-v0", 2, rand(cheetah)),
+            "hopper": _collect(hopper, "test/hopper/random-v0", 3, rand(hopper)),
+            "maze": _collect(maze, "test/pointmaze/open-v0", 2, _to_goal, data_format="arrow"),
+        }
+        yield out, mp
+
+
+def test_halfcheetah_hdf5_layout_metadata_and_t_plus_1_observations(datasets):
+    paths, _ = datasets
+    arrays, meta = D.load_any(paths["cheetah"], observation_size=17, action_size=6)
+    assert (paths["cheetah"] / "data" / "metadata.json").is_file()
+    with h5py.File(paths["cheetah"] / "data" / "main_data.hdf5") as f:
+        assert dict(f.attrs) == {}  # Minari 0.5 keeps nothing in the HDF5 attributes
+        episode = f["episode_0"]
+        obs = episode["observations"][()]
+        assert len(obs) == EPISODE_STEPS + 1
+    assert meta["env"] == "HalfCheetah-v5" and meta["env_spec"]["max_episode_steps"] == 30
+    assert meta["dataset_id"] == "test/halfcheetah/random-v0"
+    assert meta["algorithm_name"] == "test-policy" and meta["total_steps"] == 2 * EPISODE_STEPS
+    assert meta["skipped_episodes"]["count"] == 0 and meta["episodes"] == 2
+    n = EPISODE_STEPS
+    np.testing.assert_allclose(arrays["observations"][:n], obs[:-1].astype(np.float32))
+    np.testing.assert_allclose(arrays["next_observations"][:n], obs[1:].astype(np.float32))
+    assert not arrays["terminals"].any()
+    np.testing.assert_array_equal(np.flatnonzero(arrays["timeouts"]), [n - 1, 2 * n - 1])
+
+
+def test_hopper_terminations_become_terminals(datasets):
+    paths, _ = datasets
+    arrays, meta = D.load_any(paths["hopper"], env="Hopper-v5")
+    ends = np.flatnonzero(arrays["terminals"])
+    assert len(ends) == 3 and ends[-1] == len(arrays["rewards"]) - 1  # every episode fell
+    assert not arrays["timeouts"].any()
+    assert meta["total_steps"] == len(arrays["rewards"])
+
+
+def test_pointmaze_arrow_dict_observations_and_terminals_from_reward(datasets):
+    pytest.importorskip("pyarrow")
+    paths, _ = datasets
+    plain = D.load_any(paths["maze"])
+    assert plain.metadata["minari"]["data_format"] == "arrow"
+    assert plain.metadata["observation_keys"] == ["observation", "desired_goal"]
+    obs = plain.arrays["observations"]
+    assert obs.shape[1] == 6  # [x, y, vx, vy, goal_x, goal_y], as the PointMaze twin
+    reached = plain.arrays["rewards"] == 1.0
+    assert reached.any() and not plain.arrays["terminals"].any()  # continuing_task=True
+    # reset_target=True: the goal moves after a success, seen from the next observation on.
+    assert (np.abs(np.diff(obs[:, 4:], axis=0)).max(axis=1) > 0.5).any()
+    goal = D.load_any(paths["maze"], terminals_from_reward=True)
+    np.testing.assert_array_equal(goal.arrays["terminals"], reached)
+    assert not (goal.arrays["terminals"] & goal.arrays["timeouts"]).any()
+    assert goal.metadata["terminals_from_reward"]["terminals"] == int(reached.sum())
+
+
+def test_arrow_without_pyarrow_names_the_extra(datasets, monkeypatch):
+    import builtins
+
+    paths, _ = datasets
+    real_import = builtins.__import__
+
+    def no_pyarrow(name, *args, **kwargs):
+        if name.startswith("pyarrow"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pyarrow)
+    with pytest.raises(D.DatasetError, match=r"arrow format.*wsrl-mjx\[arrow\]"):
+        D.load_any(paths["maze"])
+
+
+def test_malformed_episode_is_skipped_and_counted(datasets, tmp_path):
+    paths, _ = datasets
+    import shutil
+
+    copy = tmp_path / "hopper"
+    shutil.copytree(paths["hopper"], copy)
+    with h5py.File(copy / "data" / "main_data.hdf5", "a") as f:
+        obs = f["episode_1/observations"][()]
+        del f["episode_1/observations"]
+        f["episode_1/observations"] = obs[:-1]  # T observations (Minari issue 199)
+    full = D.load_any(paths["hopper"])
+    arrays, meta = D.load_any(copy)
+    assert meta["skipped_episodes"]["count"] == 1 and meta["episodes"] == 2
+    assert "episode_1: needs T+1 observations" in meta["skipped_episodes"]["reasons"][0]
+    assert len(arrays["rewards"]) == full.size - (len(obs) - 1)
+
+
+def test_dataset_id_resolution_and_missing_id(datasets):
+    _, mp = datasets
+    data = D.load_any("test/halfcheetah/random")  # no version: the newest local one
+    assert data.metadata["dataset_id"] == "test/halfcheetah/random-v0"
+    with pytest.raises(D.DatasetError, match="looked for a path, then for the id under"):
+        D.load_any("test/halfcheetah/expert-v0")
+    assert os.environ["MINARI_DATASETS_PATH"] in str(minari_io.datasets_root())
+
+
+def test_env_from_env_spec_and_mismatches_named(datasets):
+    paths, _ = datasets
+    cfg = load_config(None, [f"offline.dataset={paths['cheetah']}"])
+    assert cfg.env.name == ""
+    resolved = resolve_env(cfg)
+    assert resolved.env.name == "HalfCheetah-v5" and resolved.env.episode_length == 30
+    meta = D.load_any(paths["cheetah"]).metadata
+    twin = type("Twin", (), {"name": "HalfCheetah-v5", "config": {"ctrl_cost_weight": 0.1}})
+    minari_io.check_env_matches(twin, meta, {}, "d")  # same env, default kwargs: accepted
+    other = type("Other", (), {"name": "Hopper-v5", "config": {}})
+    with pytest.raises(D.DatasetError, match="recorded in env 'HalfCheetah-v5'.*'Hopper-v5'"):
+        minari_io.check_env_matches(other, meta, {}, "d")
+    spec = {**meta["env_spec"], "kwargs": {"ctrl_cost_weight": 0.2, "continuing_task": False}}
+    with pytest.raises(D.DatasetError, match="ctrl_cost_weight=0.2 but the env has .*0.1"):
+        minari_io.check_env_matches(twin, {**meta, "env_spec": spec}, {}, "d")
+    with pytest.raises(
+        D.DatasetError,
+        match="17 features but the env expects observation_size=11",
+    ):
+        D.load_any(paths["cheetah"], observation_size=11)
+
+
+def test_metadata_json_is_kept(datasets):
+    paths, _ = datasets
+    meta = D.load_any(paths["cheetah"]).metadata
+    on_disk = json.loads((paths["cheetah"] / "data" / "metadata.json").read_text())
+    assert meta["minari"]["minari_version"] == on_disk["minari_version"]
+    assert meta["minari"]["env_spec"] == json.loads(on_disk["env_spec"])
