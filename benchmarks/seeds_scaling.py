@@ -75,6 +75,9 @@ def main(argv: list[str] | None = None) -> dict:
         "--chunk-length", type=int, default=None, help="override online.chunk_length"
     )
     parser.add_argument(
+        "--set", nargs="+", default=[], metavar="KEY=VALUE", help="overrides of every config"
+    )
+    parser.add_argument(
         "--out",
         default=None,
         help="output stem (default benchmarks/results/seeds_scaling_<backend>)",
