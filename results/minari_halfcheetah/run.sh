@@ -43,10 +43,10 @@ fi
 
 if [ ! -f "$OUT/pretrain.done" ]; then
   $PY -m wsrl_mjx.run pretrain $(resume "$OUT/pretrain") "${NET[@]}" \
-    --set offline.dataset="$DATASET" --set offline.algorithm=calql --set offline.steps=5000 \
+    --set offline.dataset="$DATASET" --set offline.algorithm=calql --set offline.steps=15000 \
     --set agent.init_temperature=0.1 --set agent.temperature_lr=1e-3 --set agent.actor_lr=3e-4 \
-    --set offline.chunk_length=250 --set offline.eval_every_steps=1250 \
-    --set offline.checkpoint_every_steps=1250 --set offline.max_target_backup=false \
+    --set offline.chunk_length=500 --set offline.eval_every_steps=2500 \
+    --set offline.checkpoint_every_steps=2500 --set offline.max_target_backup=false \
     --set offline.cql_num_actions=5 --set eval.num_episodes=8 --set run.run_dir="$OUT/pretrain"
   touch "$OUT/pretrain.done"
 fi
@@ -54,7 +54,7 @@ fi
 if [ ! -f "$OUT/finetune.done" ]; then
   $PY -m wsrl_mjx.run finetune $(resume "$OUT/finetune") --checkpoint "$OUT/pretrain" \
     --method wsrl "${NET[@]}" --set agent.critic_minibatches=4 --set agent.actor_lr=3e-4 \
-    --set agent.temperature_lr=1e-3 --set online.num_envs=4 --set online.total_env_steps=10000 \
+    --set agent.temperature_lr=1e-3 --set online.num_envs=4 --set online.total_env_steps=20000 \
     --set online.warmup_steps=2000 --set online.update_rounds=1 --set online.chunk_length=125 \
     --set eval.num_episodes=8 --set eval.every_env_steps=2500 --set run.run_dir="$OUT/finetune" \
     --set run.checkpoint_every_env_steps=5000
