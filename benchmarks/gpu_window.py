@@ -384,7 +384,7 @@ def vmapped_update_scaling(seeds: list[int], hidden: list[int], batch: int, upda
         timed(call)  # compile
         seconds = statistics.median(timed(call) for _ in range(3))
         rows_out.append({"seeds": n, "seed_updates_per_s": n * updates / seconds})
-    base = rows_out[0]["seed_updates_per_s"] / rows_out[0]["seeds"] * 1.0
+    base = rows_out[0]["seed_updates_per_s"] / rows_out[0]["seeds"]
     for r in rows_out:  # seed-updates/s relative to one seed's updates/s
         r["speedup"] = r["seed_updates_per_s"] / base
     device = jax.devices()[0]
@@ -444,7 +444,7 @@ def section_wsrl(p: dict, results: Path) -> dict:
             )
     lines += ["", "Seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in times.items())]
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    shutil.rmtree(work, ignore_errors=True)  # checkpoints and the dataset stay behind
+    shutil.rmtree(work, ignore_errors=True)  # keep the tables, not the dataset and checkpoints
     return record
 
 
