@@ -78,7 +78,13 @@ PROFILES: dict[str, dict] = {
         ],  # fmt: skip
         "offline": ["--num-critics", "10", "--steps", "200", "--repeats", "3"],
         "time_to_target": ["--seeds", "0", "--max-seconds", "20", "--num-envs", "256"],
-        "seeds": {"seeds": [1, 2, 4, 8, 16], "hidden": [256, 256], "batch": 256, "updates": 50},
+        "seeds": {
+            "seeds": [1, 2, 4, 8, 16],
+            "hidden": [256, 256],
+            "critics": 10,
+            "batch": 256,
+            "updates": 50,
+        },
         "wsrl": {
             "agent": "ant",
             "layout": "medium",
@@ -173,7 +179,7 @@ PROFILES: dict[str, dict] = {
             "--variants",
             "fused",
         ],  # fmt: skip
-        "seeds": {"seeds": [1, 2], "hidden": [8, 8], "batch": 8, "updates": 2},
+        "seeds": {"seeds": [1, 2], "hidden": [8, 8], "critics": 2, "batch": 8, "updates": 2},
         "wsrl": {
             "agent": "point",
             "layout": "umaze",
@@ -315,7 +321,7 @@ def section_seeds(p: dict, results: Path) -> dict:
         argv = ["--seeds", *map(str, s["seeds"]), "--out", str(_stem(results, "seeds_scaling"))]
         seeds_scaling.main(argv)
         return {"via": "benchmarks.seeds_scaling"}
-    record = vmapped_update_scaling(s["seeds"], s["hidden"], s["batch"], s["updates"])
+    record = vmapped_update_scaling(s["seeds"], s["hidden"], s["critics"], s["batch"], s["updates"])
     stem = _stem(results, "seeds_scaling")
     stem.with_suffix(".json").write_text(json.dumps(record, indent=2))
     rows = [
@@ -342,7 +348,9 @@ def _vmapped_updates(agent, batches, n: int, updates: int):
     return jax.jit(lambda states, rng: jax.lax.scan(body, states, jax.random.split(rng, updates)))
 
 
-def vmapped_update_scaling(seeds: list[int], hidden: list[int], batch: int, updates: int):
+def vmapped_update_scaling(
+    seeds: list[int], hidden: list[int], critics: int, batch: int, updates: int
+) -> dict:
     import statistics
 
     import jax
@@ -355,7 +363,12 @@ def vmapped_update_scaling(seeds: list[int], hidden: list[int], batch: int, upda
 
     jax.config.update("jax_default_matmul_precision", "highest")
     obs, act = 17, 6  # CheetahRun's sizes
-    cfg = AgentConfig(actor_hidden=tuple(hidden), critic_hidden=tuple(hidden), batch_size=batch)
+    cfg = AgentConfig(
+        actor_hidden=tuple(hidden),
+        critic_hidden=tuple(hidden),
+        num_critics=critics,
+        batch_size=batch,
+    )
     agent = make_sac(cfg, obs, act)
     rows = cfg.critic_minibatches * batch
     rows_out = []
