@@ -15,7 +15,7 @@ Sections (`--sections` picks some):
                 SAC trainer, physics alone, updates alone; buffer and peak device memory
   offline       benchmarks.offline_throughput (CQL, CalQL)
   time_to_target  benchmarks.time_to_target (one seed, both variants)
-  seeds         the online chunk vmapped over S seeds vs one seed (benchmarks.seeds_scaling)
+  seeds         the SAC update vmapped over 1..S seeds (the whole chunk: benchmarks.seeds_scaling)
   wsrl          antmaze-medium: a dataset from the bundled ant policy, CalQL pre-training, WSRL
                 warmup + fine-tuning, through the command line
 
@@ -53,10 +53,10 @@ PROFILES: dict[str, dict] = {
         "deadline": 470,
         "budget": {
             "smoke": 75,
-            "online": 125,
+            "online": 150,
             "offline": 35,
             "time_to_target": 60,
-            "seeds": 60,
+            "seeds": 35,
             "wsrl": 100,
         },
         "smoke_tests": GPU_SMOKE_TESTS,
@@ -78,18 +78,13 @@ PROFILES: dict[str, dict] = {
         ],  # fmt: skip
         "offline": ["--num-critics", "10", "--steps", "200", "--repeats", "3"],
         "time_to_target": ["--seeds", "0", "--max-seconds", "20", "--num-envs", "256"],
-        "seeds": [
-            "--configs",
-            "configs/experiments/cheetah_wsrl.yaml",
-            "--seeds",
-            "1",
-            "8",
-            "32",
-            "--chunk-length",
-            "25",
-            "--repeats",
-            "2",
-        ],  # fmt: skip
+        "seeds": {
+            "seeds": [1, 2, 4, 8, 16],
+            "hidden": [256, 256],
+            "critics": 10,
+            "batch": 256,
+            "updates": 50,
+        },
         "wsrl": {
             "agent": "ant",
             "layout": "medium",
@@ -184,23 +179,7 @@ PROFILES: dict[str, dict] = {
             "--variants",
             "fused",
         ],  # fmt: skip
-        "seeds": [
-            "--configs",
-            "configs/experiments/pointmaze_wsrl.yaml",
-            "--seeds",
-            "1",
-            "2",
-            "--chunk-length",
-            "2",
-            "--repeats",
-            "1",
-            "--set",
-            "agent.actor_hidden=[8,8]",
-            "agent.critic_hidden=[8,8]",
-            "agent.batch_size=8",
-            "online.num_envs=2",
-            "online.buffer_capacity=64",
-        ],  # fmt: skip
+        "seeds": {"seeds": [1, 2], "hidden": [8, 8], "critics": 2, "batch": 8, "updates": 2},
         "wsrl": {
             "agent": "point",
             "layout": "umaze",
@@ -274,11 +253,10 @@ def sharded_chunk_check() -> dict:
     import envs
     from wsrl_mjx.agents.sac import make_sac
     from wsrl_mjx.config import load_config
-    from wsrl_mjx.environment import make_env
     from wsrl_mjx.loops import make_chunk, policy_actions
     from wsrl_mjx.replay import make_replay
     from wsrl_mjx.sharding import DataSharding, make_mesh
-    from wsrl_mjx.train import init_training_state
+    from wsrl_mjx.train import init_training_state, make_env
 
     small = ["agent.actor_hidden=[32,32]", "agent.critic_hidden=[32,32]", "agent.num_critics=2"]
     cfg = load_config(None, [*small, "env.name=PointMass", "agent.batch_size=16"])
@@ -330,10 +308,98 @@ def section_time_to_target(p: dict, results: Path) -> None:
     _module_main("time_to_target", argv)
 
 
-def section_seeds(p: dict, results: Path) -> None:
-    """Seed-throughput of the online chunk vmapped over S seeds (`run.num_seeds`) against one
-    seed at a time: `benchmarks.seeds_scaling`."""
-    _module_main("seeds_scaling", [*p["seeds"], "--out", str(_stem(results, "seeds_scaling"))])
+def section_seeds(p: dict, results: Path) -> dict:
+    """Seed-updates/s of the SAC update vmapped over S seeds, against one seed: the part of
+    `run.num_seeds` that fits the window's budget (the whole vmapped online chunk, envs
+    included, is `python -m benchmarks.seeds_scaling`)."""
+    s = p["seeds"]
+    record = vmapped_update_scaling(s["seeds"], s["hidden"], s["critics"], s["batch"], s["updates"])
+    stem = _stem(results, "seeds_scaling")
+    stem.with_suffix(".json").write_text(json.dumps(record, indent=2))
+    rows = [
+        f"| {r['seeds']} | {r['seed_updates_per_s']:,.0f} | {r['speedup']:.2f}x |"
+        for r in record["rows"]
+    ]
+    stem.with_suffix(".md").write_text(
+        f"# SAC update vmapped over seeds ({record['backend']}, {record['device']})\n\n"
+        f"MLP {s['hidden']}, {record['num_critics']} critics, batch {s['batch']}; "
+        f"{s['updates']} updates per timed call, median of 3.\n\n"
+        "| seeds | seed-updates/s | vs 1 seed |\n|---|---|---|\n" + "\n".join(rows) + "\n"
+    )
+    return record
+
+
+def _vmapped_updates(agent, batches, n: int, updates: int):
+    """Jitted (states, rng) -> (states, losses): `updates` vmapped updates of n seeds."""
+    import jax
+
+    def body(states, key):
+        states, metrics = jax.vmap(agent.update)(states, batches, jax.random.split(key, n))
+        return states, metrics["critic_loss"]
+
+    return jax.jit(lambda states, rng: jax.lax.scan(body, states, jax.random.split(rng, updates)))
+
+
+def vmapped_update_scaling(
+    seeds: list[int], hidden: list[int], critics: int, batch: int, updates: int
+) -> dict:
+    import statistics
+
+    import jax
+    import jax.numpy as jnp
+
+    from benchmarks.common import timed
+    from wsrl_mjx.agents.sac import make_sac
+    from wsrl_mjx.config import AgentConfig
+    from wsrl_mjx.types import Transition
+
+    jax.config.update("jax_default_matmul_precision", "highest")
+    obs, act = 17, 6  # CheetahRun's sizes
+    cfg = AgentConfig(
+        actor_hidden=tuple(hidden),
+        critic_hidden=tuple(hidden),
+        num_critics=critics,
+        batch_size=batch,
+    )
+    agent = make_sac(cfg, obs, act)
+    rows = cfg.critic_minibatches * batch
+    rows_out = []
+    for n in seeds:
+        keys = jax.random.split(jax.random.PRNGKey(0), n)
+        states = jax.vmap(agent.init)(keys)
+        k = jax.random.split(jax.random.PRNGKey(1), 4)
+        one = Transition(
+            obs=jax.random.normal(k[0], (rows, obs)),
+            action=jax.random.uniform(k[1], (rows, act), minval=-1, maxval=1),
+            reward=jax.random.normal(k[2], (rows,)),
+            next_obs=jax.random.normal(k[3], (rows, obs)),
+            terminated=jnp.zeros(rows),
+            truncated=jnp.zeros(rows),
+        )
+        batches = jax.tree.map(lambda x, n=n: jnp.broadcast_to(x, (n, *x.shape)), one)
+
+        run = _vmapped_updates(agent, batches, n, updates)
+        box = {"states": states, "i": 0}
+
+        def call(box=box, run=run):
+            box["i"] += 1
+            box["states"], loss = run(box["states"], jax.random.PRNGKey(box["i"]))
+            return loss
+
+        timed(call)  # compile
+        seconds = statistics.median(timed(call) for _ in range(3))
+        rows_out.append({"seeds": n, "seed_updates_per_s": n * updates / seconds})
+    base = rows_out[0]["seed_updates_per_s"] / rows_out[0]["seeds"]
+    for r in rows_out:  # seed-updates/s relative to one seed's updates/s
+        r["speedup"] = r["seed_updates_per_s"] / base
+    device = jax.devices()[0]
+    return {
+        "backend": jax.default_backend(),
+        "device": device.device_kind,
+        "num_critics": cfg.num_critics,
+        "rows": rows_out,
+        "via": "jax.vmap(agent.update)",
+    }
 
 
 def section_wsrl(p: dict, results: Path) -> dict:
@@ -383,7 +449,7 @@ def section_wsrl(p: dict, results: Path) -> dict:
             )
     lines += ["", "Seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in times.items())]
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    shutil.rmtree(work, ignore_errors=True)  # checkpoints and the dataset stay behind
+    shutil.rmtree(work, ignore_errors=True)  # keep the tables, not the dataset and checkpoints
     return record
 
 
