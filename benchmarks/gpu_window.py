@@ -314,7 +314,7 @@ def section_seeds(p: dict, results: Path) -> dict:
     included, is `python -m benchmarks.seeds_scaling`)."""
     s = p["seeds"]
     record = vmapped_update_scaling(s["seeds"], s["hidden"], s["critics"], s["batch"], s["updates"])
-    stem = _stem(results, "seeds_scaling")
+    stem = _stem(results, "seeds_update_scaling")
     stem.with_suffix(".json").write_text(json.dumps(record, indent=2))
     rows = [
         f"| {r['seeds']} | {r['seed_updates_per_s']:,.0f} | {r['speedup']:.2f}x |"

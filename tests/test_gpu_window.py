@@ -23,7 +23,7 @@ TABLES = {
     "online": ["online_throughput_cpu.json", "online_throughput_cpu.md"],
     "offline": ["offline_throughput_cpu.json", "offline_throughput_cpu.md"],
     "time_to_target": ["time_to_target_cpu.json", "time_to_target_cpu.md"],
-    "seeds": ["seeds_scaling_cpu.json", "seeds_scaling_cpu.md"],
+    "seeds": ["seeds_update_scaling_cpu.json", "seeds_update_scaling_cpu.md"],
     "wsrl": ["wsrl_antmaze_cpu.json", "wsrl_antmaze_cpu.md"],
 }
 
@@ -49,7 +49,7 @@ def test_dry_run_runs_its_sections_and_writes_their_tables(tmp_path):
         assert smoke["pytest_ok"] and smoke["sharded_matches"]
         assert "tests collected" in smoke["pytest"]  # the GPU's smoke tests exist
     if "seeds" in sections:
-        seeds = json.loads((results / "seeds_scaling_cpu.json").read_text())
+        seeds = json.loads((results / "seeds_update_scaling_cpu.json").read_text())
         assert [r["seeds"] for r in seeds["rows"]] == PROFILES["dry"]["seeds"]["seeds"]
         assert all(r["seed_updates_per_s"] > 0 for r in seeds["rows"])
     if "wsrl" in sections:
