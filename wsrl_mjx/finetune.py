@@ -157,11 +157,6 @@ def plan_finetune(cfg: Config, env) -> FinetunePlan:
 
 def run_finetune(cfg: Config, *, resume: bool = False) -> dict:
     cfg = resolve_env(cfg, finetuning=True)  # an empty env.name: the checkpoint's env
-    if not cfg.env.name and cfg.finetune.method != "sac" and not cfg.finetune.checkpoint:
-        raise CheckpointError(
-            f"finetune.method={cfg.finetune.method} needs a pre-trained checkpoint: pass "
-            "--checkpoint DIR"
-        )
     env = make_env(cfg.env)
     plan = plan_finetune(cfg, env)
     method = cfg.finetune.method
