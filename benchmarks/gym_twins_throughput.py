@@ -151,10 +151,12 @@ def markdown(payload: dict, args: argparse.Namespace) -> str:
         + common.hardware_markdown(payload)
         + f"\n\nSettings: {args.steps} vector steps of uniform random actions per timed run, "
         f"median of {args.repeats} interleaved rounds, compile excluded; no resets. "
-        "Playground's tasks are DM Control's (other models, timesteps and action repeats: "
-        "CheetahRun runs 1 physics step per control step at 0.01 s, the twin 5), so the "
-        "ratio compares the cost of one control step of each task as shipped. brax uses its "
-        "MJX backend on its own (v4-era) XMLs.\n\n" + table + "\n"
+        "dt = simulated seconds per env step. Playground's tasks are DM Control's (other "
+        "models, timesteps and action repeats), brax runs its MJX backend on its own XMLs, "
+        "so a ratio compares one env step of each task as shipped. The twins keep Gymnasium's "
+        "XML options (Hopper, Walker2d and Ant integrate with RK4: four model evaluations per "
+        "physics step), which is what parity with "
+        "the native envs costs.\n\n" + table + "\n"
     )
 
 

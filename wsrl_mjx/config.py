@@ -42,10 +42,13 @@ def _choices(metadata: Any) -> tuple:
     return metadata.get("choices", ())
 
 
+DEFAULT_ENV = "PointMass"  # env.name when empty and no dataset or checkpoint names one
+
+
 @dataclass(frozen=True)
 class EnvConfig:
-    # Empty: pretrain/pipeline/finetune take the env from the dataset's env_spec (Minari) or the
-    # checkpoint; every other command needs a registered name.
+    # Empty: pretrain/pipeline/finetune take the env from the dataset's env_spec (Minari) or
+    # the checkpoint; without either (and for online/collect) it is DEFAULT_ENV.
     name: str = ""
     episode_length: int | None = None  # None keeps the task's own time limit
     reward_scale: float = 1.0  # applied once, when a transition enters the buffer

@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import envs
 from wsrl_mjx.checkpoint import CheckpointError
-from wsrl_mjx.config import ConfigError, EnvConfig
+from wsrl_mjx.config import DEFAULT_ENV, ConfigError, EnvConfig
 
 ENV_KEYS = ("env", "observation_size", "action_size")
 
 
 def make_env(cfg: EnvConfig) -> envs.Env:
-    if not cfg.name:
-        raise ConfigError(
-            "env.name is empty: name a registered env (--set env.name=PointMass), or pass a "
-            "Minari dataset whose env_spec names one (pretrain / pipeline)"
-        )
     overrides = dict(cfg.overrides)
     if cfg.episode_length is not None:
         overrides["episode_length"] = cfg.episode_length
     try:
-        return envs.make(cfg.name, **overrides)
+        return envs.make(cfg.name or DEFAULT_ENV, **overrides)
     except ValueError as e:  # unknown name or task key: a config error, named as such
         raise ConfigError(f"env.name / env.overrides: {e}") from None
 

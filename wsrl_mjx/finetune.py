@@ -154,10 +154,5 @@ def run_finetune(cfg: Config, *, resume: bool = False):
 def run_finetune_seeds(cfgs: list[Config], *, resume: bool = False) -> list[dict]:
     """One config per seed (each may name its own checkpoint, e.g. an experiment's per-seed
     pre-trainings; every other setting shared), fine-tuned as one program."""
-    cfg = cfgs[0]
-    if not cfg.env.name:  # a missing checkpoint or dataset is the problem to name, not the env
-        method = METHODS[cfg.finetune.method]
-        rows = offline_rows(method, cfg.finetune.offline_ratio, cfg.agent.batch_size)
-        _check_inputs(cfg, method, rows)
-    env = make_env(cfg.env)
+    env = make_env(cfgs[0].env)
     return run_seeds(cfgs, [plan_finetune(cfg, env) for cfg in cfgs], resume=resume)

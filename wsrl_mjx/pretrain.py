@@ -15,7 +15,14 @@ import numpy as np
 from wsrl_mjx import data, minari_io
 from wsrl_mjx.bridge import checkpoint_dir
 from wsrl_mjx.checkpoint import Checkpointer, CheckpointError
-from wsrl_mjx.config import Config, check_budget, check_single_seed, save_config, to_dict
+from wsrl_mjx.config import (
+    DEFAULT_ENV,
+    Config,
+    check_budget,
+    check_single_seed,
+    save_config,
+    to_dict,
+)
 from wsrl_mjx.environment import env_meta, make_env
 from wsrl_mjx.evaluate import make_evaluator
 from wsrl_mjx.hostloop import Cadence, HostLoop
@@ -67,13 +74,9 @@ def resolve_env(cfg: Config, *, finetuning: bool = False) -> Config:
             episode_length=cfg.env.episode_length or saved.get("episode_length"),
         )
         return dataclasses.replace(cfg, env=env)
-    if finetuning and not dataset:
-        return cfg  # plan_finetune / make_env name what is missing
-    if not dataset:
-        raise data.DatasetError(
-            "offline.dataset is empty and so is env.name: set env.name, or offline.dataset to a "
-            "Minari dataset whose env_spec names its env"
-        )
+    if not dataset:  # nothing names an env: the default one (load_offline_data / plan_finetune
+        # then name what is missing)
+        return dataclasses.replace(cfg, env=dataclasses.replace(cfg.env, name=DEFAULT_ENV))
     if minari_io.is_minari(dataset):
         spec = minari_io.read_metadata(dataset).get("env_spec")
         spec = spec if isinstance(spec, dict) else {}
