@@ -20,14 +20,19 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from mujoco_playground._src.mjx_env import State
 
-__all__ = ["Env", "State", "Task"]
+if TYPE_CHECKING:
+    import mujoco
+    from ml_collections import config_dict
+    from mujoco import mjx
+
+__all__ = ["Env", "ModelTask", "State", "Task"]
 
 
 class Task(Protocol):
@@ -39,6 +44,28 @@ class Task(Protocol):
     def reset(self, rng: jax.Array) -> State: ...
 
     def step(self, state: State, action: jax.Array) -> State: ...
+
+
+class ModelTask:
+    """The Playground task properties every MJCF task here serves from what its constructor
+    builds: `self._config`, `self._mj_model` and `self._mjx_model`. Put it before
+    `mjx_env.MjxEnv` in the bases so these implement MjxEnv's abstract properties."""
+
+    @property
+    def config(self) -> config_dict.ConfigDict:
+        return self._config
+
+    @property
+    def action_size(self) -> int:
+        return int(self._mj_model.nu)
+
+    @property
+    def mj_model(self) -> mujoco.MjModel:
+        return self._mj_model
+
+    @property
+    def mjx_model(self) -> mjx.Model:
+        return self._mjx_model
 
 
 def _ctrl_range(task: Any, action_size: int) -> np.ndarray:

@@ -34,7 +34,7 @@ from ml_collections import config_dict
 from mujoco import mjx
 from mujoco_playground._src.mjx_env import State
 
-from envs.base import Env
+from envs.base import Env, ModelTask
 from envs.registry import check_overrides, register, registered_names
 
 __all__ = ["GYM_MUJOCO_TASKS", "GymLocomotion", "default_config", "gym_asset", "make_gym_mujoco"]
@@ -120,7 +120,7 @@ def default_config(name: str) -> config_dict.ConfigDict:
 # --- the task ---------------------------------------------------------------------------------
 
 
-class GymLocomotion:
+class GymLocomotion(ModelTask):
     """One v5 locomotion task as a pure reset/step pair over MJX (the `envs.base.Task` protocol).
 
     Computes in the dtype of the MJX model (float64 under `jax.experimental.enable_x64`, which
@@ -145,22 +145,6 @@ class GymLocomotion:
             if isinstance(body, str)
             else int(body)
         )
-
-    @property
-    def config(self) -> config_dict.ConfigDict:
-        return self._config
-
-    @property
-    def action_size(self) -> int:
-        return int(self._mj_model.nu)
-
-    @property
-    def mj_model(self) -> mujoco.MjModel:
-        return self._mj_model
-
-    @property
-    def mjx_model(self) -> mjx.Model:
-        return self._mjx_model
 
     # --- v5 task logic ---
     def _forward_position(self, data: mjx.Data) -> jax.Array:

@@ -44,7 +44,7 @@ from mujoco.mjx._src import math as mjx_math
 from mujoco.mjx._src import types as mjx_types
 from mujoco_playground._src.mjx_env import State
 
-from envs.base import Env
+from envs.base import Env, ModelTask
 from envs.gym_mujoco import gym_asset
 from envs.registry import check_overrides, register, registered_names
 
@@ -140,7 +140,7 @@ def _margin_aware_sphere_box() -> Iterator[None]:
         table[_SPHERE_BOX] = previous
 
 
-class GymPointMaze:
+class GymPointMaze(ModelTask):
     """PointMaze as a pure reset/step pair over MJX (`envs.base.Task`); see the module doc."""
 
     has_success = True
@@ -162,22 +162,6 @@ class GymPointMaze:
         self.maze = maze
         self._goals = np.array(maze.unique_goal_locations)
         self._resets = np.array(maze.unique_reset_locations)
-
-    @property
-    def config(self) -> config_dict.ConfigDict:
-        return self._config
-
-    @property
-    def action_size(self) -> int:
-        return int(self._mj_model.nu)
-
-    @property
-    def mj_model(self) -> mujoco.MjModel:
-        return self._mj_model
-
-    @property
-    def mjx_model(self) -> mjx.Model:
-        return self._mjx_model
 
     def _noise(self, rng: jax.Array, dtype: Any) -> jax.Array:
         width = self._config.position_noise_range * MAZE_SIZE_SCALING

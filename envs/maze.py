@@ -46,7 +46,7 @@ from mujoco import mjx
 from mujoco_playground._src import mjx_env
 from mujoco_playground._src.mjx_env import State
 
-from envs.base import Env
+from envs.base import Env, ModelTask
 from envs.registry import check_overrides, register, registered_names
 
 __all__ = [
@@ -248,31 +248,15 @@ def default_config(layout: str = "umaze") -> config_dict.ConfigDict:
     )
 
 
-class AssetTask(mjx_env.MjxEnv):
+class AssetTask(ModelTask, mjx_env.MjxEnv):
     """Playground `MjxEnv` plumbing for this project's MJCF tasks (`envs/assets/<xml_file>`);
     subclasses build `self._mj_model` and `self._mjx_model`."""
 
     xml_file: str
 
     @property
-    def config(self) -> config_dict.ConfigDict:
-        return self._config
-
-    @property
     def xml_path(self) -> str:
         return str(_ASSETS / self.xml_file)
-
-    @property
-    def action_size(self) -> int:
-        return int(self._mj_model.nu)
-
-    @property
-    def mj_model(self) -> mujoco.MjModel:
-        return self._mj_model
-
-    @property
-    def mjx_model(self) -> mjx.Model:
-        return self._mjx_model
 
 
 class MazeTask(AssetTask):
