@@ -233,6 +233,15 @@ class Checkpointer:
         self._manager.close()
 
 
+def has_checkpoint(run_dir: str | Path) -> bool:
+    """Whether a run dir holds a checkpoint: a killed run to resume, not a fresh one."""
+    checkpointer = Checkpointer(Path(run_dir) / "checkpoints")
+    try:
+        return checkpointer.latest_step() is not None
+    finally:
+        checkpointer.close()
+
+
 def _first_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return (text[0] if text else type(e).__name__)[:300]

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from wsrl_mjx.checkpoint import Checkpointer
+from wsrl_mjx.checkpoint import has_checkpoint
 from wsrl_mjx.config import Config, ConfigError, from_dict, merge, read_yaml, to_dict
 from wsrl_mjx.finetune import run_finetune, run_finetune_seeds
 from wsrl_mjx.logger import read_metrics
@@ -198,7 +198,7 @@ def plan_jobs(exp: Experiment, dataset: str) -> list[Job]:
 def run_job(job: Job) -> dict:
     """Run one job unless it finished earlier; a run killed part-way (checkpoints but no done
     file) is continued."""
-    resume = Checkpointer(job.run_dir / "checkpoints").latest_step() is not None
+    resume = has_checkpoint(job.run_dir)
     if job.kind == "pretrain":
         return _once(job.run_dir, lambda: run_pretrain(job.cfg, resume=resume))
     print(f"[experiment] {job.name} seed {job.seed} -> {job.run_dir}", flush=True)
@@ -282,7 +282,7 @@ def run_seed_groups(jobs: list[Job]) -> None:
         if job.kind == "finetune" and not (job.run_dir / DONE_FILE).is_file():
             methods.setdefault(job.name, []).append(job)
     for name, group in methods.items():
-        killed = [Checkpointer(j.run_dir / "checkpoints").latest_step() is not None for j in group]
+        killed = [has_checkpoint(j.run_dir) for j in group]
         if len(group) == 1 or len(set(killed)) > 1:
             for job in group:
                 run_job(job)

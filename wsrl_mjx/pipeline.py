@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from wsrl_mjx import data
-from wsrl_mjx.checkpoint import Checkpointer
+from wsrl_mjx.checkpoint import Checkpointer, has_checkpoint
 from wsrl_mjx.collect import run_collect
 from wsrl_mjx.config import Config, ConfigError, check_single_seed
 from wsrl_mjx.finetune import run_finetune
@@ -56,14 +56,10 @@ def collect(cfg: Config, root: Path, resume: bool) -> dict:
     return {**written[cfg.collect.pretrain_on], "all": written}
 
 
-def _has_checkpoint(run_dir: Path) -> bool:
-    return Checkpointer(run_dir / "checkpoints").latest_step() is not None
-
-
 def _pretrain(cfg: Config, run_dir: Path, resume: bool) -> dict:
     """Pre-train, or with `resume` continue (or keep) the phase's own run; its summary."""
     cfg = _with(cfg, "run", run_dir=str(run_dir))
-    if resume and _has_checkpoint(run_dir):
+    if resume and has_checkpoint(run_dir):
         meta = Checkpointer(run_dir / "checkpoints").meta()
         if meta.get("gradient_steps", 0) >= meta.get("total_gradient_steps", 0):
             print(f"[pipeline] pretrain: finished before, keeping {run_dir}", flush=True)
@@ -116,7 +112,7 @@ def run_pipeline(cfg: Config, *, resume: bool = False) -> dict:
     t = time.perf_counter()
     ft_cfg = _with(cfg, "finetune", checkpoint=str(root / "pretrain"))
     ft_cfg = _with(ft_cfg, "run", run_dir=str(root / "finetune"))
-    ft = run_finetune(ft_cfg, resume=resume and _has_checkpoint(root / "finetune"))
+    ft = run_finetune(ft_cfg, resume=resume and has_checkpoint(root / "finetune"))
     times["finetune_s"] = time.perf_counter() - t
 
     pre_evals, ft_evals = _evals(root / "pretrain"), _evals(root / "finetune")
