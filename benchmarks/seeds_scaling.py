@@ -1,17 +1,21 @@
 """Seeds in one program: seed-throughput of the vmapped online chunk against one seed at a time.
 
 For each experiment config (its `base` settings: env, networks, envs per seed, UTD, chunk
-length) and each seed count S, in one process, interleaved round by round
-(benchmarks/common.py): the online chunk exactly as `run.num_seeds=S` builds it
-(`wsrl_mjx.train.build_online` with S seed configs: the whole training state vmapped over
-seeds), after its warmup chunk has filled the buffers. Reported: env steps and update rounds per
-second summed over seeds, and the ratio to S = 1. Running S seeds one after another (what an
-experiment does without it) has the seed-throughput of S = 1, so the ratio is the speed-up over
-sequential runs.
+length), each seed count S and each device count D dividing S, in one process, interleaved round
+by round (benchmarks/common.py): the online chunk exactly as `run.num_seeds=S
+run.num_devices=D` builds it (`wsrl_mjx.train.build_online` with S seed configs: the whole
+training state vmapped over seeds, the seeds split over D devices). Reported: env steps and
+update rounds per second summed over seeds, and the ratio to one seed on one device. Running S
+seeds one after another (what an experiment does without it) has the seed-throughput of one
+seed, so the ratio is the speed-up over sequential runs.
+
+On a CPU the D devices are CPU devices of this process (`request_cpu_devices`): one XLA
+program keeps about one core busy with these small networks, so splitting seeds over devices is
+how one process uses the other cores.
 
     python -m benchmarks.seeds_scaling
-    python -m benchmarks.seeds_scaling --seeds 1 4 16 64 \
-        --configs configs/experiments/cheetah_wsrl.yaml   # a GPU
+    python -m benchmarks.seeds_scaling --seeds 1 4 16 64 --devices 1 \
+        --configs configs/experiments/cheetah_wsrl.yaml   # one GPU
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from benchmarks.common import (  # noqa: E402
 )
 from wsrl_mjx.config import Config, from_dict, parse_overrides  # noqa: E402
 from wsrl_mjx.experiment import load_experiment  # noqa: E402
+from wsrl_mjx.sharding import request_cpu_devices  # noqa: E402
 from wsrl_mjx.train import OnlinePlan, build_online, seed_configs  # noqa: E402
 
 DEFAULT_CONFIGS = (
@@ -48,10 +53,13 @@ DEFAULT_CONFIGS = (
 )
 
 
-def seeds_variant(cfg: Config, seeds: int, run_dir: str):
-    """A callable running one online chunk of `seeds` vmapped seeds (state kept across calls),
-    and the (env steps, update rounds) one call makes over all seeds."""
-    run = dataclasses.replace(cfg.run, num_seeds=seeds, run_dir=run_dir, progress=False)
+def seeds_variant(cfg: Config, seeds: int, run_dir: str, devices: int = 1):
+    """A callable running one online chunk of `seeds` vmapped seeds split over `devices`
+    (state kept across calls), and the (env steps, update rounds) one call makes over all
+    seeds."""
+    run = dataclasses.replace(
+        cfg.run, num_seeds=seeds, num_devices=devices, run_dir=run_dir, progress=False
+    )
     cfgs = seed_configs(dataclasses.replace(cfg, run=run))
     system = build_online(cfgs, [OnlinePlan()] * len(cfgs))
     # No warmup chunk (one compile less): the first, untimed call samples a still empty buffer;
@@ -70,6 +78,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="+", default=list(DEFAULT_CONFIGS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument(
+        "--devices",
+        type=int,
+        nargs="+",
+        default=[1, 2, 4],
+        help="device counts to split the seeds over (those dividing the seed count; on a CPU, "
+        "CPU devices of this process)",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds per variant")
     parser.add_argument(
         "--chunk-length", type=int, default=None, help="override online.chunk_length"
@@ -83,7 +99,13 @@ def main(argv: list[str] | None = None) -> dict:
         help="output stem (default benchmarks/results/seeds_scaling_<backend>)",
     )
     args = parser.parse_args(argv)
+    if 1 not in args.seeds or 1 not in args.devices:
+        parser.error("--seeds and --devices must include 1 (the sequential baseline)")
+    args.seeds, args.devices = sorted(set(args.seeds)), sorted(set(args.devices))
+    request_cpu_devices(max(args.devices))  # before any JAX work
     header = start_run("highest")
+    # (seeds, devices): every device holds the same number of seeds; one seed is not split.
+    layouts = [(s, d) for s in args.seeds for d in args.devices if s % d == 0 and d <= s]
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for path in args.configs:
@@ -97,26 +119,29 @@ def main(argv: list[str] | None = None) -> dict:
                 f"[seeds] {path}: {cfg.env.name}, {cfg.online.num_envs} envs per seed", flush=True
             )
             variants, work = {}, {}
-            for s in args.seeds:
-                call, work[s] = seeds_variant(cfg, s, f"{tmp}/{Path(path).stem}-{s}")
-                variants[f"{s} seeds"] = call
+            for s, d in layouts:
+                name = f"{s} seeds / {d} dev"
+                run_dir = f"{tmp}/{Path(path).stem}-{s}-{d}"
+                variants[name], work[name] = seeds_variant(cfg, s, run_dir, d)
             timing = measure_interleaved(variants, args.repeats)
             base = None
-            for s in args.seeds:
-                t = timing[f"{s} seeds"]["median_s"]
-                env_rate, update_rate = work[s][0] / t, work[s][1] / t
-                base = base or env_rate
+            for s, d in layouts:
+                name = f"{s} seeds / {d} dev"
+                t = timing[name]["median_s"]
+                env_rate, update_rate = work[name][0] / t, work[name][1] / t
+                base = base or env_rate  # the first layout: 1 seed on 1 device
                 results.append(
                     {
                         "config": path,
                         "env": cfg.env.name,
                         "num_envs_per_seed": cfg.online.num_envs,
                         "seeds": s,
+                        "devices": d,
                         "chunk_s": round(t, 4),
                         "env_steps_per_s": round(env_rate, 1),
                         "update_rounds_per_s": round(update_rate, 1),
                         "ratio_vs_sequential": round(env_rate / base, 3),
-                        "warmup_s": timing[f"{s} seeds"]["warmup_s"],
+                        "warmup_s": timing[name]["warmup_s"],
                     }
                 )
     payload = results_payload("seeds_scaling", header, args, results, memory=memory_info())
@@ -124,6 +149,7 @@ def main(argv: list[str] | None = None) -> dict:
         [
             Path(r["config"]).stem,
             str(r["seeds"]),
+            str(r["devices"]),
             fmt(r["chunk_s"], 3),
             fmt(r["env_steps_per_s"]),
             fmt(r["update_rounds_per_s"]),
@@ -133,10 +159,19 @@ def main(argv: list[str] | None = None) -> dict:
     ]
     markdown = (
         "# Seeds in one program (`run.num_seeds`)\n\n"
-        "Seed-throughput summed over seeds of the vmapped online chunk; ratio against one seed "
-        "at a time (= sequential runs).\n\n"
+        "Seed-throughput summed over seeds of the vmapped online chunk (`run.num_seeds`), the "
+        "seeds split over `devices` devices (`run.num_devices`); ratio against one seed on one "
+        "device (= sequential runs).\n\n"
         + markdown_table(
-            ["config", "seeds", "chunk s", "env steps/s", "update rounds/s", "vs sequential"],
+            [
+                "config",
+                "seeds",
+                "devices",
+                "chunk s",
+                "env steps/s",
+                "update rounds/s",
+                "vs sequential",
+            ],
             rows,
         )
         + "\n\n"

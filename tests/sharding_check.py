@@ -1,9 +1,12 @@
 """Run by tests/test_sharding.py in a subprocess (XLA_FLAGS must be set before jax is imported):
-the tiny PointMass loop on 1 device and sharded over 4 simulated CPU devices from the same seed.
-Prints one JSON line of measurements; the test makes the assertions."""
+the tiny PointMass loop on 1 device and sharded over 4 simulated CPU devices from the same seed,
+and 2 seeds in one program on 1 device and split over 2 devices. Prints one JSON line of
+measurements; the test makes the assertions."""
 
+import dataclasses
 import json
 import os
+import re
 import sys
 
 if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
@@ -22,10 +25,18 @@ from wsrl_mjx.config import ConfigError, load_config  # noqa: E402
 from wsrl_mjx.environment import make_env  # noqa: E402
 from wsrl_mjx.loops import make_chunk, policy_actions  # noqa: E402
 from wsrl_mjx.replay import make_replay  # noqa: E402
-from wsrl_mjx.sharding import data_sharding  # noqa: E402
-from wsrl_mjx.train import init_training_state  # noqa: E402
+from wsrl_mjx.sharding import data_sharding, seed_sharding  # noqa: E402
+from wsrl_mjx.train import OnlinePlan, build_online, init_training_state, seed_configs  # noqa: E402
 
 ONLINE_CHUNKS = 2
+# Cross-device communication in a compiled (partitioned) program's HLO.
+COLLECTIVES = re.compile(
+    r"\b(all-reduce|all-gather|collective-permute|all-to-all|reduce-scatter)\b"
+)
+
+
+def collectives(compiled) -> int:
+    return len(COLLECTIVES.findall(compiled.as_text()))
 
 
 def run(cfg, num_devices: int, before_first_call=None):
@@ -53,20 +64,70 @@ def run(cfg, num_devices: int, before_first_call=None):
         state, metrics = online(state, None)
         losses.append({k: np.asarray(metrics[k]) for k in ("critic_loss", "actor_loss")})
     compiles = online._cache_size() if hasattr(online, "_cache_size") else None
+    info = {"online_chunk_compiles": compiles}
+    if before_first_call is None:  # the compiled program (cached: no second compile)
+        info["online_chunk_collectives"] = collectives(online.lower(state, None).compile())
     losses = {k: np.concatenate([m[k] for m in losses]) for k in losses[0]}
-    return state, losses, compiles
+    return state, losses, info
+
+
+def run_seeds(cfg, num_devices: int):
+    """2 seeds in one program (`run.num_seeds=2`) split over `num_devices`: online chunks only
+    (each iteration adds to the buffer before it samples), called through the compiled chunk."""
+    run_cfg = dataclasses.replace(cfg.run, num_seeds=2, num_devices=num_devices, run_dir="unused")
+    cfgs = seed_configs(dataclasses.replace(cfg, run=run_cfg))
+    system = build_online(cfgs, [OnlinePlan()] * len(cfgs))
+    state = system.init_state()
+    online = system.online_chunk.lower(state, system.aux).compile()
+    losses = []
+    for _ in range(ONLINE_CHUNKS):
+        state, metrics = online(state, system.aux)
+        losses.append(np.asarray(metrics["critic_loss"]))
+    return state, np.concatenate(losses, axis=1), collectives(online)
+
+
+def seeds_over_devices(cfg) -> dict:
+    one, one_losses, _ = run_seeds(cfg, 1)
+    split, split_losses, communicated = run_seeds(cfg, 2)
+    leaves = list(zip(jax.tree.leaves(one), jax.tree.leaves(split), strict=True))
+    return {
+        "seeds_losses_shape": list(split_losses.shape),
+        "seeds_losses_close": bool(np.allclose(one_losses, split_losses, rtol=1e-4, atol=1e-6)),
+        "seeds_losses_differ": bool(not np.allclose(split_losses[0], split_losses[1])),
+        "seeds_state_close": all(
+            bool(np.allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)) for a, b in leaves
+        ),
+        # Every leaf of the 2-device state: one seed per device, nothing replicated.
+        "seeds_split": all(
+            len(x.sharding.device_set) == 2
+            and all(shard.data.shape[0] == 1 for shard in x.addressable_shards)
+            for x in jax.tree.leaves(split)
+        ),
+        "seeds_collectives": communicated,
+        "seeds_indivisible_error": _error(lambda: seed_sharding(2, 3)),
+    }
+
+
+def _error(fn) -> str:
+    try:
+        fn()
+    except ConfigError as e:
+        return str(e)
+    return ""
 
 
 def main() -> None:
     assert jax.device_count() == 4, jax.devices()
     cfg = load_config(None, [*TINY, "agent.critic_minibatches=2"])
     single, single_losses, _ = run(cfg, 1)
-    sharded, sharded_losses, compiles = run(cfg, 4)
+    sharded, sharded_losses, info = run(cfg, 4)
 
     out = {"threefry_partitionable": bool(jax.config.jax_threefry_partitionable)}
     # The 4-device losses, for tests/distributed_check.py (2 processes x 2 devices).
     out["sharded_losses"] = {k: v.tolist() for k, v in sharded_losses.items()}
-    out["online_chunk_compiles"] = compiles
+    out["online_chunk_compiles"] = info["online_chunk_compiles"]
+    # Data parallelism communicates (gradient all-reduce): the collectives count sees it.
+    out["data_parallel_collectives"] = info["online_chunk_collectives"]
     for k in single_losses:
         a, b = single_losses[k], sharded_losses[k]
         out[f"{k}_max_abs"] = float(np.max(np.abs(a - b)))
@@ -107,6 +168,7 @@ def main() -> None:
     out["env_obs_max_abs"] = float(
         np.max(np.abs(np.asarray(single.env.obs) - np.asarray(sharded.env.obs)))
     )
+    out.update(seeds_over_devices(cfg))
     try:
         data_sharding(4, 6, 32)
         out["indivisible_envs_error"] = ""

@@ -10,7 +10,7 @@ from wsrl_mjx.agents.sac import make_sac
 from wsrl_mjx.checkpoint import Checkpointer
 from wsrl_mjx.config import load_config
 from wsrl_mjx.environment import make_env
-from wsrl_mjx.loops import make_chunk, policy_actions
+from wsrl_mjx.loops import make_chunk, policy_actions, strong_copy
 from wsrl_mjx.replay import make_replay
 from wsrl_mjx.train import init_training_state
 from wsrl_mjx.types import Counter
@@ -54,15 +54,18 @@ def test_fused_chunk_counts_past_int32(tmp_path):
     chunk = make_chunk(
         batch_env, agent, buffer, length=length, update_rounds=1, action_fn=policy_actions(agent)
     )
-    # Jitted: an eager vmapped MJX reset takes tens of seconds on CPU.
-    initial = jax.jit(lambda: init_training_state(cfg, agent, batch_env, buffer))()
+    # Jitted: an eager vmapped MJX reset takes tens of seconds on CPU; strongly typed so the
+    # second call reuses the first call's compile.
+    initial = strong_copy(jax.jit(lambda: init_training_state(cfg, agent, batch_env, buffer))())
     state, _ = chunk(initial, None)  # fills the buffer
     env_start, update_start = INT32_MAX - 2 * n, INT32_MAX - 3
-    state = state.replace(env_steps=Counter.create(env_start), updates=Counter.create(update_start))
+    counters = dict(env_steps=Counter.create(env_start), updates=Counter.create(update_start))
+    state = strong_copy(state.replace(**counters))  # committed, like the chunk's own outputs
     state, metrics = chunk(state, None)
     assert int(state.env_steps) == env_start + length * n > INT32_MAX
     assert int(state.updates) == update_start + length > INT32_MAX
     assert np.isfinite(np.asarray(metrics["critic_loss"])).all()
+    assert chunk._cache_size() == 1  # the big counters are the same program's inputs
 
     checkpointer = Checkpointer(tmp_path / "checkpoints")
     checkpointer.save(int(state.env_steps), state, {})

@@ -111,13 +111,15 @@ def test_workers_must_be_positive(tmp_path):
     exp = load_experiment(path, {"run": {"run_dir": str(tmp_path / "exp")}})
     with pytest.raises(ConfigError, match="--workers 0"):
         run_experiment(exp, workers=0)
+    with pytest.raises(ConfigError, match="--seed-devices 2: give 1 or more, with --vmap-seeds"):
+        run_experiment(exp, seed_devices=2)
     assert not Path(tmp_path / "exp").exists()  # refused before anything was written
 
 
 def test_vmap_seeds_groups_each_methods_fresh_seeds_into_one_program(jobs, monkeypatch):
     """--vmap-seeds: pre-trainings one by one, then one program per method over the seeds not
     finished yet; a method with a killed seed beside a fresh one runs seed by seed; finished
-    seeds are left alone."""
+    seeds are left alone. --seed-devices 3: the 2 seeds go over the 2 devices that divide them."""
     from wsrl_mjx import experiment
     from wsrl_mjx.checkpoint import Checkpointer
 
@@ -128,7 +130,7 @@ def test_vmap_seeds_groups_each_methods_fresh_seeds_into_one_program(jobs, monke
         return {}
 
     def fake_seeds(cfgs, resume):
-        programs.append(([c.run.seed for c in cfgs], resume))
+        programs.append(([c.run.seed for c in cfgs], resume, {c.run.num_devices for c in cfgs}))
         return [{"run_dir": c.run.run_dir} for c in cfgs]
 
     monkeypatch.setattr(experiment, "run_job", fake_job)
@@ -141,10 +143,10 @@ def test_vmap_seeds_groups_each_methods_fresh_seeds_into_one_program(jobs, monke
     monkeypatch.setattr(
         Checkpointer, "latest_step", lambda self: 10 if Path(self.directory) == killed else None
     )
-    experiment.run_seed_groups(jobs)
+    experiment.run_seed_groups(jobs, devices=3)
     pretrain = [r for r in ran if r[0] == "pretrain"]
     assert len(pretrain) == 4 and ran[:4] == pretrain  # every pre-training first
-    assert programs == [([0, 1], False)]  # wsrl's two fresh seeds: one program
+    assert programs == [([0, 1], False, {2})]  # wsrl's two fresh seeds: one program
     assert ("finetune", "calql", 1) in ran and ("finetune", "calql", 0) not in ran
     assert {("finetune", "iql", 0), ("finetune", "iql", 1)} <= set(ran)  # killed + fresh
     for seed in (0, 1):  # the program's runs are recorded finished

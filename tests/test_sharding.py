@@ -1,5 +1,6 @@
 """Data parallelism: a run sharded over 4 simulated CPU devices matches the one-device run, and
-2 processes x 2 devices joined by jax.distributed match 1 process x 4 devices."""
+2 processes x 2 devices joined by jax.distributed match 1 process x 4 devices. Seeds split over
+devices: the same as on one device, with no communication. The CLI gets its CPU devices."""
 
 import json
 import os
@@ -102,6 +103,35 @@ def test_sharded_layout(measured):
     assert measured["buffer_split"]
     assert "online.num_envs=6" in measured["indivisible_envs_error"]
     assert "run.num_devices=4" in measured["indivisible_envs_error"]
+
+
+def test_seeds_split_over_devices_match_one_device_without_communicating(measured):
+    m = measured
+    assert m["seeds_losses_shape"] == [2, 20]  # [seeds, iterations]
+    # The same per-seed losses and final states as the 2 seeds on one device ...
+    assert m["seeds_losses_close"] and m["seeds_state_close"]
+    assert m["seeds_losses_differ"]  # ... of two different seeds,
+    assert m["seeds_split"]  # each seed's state on its own device,
+    # and no cross-device op in the compiled program (data parallelism, for contrast, has them).
+    assert m["data_parallel_collectives"] > 0
+    assert m["seeds_collectives"] == 0
+    assert "run.num_seeds=3 is not divisible by run.num_devices=2" in m["seeds_indivisible_error"]
+
+
+def test_the_cli_makes_cpu_devices_for_num_devices():
+    """`python -m wsrl_mjx.run ... --set run.num_devices=3` on a CPU: the config is read before
+    any JAX work (no import starts a backend), so 3 CPU devices exist when the run starts."""
+    code = (
+        "from wsrl_mjx.run import _load; _load(None, ['run.num_devices=3']); "
+        "import jax; print(jax.default_backend(), jax.device_count())"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # no device count set
+    env.update(PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-2:] == ["cpu", "3"]
 
 
 def test_num_devices_is_checked(tmp_path):

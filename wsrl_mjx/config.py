@@ -186,8 +186,9 @@ class RunConfig:
     tensorboard: bool = True
     progress: bool = True
     matmul_precision: str = choice("highest", "highest", "default", "high")
-    # Data parallelism (wsrl_mjx/sharding.py): envs, buffer and batches split over this many
-    # devices, parameters replicated; online.num_envs must be divisible by it.
+    # Devices (wsrl_mjx/sharding.py). One seed: data parallelism, envs, buffer and batches split
+    # over them, parameters replicated (online.num_envs divisible by it). Several seeds: the
+    # seeds split over them (num_seeds divisible by it). On a CPU the CLI makes that many.
     num_devices: int = 1
     distributed: bool = False  # jax.distributed.initialize() first (one process per host)
     # Seeds seed, seed+1, ... trained as one program (online and finetune): the whole training

@@ -18,7 +18,8 @@ sequential (one compiled program per run) and a finished
 run is skipped when the experiment is re-run, so a killed experiment continues where it stopped.
 `--workers N` runs the independent runs in N processes instead (each fine-tuning after the
 pre-training it restores; each run's output in its run dir's worker.log); `--vmap-seeds` runs
-each method's seeds as one vmapped program (`run.num_seeds`; one run dir per seed as before).
+each method's seeds as one vmapped program (`run.num_seeds`; one run dir per seed as before),
+split over `--seed-devices` devices (CPU devices on a CPU: how one process uses several cores).
 
 Besides the score table, `report.md` holds what the claims rest on: each pre-training's state at
 the switch (evaluation, temperature, entropy against its target, Q, and whether they settled),
@@ -270,10 +271,11 @@ def run_jobs_parallel(
     return finished
 
 
-def run_seed_groups(jobs: list[Job]) -> None:
+def run_seed_groups(jobs: list[Job], devices: int = 1) -> None:
     """Pre-trainings one by one, then each method's fine-tunings as one program over its seeds
     (`run_finetune_seeds`): those not finished yet, when all start fresh or all resume; a
-    mix of fresh and killed seeds runs one seed at a time."""
+    mix of fresh and killed seeds runs one seed at a time. A program's seeds are split over
+    the largest count up to `devices` that divides them (`run.num_devices`)."""
     for job in jobs:
         if job.kind == "pretrain":
             run_job(job)
@@ -288,25 +290,39 @@ def run_seed_groups(jobs: list[Job]) -> None:
                 run_job(job)
             continue
         seeds = [j.seed for j in group]
-        print(f"[experiment] {name} seeds {seeds} in one program", flush=True)
-        summaries = run_finetune_seeds([j.cfg for j in group], resume=killed[0])
+        split = max(d for d in range(1, devices + 1) if len(group) % d == 0)
+        print(
+            f"[experiment] {name} seeds {seeds} in one program over {split} device(s)", flush=True
+        )
+        cfgs = [
+            dataclasses.replace(j.cfg, run=dataclasses.replace(j.cfg.run, num_devices=split))
+            for j in group
+        ]
+        summaries = run_finetune_seeds(cfgs, resume=killed[0])
         for job, summary in zip(group, summaries, strict=True):
             _once(job.run_dir, lambda summary=summary: summary)
 
 
 def run_experiment(
-    exp: Experiment, report_only: bool = False, workers: int = 1, vmap_seeds: bool = False
+    exp: Experiment,
+    report_only: bool = False,
+    workers: int = 1,
+    vmap_seeds: bool = False,
+    seed_devices: int = 1,
 ) -> dict:
     """Run what is missing, then write the tables and plots. `report_only`: run nothing and
     write them from the runs that finished so far (while the experiment is still going).
     `workers` > 1 runs independent runs in that many processes (pre-trainings first);
-    `vmap_seeds` runs each method's seeds as one vmapped program (`run.num_seeds`)."""
+    `vmap_seeds` runs each method's seeds as one vmapped program (`run.num_seeds`), split over
+    up to `seed_devices` devices."""
     if report_only:
         return write_outputs(exp, *finished_runs(exp))
     if workers < 1:
         raise ConfigError(f"--workers {workers}: give 1 or more processes")
     if workers > 1 and vmap_seeds:
         raise ConfigError("--vmap-seeds runs in this process; use it without --workers")
+    if seed_devices < 1 or (seed_devices > 1 and not vmap_seeds):
+        raise ConfigError(f"--seed-devices {seed_devices}: give 1 or more, with --vmap-seeds")
     if workers > 1 and any(cfg.run.distributed for cfg in exp.methods.values()):
         raise ConfigError("--workers runs independent processes; it cannot use run.distributed")
     check_same_experiment(exp)
@@ -319,7 +335,7 @@ def run_experiment(
     if workers > 1:
         run_jobs_parallel(jobs, workers)
     elif vmap_seeds:
-        run_seed_groups(jobs)
+        run_seed_groups(jobs, seed_devices)
     else:
         for job in jobs:
             run_job(job)

@@ -141,13 +141,16 @@ def make_chunk(
     ([length] arrays) so the host can log means and a dense Q trace; nothing leaves the device
     inside the chunk.
 
-    `sharding` (a `wsrl_mjx.sharding.DataSharding`, None on one device) pins the state's layout
-    on a device mesh after every iteration and splits every sampled batch over the mesh.
-
     `num_seeds` > 1: the state has a leading seed axis and the chunk is vmapped over it (one
     program for all seeds); `aux_axes` says which parts of `aux` are per seed (axis 0) and
     which are shared (None).
+
+    `sharding` (None on one device): with one seed a `wsrl_mjx.sharding.DataSharding`, which
+    pins the state's layout on a device mesh after every iteration and splits every sampled
+    batch over the mesh; with several a `SeedSharding`, which keeps each seed's slice of the
+    state and metrics on its own device.
     """
+    seed_sharding, sharding = (sharding, None) if num_seeds > 1 else (None, sharding)
     num_envs = batch_env.num_envs
     sample_fn = sample_fn or replay_sampler(buffer)
 
@@ -205,7 +208,10 @@ def make_chunk(
 
     if num_seeds > 1:
         chunk = jax.vmap(chunk, in_axes=(0, aux_axes if aux_axes is not None else None))
-    return jax.jit(chunk, donate_argnums=0)
+    # Several seeds over devices: outputs (state, metrics) keep each seed on its device, so
+    # every call sees the layout it was compiled for (zero-size leaves included).
+    out_shardings = seed_sharding.split if seed_sharding is not None else None
+    return jax.jit(chunk, donate_argnums=0, out_shardings=out_shardings)
 
 
 def strong_copy(tree: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -142,7 +143,7 @@ def make_networks(cfg: AgentConfig, action_size: int, num_critics: int | None = 
 
 # --- tanh-Gaussian policy ----------------------------------------------------------------------
 
-_HALF_LOG_2PI = 0.5 * jnp.log(2.0 * jnp.pi)
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
 def _tanh_log_det(pre_tanh: jax.Array) -> jax.Array:

@@ -24,11 +24,13 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(path, overrides: list[str]):
-    """The validated config; with run.distributed, joins the cluster before any JAX work."""
-    cfg = load_config(path, overrides)
-    if cfg.run.distributed:
-        from wsrl_mjx.sharding import initialize_distributed
+    """The validated config; before any JAX work, joins the cluster (run.distributed) and asks
+    for run.num_devices CPU devices (used when the backend is a CPU)."""
+    from wsrl_mjx.sharding import initialize_distributed, request_cpu_devices
 
+    cfg = load_config(path, overrides)
+    request_cpu_devices(cfg.run.num_devices)
+    if cfg.run.distributed:
         initialize_distributed()
     return cfg
 
@@ -97,12 +99,18 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 def cmd_experiment(args: argparse.Namespace) -> int:
     from wsrl_mjx.config import parse_overrides
     from wsrl_mjx.experiment import load_experiment, run_experiment
+    from wsrl_mjx.sharding import request_cpu_devices
 
     if not args.config:
         raise ConfigError("experiment needs --config configs/experiments/<name>.yaml")
+    request_cpu_devices(args.seed_devices)  # before any JAX work
     exp = load_experiment(args.config, parse_overrides(args.overrides))
     run_experiment(
-        exp, report_only=args.report_only, workers=args.workers, vmap_seeds=args.vmap_seeds
+        exp,
+        report_only=args.report_only,
+        workers=args.workers,
+        vmap_seeds=args.vmap_seeds,
+        seed_devices=args.seed_devices,
     )
     return 0
 
@@ -244,6 +252,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run each method's seeds as one vmapped program (run.num_seeds); each seed keeps "
         "its run dir",
+    )
+    experiment.add_argument(
+        "--seed-devices",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with --vmap-seeds: split each program's seeds over up to N devices (the largest "
+        "count dividing them; on a CPU, N CPU devices of this process use N cores)",
     )
     bench = _command(
         commands,

@@ -1,6 +1,13 @@
-"""Data parallelism over a device mesh axis "data": plain `jit` + `NamedSharding` (GSPMD).
+"""Work split over a device mesh: plain `jit` + `NamedSharding` (GSPMD), in two layouts.
 
-The training state keeps its single-device layout; only where its arrays live changes:
+`SeedSharding` (several seeds, `run.num_seeds` > 1): every array of the seed-stacked training
+state is split along its leading seed axis, so each device runs the vmapped program for its own
+seeds and nothing is communicated. On a CPU each device is a separate XLA executor: splitting
+seeds over `run.num_devices` CPU devices (`request_cpu_devices`) is how one process uses
+several cores for small networks, which one XLA CPU program keeps to about one core.
+
+`DataSharding` (one seed): data parallelism over the mesh axis "data". The training state
+keeps its single-device layout; only where its arrays live changes:
 
 - env-state leaves (everything in `BatchEnvState` but its rng key) are split along the env axis,
 - the replay buffer's storage ([1, capacity, ...] per field) is split along the capacity axis,
@@ -22,6 +29,7 @@ numbers are global, so nothing is folded with the process index.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any
 
@@ -33,6 +41,22 @@ from jax.sharding import PartitionSpec as P
 from wsrl_mjx.config import ConfigError
 
 DATA = "data"
+SEEDS = "seeds"
+
+
+def request_cpu_devices(num_devices: int) -> None:
+    """Ask for `num_devices` CPU devices (only the CPU backend; a GPU or TPU keeps its own).
+
+    Effective only before JAX's backends start (the CLI calls it right after reading the
+    config); later, or when XLA_FLAGS already sets a host device count, it does nothing and
+    `make_mesh` names the fix if too few devices exist.
+    """
+    if num_devices <= 1:
+        return
+    if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+        return
+    with contextlib.suppress(RuntimeError):  # raised once the backends have started
+        jax.config.update("jax_num_cpu_devices", num_devices)
 
 
 def initialize_distributed() -> None:
@@ -68,20 +92,56 @@ def _mjx_data_on_local_device() -> None:
     io._resolve_impl_and_device = local_default
 
 
-def make_mesh(num_devices: int) -> Mesh:
-    """A 1-D mesh with axis "data" over the first `num_devices` devices (all processes')."""
+def make_mesh(num_devices: int, axis: str = DATA) -> Mesh:
+    """A 1-D mesh with axis `axis` over the first `num_devices` devices (all processes')."""
     available = jax.device_count()
     if not 1 <= num_devices <= available:
+        hint = (
+            " (CPU devices: set XLA_FLAGS=--xla_force_host_platform_device_count=N, or "
+            "jax.config.update('jax_num_cpu_devices', N) before any JAX work)"
+            if jax.default_backend() == "cpu"
+            else ""
+        )
         raise ConfigError(
             f"run.num_devices={num_devices}: this process sees {available} "
-            f"{jax.default_backend()} device(s); choose 1..{available}"
+            f"{jax.default_backend()} device(s); choose 1..{available}{hint}"
         )
     if jax.process_count() > 1 and num_devices != available:
         raise ConfigError(
             f"run.num_devices={num_devices}: with {jax.process_count()} processes use all "
             f"{available} devices so every process holds shards"
         )
-    return Mesh(np.asarray(jax.devices()[:num_devices]), (DATA,))
+    return Mesh(np.asarray(jax.devices()[:num_devices]), (axis,))
+
+
+class SeedSharding:
+    """Seed-stacked trees (leading seed axis) split over `mesh`: each device holds and runs its
+    own seeds. Passed to `make_chunk` with `num_seeds` > 1."""
+
+    def __init__(self, mesh: Mesh, num_seeds: int):
+        if num_seeds % mesh.size:
+            raise ConfigError(
+                f"run.num_seeds={num_seeds} is not divisible by run.num_devices={mesh.size}: "
+                "every device runs the same number of seeds"
+            )
+        self.mesh = mesh
+        self.split = NamedSharding(mesh, P(SEEDS))
+        self.replicated = NamedSharding(mesh, P())
+
+    def place_state(self, tree: Any) -> Any:
+        """Put a seed-stacked tree onto the mesh, each seed's slice on its device."""
+        return jax.tree.map(lambda x: _place(x, self.split), tree)
+
+    def replicate(self, tree: Any) -> Any:
+        """Inputs shared by every seed (the retained offline data) on every device."""
+        return jax.tree.map(lambda x: _place(x, self.replicated), tree)
+
+
+def seed_sharding(num_devices: int, num_seeds: int) -> SeedSharding | None:
+    """None for one device (the plain vmapped program)."""
+    if num_devices == 1:
+        return None
+    return SeedSharding(make_mesh(num_devices, SEEDS), num_seeds)
 
 
 class DataSharding:

@@ -11,7 +11,9 @@ method's plan from `wsrl_mjx.finetune`.
 Several seeds (`run.num_seeds`, or `run_seeds` with a config and plan per seed) are one program:
 every array of the training state gets a leading seed axis and the chunks, the evaluator and
 the diagnostics are vmapped over it, while each seed keeps its own run dir, HostLoop and
-checkpoints. One seed is not vmapped at all (and may be sharded over devices instead).
+checkpoints. With `run.num_devices` > 1 the seeds are split over that many devices (each runs
+its own seeds' program; `SeedSharding`); one seed is not vmapped at all and may be data-parallel
+over devices instead (`DataSharding`).
 """
 
 from __future__ import annotations
@@ -50,7 +52,13 @@ from wsrl_mjx.loops import (
 from wsrl_mjx.mc_replay import make_mc_replay
 from wsrl_mjx.replay import buffer_nbytes, example_transition, make_replay
 from wsrl_mjx.rundir import exclusive
-from wsrl_mjx.sharding import DataSharding, data_sharding, initialize_distributed
+from wsrl_mjx.sharding import (
+    DataSharding,
+    SeedSharding,
+    data_sharding,
+    initialize_distributed,
+    seed_sharding,
+)
 from wsrl_mjx.types import AgentState, Counter, OfflineTransition, Params, TrainingState
 
 
@@ -222,7 +230,7 @@ class OnlineSystem:
     online_chunk: Callable
     evaluate: Callable[[Params, jax.Array], dict]
     diagnose: Callable | None
-    sharding: DataSharding | None
+    sharding: DataSharding | SeedSharding | None
     aux: Aux
     holdout: OfflineTransition | None
     metas: list[dict]
@@ -252,10 +260,11 @@ class OnlineSystem:
             )
             for cfg, plan in zip(self.cfgs, self.plans, strict=True)
         ]
-        if self.seeded:
-            return strong_copy(_stack(states))
         # Restores keep this layout.
-        state = states[0]
+        return self.place(strong_copy(_stack(states)) if self.seeded else states[0])
+
+    def place(self, state: TrainingState) -> TrainingState:
+        """The state in this system's device layout (unchanged on one device)."""
         return self.sharding.place_state(state) if self.sharding is not None else state
 
 
@@ -268,8 +277,6 @@ def _check_seeds_share(cfgs: list[Config], plans: list[OnlinePlan]) -> None:
     for cfg in cfgs[1:]:
         if strip(cfg) != first:
             raise ConfigError("seeds run as one program must share every setting but the seed")
-    if cfgs[0].run.num_devices > 1:
-        raise ConfigError("run.num_seeds > 1 runs on one device; set run.num_devices=1")
     sources = {str(p.meta.get("pretrained", {}).get("path", "")) for p in plans if p.offline}
     if len(sources) > 1:
         raise ConfigError(f"seeds retain offline data from different datasets: {sorted(sources)}")
@@ -297,13 +304,17 @@ def build_online(cfgs: Config | list[Config], plans: OnlinePlan | list[OnlinePla
     no_update_steps = steps_before_updates(cfg, m * online_rows, env.episode_length, plan.mc_bound)
     schedule = Schedule.from_config(cfg, no_update_steps)
     check_online_budget(cfg, schedule.total_env_steps, no_update_steps)
-    sharding = data_sharding(cfg.run.num_devices, cfg.online.num_envs, m * b)
+    seeds = len(cfgs)
+    sharding = (
+        seed_sharding(cfg.run.num_devices, seeds)
+        if seeds > 1
+        else data_sharding(cfg.run.num_devices, cfg.online.num_envs, m * b)
+    )
     acting = plan.action_rule.act if plan.action_rule else policy_actions(agent)
     # The warmup acts like the online phase (JSRL: guide roll-ins) unless it is random.
     warmup_actions = (
         random_actions(env.action_size) if cfg.online.warmup_policy == "random" else acting
     )
-    seeds = len(cfgs)
     # Per seed: the action rule's input; shared: the retained offline data.
     rule_aux = [p.action_rule.aux if p.action_rule else None for p in plans]
     aux = Aux(offline=plan.offline, acting=_stack(rule_aux) if seeds > 1 else rule_aux[0])
@@ -341,7 +352,10 @@ def build_online(cfgs: Config | list[Config], plans: OnlinePlan | list[OnlinePla
     if seeds > 1:
         evaluate = jax.jit(jax.vmap(evaluate))
         diagnose = diagnose and jax.jit(jax.vmap(diagnose))
-    if sharding is not None:
+    if isinstance(sharding, SeedSharding):
+        aux = Aux(offline=sharding.replicate(aux.offline), acting=sharding.place_state(aux.acting))
+        holdout = sharding.place_state(holdout)
+    elif sharding is not None:
         aux, holdout = sharding.replicate(aux), sharding.replicate(holdout)
     return OnlineSystem(
         cfgs=cfgs,
@@ -467,7 +481,7 @@ def _start(system: OnlineSystem, resume: bool) -> tuple[OnlineRun, TrainingState
                 raise CheckpointError(f"--resume: no checkpoint in {ckpt.directory}")
             check_env_matches(ckpt.meta(), system.metas[k], "checkpoint")
             restored.append(ckpt.restore(_seed(state, k, system.seeded))[0])
-        state = strong_copy(_stack(restored)) if system.seeded else restored[0]
+        state = system.place(strong_copy(_stack(restored))) if system.seeded else restored[0]
         steps = {int(_seed(state.env_steps, k, system.seeded)) for k in range(len(restored))}
         if len(steps) > 1:
             raise CheckpointError(
