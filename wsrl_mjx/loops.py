@@ -28,6 +28,9 @@ class Aux:
     acting: Any = None
 
 
+# The vmapped axis of several seeds in one program (`make_chunk`'s num_seeds > 1).
+SEED_AXIS = "seed"
+
 # (training state, aux, rng) -> (actions [N, A] in [-1, 1], new state.acting)
 ActionFn = Callable[[TrainingState, Aux, jax.Array], tuple[jax.Array, Any]]
 # (training state, aux, rng) -> one update round's batch
@@ -207,7 +210,12 @@ def make_chunk(
         return state, metrics
 
     if num_seeds > 1:
-        chunk = jax.vmap(chunk, in_axes=(0, aux_axes if aux_axes is not None else None))
+        if batch_env.seed_axis != SEED_AXIS:
+            raise ValueError(f"several seeds step a BatchEnv made with seed_axis={SEED_AXIS!r}")
+        aux_axes = aux_axes if aux_axes is not None else Aux()
+        chunk = jax.vmap(chunk, in_axes=(0, aux_axes), axis_name=SEED_AXIS)
+        if seed_sharding is not None:
+            chunk = seed_sharding.per_device(chunk, aux_axes)
     # Several seeds over devices: outputs (state, metrics) keep each seed on its device, so
     # every call sees the layout it was compiled for (zero-size leaves included).
     out_shardings = seed_sharding.split if seed_sharding is not None else None

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -41,7 +42,7 @@ from jax.sharding import PartitionSpec as P
 from wsrl_mjx.config import ConfigError
 
 DATA = "data"
-SEEDS = "seeds"
+SEEDS = "seed_shards"  # the mesh axis; the vmapped seed axis inside is loops.SEED_AXIS
 
 
 def request_cpu_devices(num_devices: int) -> None:
@@ -127,6 +128,21 @@ class SeedSharding:
         self.mesh = mesh
         self.split = NamedSharding(mesh, P(SEEDS))
         self.replicated = NamedSharding(mesh, P())
+
+    def per_device(self, seeded_fn: Callable, aux_axes: Any) -> Callable:
+        """`seeded_fn(state, aux)` (vmapped over seeds) run by each device on its own seeds
+        (`shard_map`): reductions over the seed axis inside stay on the device, and the program
+        holds no cross-device op. `aux_axes`: 0 for per-seed parts of aux, None for shared."""
+        aux_specs = jax.tree.map(
+            lambda axis: P(SEEDS) if axis == 0 else P(), aux_axes, is_leaf=lambda x: x is None
+        )
+        return jax.shard_map(
+            seeded_fn,
+            mesh=self.mesh,
+            in_specs=(P(SEEDS), aux_specs),
+            out_specs=P(SEEDS),
+            check_vma=False,  # plain vmapped code inside; nothing is communicated
+        )
 
     def place_state(self, tree: Any) -> Any:
         """Put a seed-stacked tree onto the mesh, each seed's slice on its device."""

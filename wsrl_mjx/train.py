@@ -40,6 +40,7 @@ from wsrl_mjx.evaluate import make_evaluator
 from wsrl_mjx.hostloop import Cadence, HostLoop
 from wsrl_mjx.logger import Logger, Progress
 from wsrl_mjx.loops import (
+    SEED_AXIS,
     ActionRule,
     Aux,
     make_chunk,
@@ -291,7 +292,8 @@ def build_online(cfgs: Config | list[Config], plans: OnlinePlan | list[OnlinePla
     if len(cfgs) > 1:
         _check_seeds_share(cfgs, plans)
     env = make_env(cfg.env)
-    batch_env = envs.BatchEnv(env, cfg.online.num_envs)
+    seeds = len(cfgs)
+    batch_env = envs.BatchEnv(env, cfg.online.num_envs, SEED_AXIS if seeds > 1 else None)
     agent = plan.agent or make_sac(cfg.agent, env.observation_size, env.action_size)
     m, b = agent.cfg.critic_minibatches, agent.cfg.batch_size
     online_rows = b - plan.offline_per_minibatch
@@ -304,7 +306,6 @@ def build_online(cfgs: Config | list[Config], plans: OnlinePlan | list[OnlinePla
     no_update_steps = steps_before_updates(cfg, m * online_rows, env.episode_length, plan.mc_bound)
     schedule = Schedule.from_config(cfg, no_update_steps)
     check_online_budget(cfg, schedule.total_env_steps, no_update_steps)
-    seeds = len(cfgs)
     sharding = (
         seed_sharding(cfg.run.num_devices, seeds)
         if seeds > 1
