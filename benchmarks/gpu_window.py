@@ -231,7 +231,9 @@ def section_smoke(p: dict, results: Path) -> dict:
         "JAX_DEFAULT_MATMUL_PRECISION": "highest",
         "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
     }
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *p["smoke_tests"]]
+    # In this process, without pyproject's `-n 2` (pytest-xdist is not on the GPU machine).
+    plain = ["-o", "addopts=-ra", "-p", "no:cacheprovider"]
+    cmd = [sys.executable, "-m", "pytest", "-q", *plain, *p["smoke_tests"]]
     tests = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     print(tests.stdout[-3000:], tests.stderr[-2000:], flush=True)
     summary = tests.stdout.strip().splitlines()[-1] if tests.stdout.strip() else ""
