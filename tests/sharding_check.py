@@ -169,11 +169,7 @@ def main() -> None:
         np.max(np.abs(np.asarray(single.env.obs) - np.asarray(sharded.env.obs)))
     )
     out.update(seeds_over_devices(cfg))
-    try:
-        data_sharding(4, 6, 32)
-        out["indivisible_envs_error"] = ""
-    except ConfigError as e:
-        out["indivisible_envs_error"] = str(e)
+    out["indivisible_envs_error"] = _error(lambda: data_sharding(4, 6, 32))
     print(json.dumps(out), flush=True)
 
 

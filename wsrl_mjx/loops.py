@@ -210,10 +210,10 @@ def make_chunk(
         return state, metrics
 
     if num_seeds > 1:
-        if batch_env.seed_axis != SEED_AXIS:
-            raise ValueError(f"several seeds step a BatchEnv made with seed_axis={SEED_AXIS!r}")
+        if batch_env.seed_axis is None:
+            raise ValueError("several seeds step a BatchEnv made with a seed_axis (SEED_AXIS)")
         aux_axes = aux_axes if aux_axes is not None else Aux()
-        chunk = jax.vmap(chunk, in_axes=(0, aux_axes), axis_name=SEED_AXIS)
+        chunk = jax.vmap(chunk, in_axes=(0, aux_axes), axis_name=batch_env.seed_axis)
         if seed_sharding is not None:
             chunk = seed_sharding.per_device(chunk, aux_axes)
     # Several seeds over devices: outputs (state, metrics) keep each seed on its device, so
