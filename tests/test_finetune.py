@@ -19,14 +19,15 @@ from wsrl_mjx import data
 from wsrl_mjx.agents.sac import make_sac
 from wsrl_mjx.bridge import restore_pretrained
 from wsrl_mjx.checkpoint import Checkpointer, CheckpointError
-from wsrl_mjx.collect import pick_medium
-from wsrl_mjx.config import ConfigError, load_config
+from wsrl_mjx.collect import medium_return, pick_medium
+from wsrl_mjx.config import CollectConfig, Config, ConfigError, load_config
 from wsrl_mjx.environment import make_env
 from wsrl_mjx.finetune import offline_rows, plan_finetune, run_finetune
 from wsrl_mjx.loops import Aux, guided_actions, mixed_sampler, replay_sampler
 from wsrl_mjx.methods import make_agent
 from wsrl_mjx.pipeline import run_pipeline
 from wsrl_mjx.replay import example_transition, make_replay
+from wsrl_mjx.scores import normalized_score
 from wsrl_mjx.types import OfflineTransition
 
 TINY = [
@@ -297,8 +298,21 @@ def test_calql_with_retention_runs_its_own_loss_on_mixed_batches(calql_retention
     assert finished.sum() >= 80 and np.isfinite(np.asarray(state.buffer.mc_return)[finished]).all()
 
 
-def test_medium_snapshot_is_nearest_the_fraction_and_never_the_initial_actor():
+def test_medium_snapshot_is_nearest_the_target_and_never_the_initial_actor():
     snapshots = [(0, 0.0, "i"), (40, 1.0, "a"), (80, 4.0, "b"), (120, 6.0, "c"), (160, 10.0, "end")]
-    assert pick_medium(snapshots, 0.4)[2] == "b"
+    cfg = Config(collect=CollectConfig(medium_fraction=0.4))
+    assert medium_return(cfg, "PointMass", snapshots) == pytest.approx(4.0)  # 0.4 x final
+    assert pick_medium(snapshots, 4.0)[2] == "b"
     assert pick_medium(snapshots, 0.0)[2] == "a"  # not the random-init actor at step 0
-    assert pick_medium(snapshots[:1] + snapshots[-1:], 0.4)[2] == "end"
+    assert pick_medium(snapshots[:1] + snapshots[-1:], 4.0)[2] == "end"
+
+
+def test_medium_target_reference_is_a_share_of_the_normalized_range():
+    cfg = Config(collect=CollectConfig(medium_fraction=1 / 3, medium_target="reference"))
+    # D4RL Hopper: random -20.272305, expert 3234.3 -> one third of the way.
+    assert medium_return(cfg, "Hopper-v5", []) == pytest.approx(-20.272305 + 3254.572305 / 3)
+    assert normalized_score("Hopper-v5", medium_return(cfg, "Hopper-v5", [])) == pytest.approx(
+        100 / 3
+    )
+    with pytest.raises(ConfigError, match="no reference returns"):
+        medium_return(cfg, "PointMass", [])

@@ -17,6 +17,7 @@ import jax
 import numpy as np
 
 import envs
+from wsrl_mjx import scores
 from wsrl_mjx.agents.sac import make_sac
 from wsrl_mjx.config import Config, ConfigError, check_single_seed
 from wsrl_mjx.data import DATASET_KEYS, save_dataset
@@ -81,12 +82,24 @@ def rollout(
     return {k: v[:size] for k, v in arrays.items()}, mean_return
 
 
-def pick_medium(snapshots: list, fraction: float) -> tuple[int, float, dict]:
-    """The snapshot whose return is nearest `fraction` x the final one, among those taken after
-    some training (never the initial random-init actor, whose buffer would be empty)."""
-    final = snapshots[-1][1]
+def medium_return(cfg: Config, env_name: str, snapshots: list) -> float:
+    """The return `medium` aims at: medium_fraction x the final return, or with
+    collect.medium_target=reference that share of the env's normalized range."""
+    if cfg.collect.medium_target == "reference":
+        if scores.references(env_name) is None:
+            raise ConfigError(
+                f"collect.medium_target=reference: env {env_name!r} has no reference returns "
+                f"(wsrl_mjx.scores has {', '.join(sorted(scores.D4RL_REFERENCES))}); use final"
+            )
+        return scores.return_at(env_name, 100.0 * cfg.collect.medium_fraction)
+    return cfg.collect.medium_fraction * snapshots[-1][1]
+
+
+def pick_medium(snapshots: list, target: float) -> tuple[int, float, dict]:
+    """The snapshot whose return is nearest `target`, among those taken after some training
+    (never the initial random-init actor, whose buffer would be empty)."""
     trained = [s for s in snapshots[:-1] if s[0] > 0] or snapshots[-1:]
-    return min(trained, key=lambda s: abs(s[1] - fraction * final))
+    return min(trained, key=lambda s: abs(s[1] - target))
 
 
 def run_collect(cfg: Config) -> dict:
@@ -98,7 +111,7 @@ def run_collect(cfg: Config) -> dict:
     env = make_env(cfg.env)
     out_dir = Path(cfg.collect.out_dir)
     base_meta = {"env": env.name, "seed": cfg.run.seed, "episode_length": env.episode_length}
-    written, behaviour = {}, None
+    written, behaviour, target = {}, None, None
     if set(kinds) - {"random"}:
         steps = cfg.collect.behaviour_env_steps or cfg.online.total_env_steps
         if "medium-replay" in kinds and steps > cfg.online.buffer_capacity:
@@ -112,6 +125,8 @@ def run_collect(cfg: Config) -> dict:
         )
         plan = OnlinePlan(phase_name="behaviour", keep_actor_snapshots=True)
         behaviour = run_online(behaviour_cfg, plan)
+        target = medium_return(cfg, env.name, behaviour["snapshots"])
+        print(f"[collect] medium: the snapshot nearest return {target:.1f}", flush=True)
     for i, kind in enumerate(kinds):
         seed = cfg.run.seed + 100 * (i + 1)
         meta = {**base_meta, "method": kind}
@@ -125,7 +140,7 @@ def run_collect(cfg: Config) -> dict:
             arrays, ret = rollout(cfg, env, None, cfg.collect.size, seed)
             meta.update(behaviour_return=ret)
         elif kind == "medium-replay":
-            step, ret, _ = pick_medium(behaviour["snapshots"], cfg.collect.medium_fraction)
+            step, ret, _ = pick_medium(behaviour["snapshots"], target)
             arrays = buffer_to_arrays(
                 behaviour["state"].buffer.experience,
                 behaviour["num_envs"],
@@ -136,7 +151,7 @@ def run_collect(cfg: Config) -> dict:
             meta.update(behaviour_return=ret, snapshot_env_steps=step)
         else:
             snap = (
-                pick_medium(behaviour["snapshots"], cfg.collect.medium_fraction)
+                pick_medium(behaviour["snapshots"], target)
                 if kind == "medium"
                 else behaviour["snapshots"][-1]
             )

@@ -148,6 +148,9 @@ class CollectConfig:
     size: int = 20_000  # transitions per collection (medium-replay: what the buffer held)
     num_envs: int = 16  # parallel envs while collecting
     medium_fraction: float = 0.4  # medium = snapshot whose eval return is nearest this x final
+    # What medium_fraction is a fraction of: "final" (the behaviour run's final return) or
+    # "reference" (the env's normalized range, wsrl_mjx.scores: D4RL's medium is ~1/3 of expert).
+    medium_target: str = choice("final", "final", "reference")
     behaviour_env_steps: int | None = None  # behaviour SAC budget; None = online.total_env_steps
     pretrain_on: str = "medium"  # which collection `pipeline` pre-trains on
 
