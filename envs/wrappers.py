@@ -41,7 +41,9 @@ def _select(mask: jax.Array, on_true: jax.Array, on_false: jax.Array) -> jax.Arr
 class BatchEnv:
     """`num_envs` copies of `env`, vmapped, with the episode time limit and auto-reset.
 
-    - `truncated` when an episode reaches `env.episode_length` steps without terminating.
+    - `truncated` when an episode reaches `env.episode_length` steps. With `time_limit_truncates`
+      (the official code's behaviour) that holds even when the env terminated on the same step,
+      which then bootstraps; without it the termination wins.
     - Finished envs restart from FRESH random states (a new key per reset, never a cached start).
     - `VecStep.next_obs` is the true final observation; `BatchEnvState.obs` is the reset one.
     - Non-finite guard: a stepped env whose obs or reward is NaN/inf counts as terminated and is
@@ -49,7 +51,13 @@ class BatchEnv:
       buffer (a terminal transition never bootstraps from next_obs anyway).
     """
 
-    def __init__(self, env: Env, num_envs: int, seed_axis: str | None = None) -> None:
+    def __init__(
+        self,
+        env: Env,
+        num_envs: int,
+        seed_axis: str | None = None,
+        time_limit_truncates: bool = True,
+    ) -> None:
         """`seed_axis`: the name of a vmapped axis this batch is stepped under (several seeds
         in one program); the reset below then runs when an env of any seed finished."""
         if num_envs < 1:
@@ -57,6 +65,7 @@ class BatchEnv:
         self.env = env
         self.num_envs = int(num_envs)
         self.seed_axis = seed_axis
+        self.time_limit_truncates = time_limit_truncates
 
     def _reset_envs(self, rng: jax.Array) -> State:
         return jax.vmap(self.env.reset)(jax.random.split(rng, self.num_envs))
@@ -84,7 +93,10 @@ class BatchEnv:
         reward = jnp.where(finite, stepped.reward, 0.0)
         terminated = (stepped.done > 0) | ~finite
         steps = state.steps + 1
-        truncated = (steps >= self.env.episode_length) & ~terminated
+        time_limit = steps >= self.env.episode_length
+        if self.time_limit_truncates:  # a non-finite state never bootstraps, time limit or not
+            terminated = terminated & (~time_limit | ~finite)
+        truncated = time_limit & ~terminated
         done = terminated | truncated
         episode_return = state.episode_return + reward
         if self.env.has_success:

@@ -65,3 +65,7 @@ def tanh_gaussian_log_prob(mean, log_std, action):
 
 def softplus(x):
     return np.log1p(np.exp(x))
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))

@@ -202,8 +202,8 @@ def test_register_and_make_custom(walk_registered):
         envs.make(walk_registered, bogus=1)
 
 
-def _run(env, actions, rng=0, num_envs=3):
-    benv = envs.BatchEnv(env, num_envs)
+def _run(env, actions, rng=0, num_envs=3, time_limit_truncates=True):
+    benv = envs.BatchEnv(env, num_envs, time_limit_truncates=time_limit_truncates)
     state, step = benv.reset(jax.random.PRNGKey(rng)), jax.jit(benv.step)
     out = []
     for a in actions:
@@ -230,10 +230,18 @@ def test_terminated_transition(walk_registered):
     np.testing.assert_allclose(out[5][1].episode_return, 6.0)  # second episode, same again
 
 
-def test_termination_wins_over_time_limit(walk_registered):
-    _, vs = _run(envs.make(walk_registered, episode_length=3, term_at=3), [[0, 0]] * 3)[-1]
-    assert (vs.terminated == 1).all() and (vs.truncated == 0).all()
-    _, vs = _run(envs.make(walk_registered, episode_length=2, term_at=3), [[0, 0]] * 2)[-1]
+@pytest.mark.parametrize("time_limit_truncates", [True, False])
+def test_time_limit_and_termination_on_one_step(walk_registered, time_limit_truncates):
+    """Official (True): the time limit makes it a truncation (bootstrapped) even though the env
+    terminated on that step, as the official TruncationWrapper over gym's TimeLimit; False:
+    the termination wins. A time limit alone is a truncation either way."""
+    env = envs.make(walk_registered, episode_length=3, term_at=3)
+    _, vs = _run(env, [[0, 0]] * 3, time_limit_truncates=time_limit_truncates)[-1]
+    assert vs.done.all()
+    assert (vs.truncated == float(time_limit_truncates)).all()
+    assert (vs.terminated == float(not time_limit_truncates)).all()
+    env = envs.make(walk_registered, episode_length=2, term_at=3)
+    _, vs = _run(env, [[0, 0]] * 2, time_limit_truncates=time_limit_truncates)[-1]
     assert (vs.terminated == 0).all() and (vs.truncated == 1).all() and vs.done.all()
 
 

@@ -76,3 +76,27 @@ def test_training_summary_has_success_only_for_tasks_with_one():
     assert summarize_chunk(metrics)["train_success"] == 0.5
     summary = summarize_chunk(metrics, has_success=False)
     assert "train_success" not in summary and summary["train_return"] == 3.0
+
+
+def test_rollout_stops_once_every_episode_ended():
+    """Every episode ends within 8 steps of a 100-step limit: the loop stops at the longest one
+    (as with Hopper's early falls) and the results are those of the whole horizon."""
+
+    class LongLimit(CountdownEnv):
+        episode_length = 100
+
+    iterations = []
+
+    class CountingPolicy(ZeroPolicy):
+        def act(self, params, obs, rng, deterministic=False):
+            jax.debug.callback(lambda: iterations.append(1))  # once per loop iteration
+            return super().act(params, obs, rng, deterministic)
+
+    env, rng = LongLimit(), jax.random.PRNGKey(0)
+    result = make_evaluator(env, CountingPolicy(), 8)(None, rng)
+    jax.effects_barrier()
+    limits = np.asarray(jax.vmap(env.reset)(jax.random.split(rng, 8)).obs[:, 1])
+    np.testing.assert_allclose(result["length"], limits.mean())
+    np.testing.assert_allclose(result["return"], limits.mean())
+    np.testing.assert_allclose(result["success"], 1.0)
+    assert len(iterations) == limits.max() < 100

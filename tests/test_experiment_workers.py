@@ -117,9 +117,10 @@ def test_workers_must_be_positive(tmp_path):
 
 
 def test_vmap_seeds_groups_each_methods_fresh_seeds_into_one_program(jobs, monkeypatch):
-    """--vmap-seeds: pre-trainings one by one, then one program per method over the seeds not
-    finished yet; a method with a killed seed beside a fresh one runs seed by seed; finished
-    seeds are left alone. --seed-devices 3: the 2 seeds go over the 2 devices that divide them."""
+    """--vmap-seeds: per method, the pre-trainings it needs (each once), then one program over
+    its seeds not finished yet; a method with a killed seed beside a fresh one runs seed by
+    seed; finished seeds are left alone. --seed-devices 3: the 2 seeds go over the 2 devices
+    that divide them."""
     from wsrl_mjx import experiment
     from wsrl_mjx.checkpoint import Checkpointer
 
@@ -145,7 +146,11 @@ def test_vmap_seeds_groups_each_methods_fresh_seeds_into_one_program(jobs, monke
     )
     experiment.run_seed_groups(jobs, devices=3)
     pretrain = [r for r in ran if r[0] == "pretrain"]
-    assert len(pretrain) == 4 and ran[:4] == pretrain  # every pre-training first
+    assert len(pretrain) == len(set(pretrain)) == 4  # each pre-training once
+    for kind, name, seed in ran:  # a fine-tuning runs after the pre-training it restores
+        if kind == "finetune":
+            after = by_name[(kind, name, seed)].after
+            assert any(by_name[p].run_dir == after for p in ran[: ran.index((kind, name, seed))])
     assert programs == [([0, 1], False, {2})]  # wsrl's two fresh seeds: one program
     assert ("finetune", "calql", 1) in ran and ("finetune", "calql", 0) not in ran
     assert {("finetune", "iql", 0), ("finetune", "iql", 1)} <= set(ran)  # killed + fresh

@@ -102,9 +102,14 @@ def test_lagrange_multiplier_rises_when_gap_is_exceeded():
     assert new_state.extras.lagrange.params > state.extras.lagrange.params
 
 
-def test_iql_losses_match_numpy():
+@pytest.mark.parametrize("mode", ["pre_update", "sequential"])
+def test_iql_losses_match_numpy(mode):
     offline = OfflineConfig(
-        algorithm="iql", iql_expectile=0.7, iql_temperature=3.0, iql_max_weight=2.0
+        algorithm="iql",
+        iql_expectile=0.7,
+        iql_temperature=3.0,
+        iql_max_weight=2.0,
+        iql_update=mode,
     )
     cfg = dataclasses.replace(CFG, num_critics=2)
     agent = make_iql(dataclasses.replace(CFG, num_critics=10), offline, OBS, ACT)
@@ -119,14 +124,20 @@ def test_iql_losses_match_numpy():
     np.testing.assert_allclose(
         m["value_loss"], np.mean(np.where(u > 0, 0.7, 0.3) * u**2), rtol=1e-4, atol=1e-6
     )
-    # AWR weights and the critic target both use the freshly updated V (Kostrikov et al.).
-    new_v = jax.jit(agent.update)(state, batch, jax.random.PRNGKey(0))[0]
-    w = np.minimum(np.exp(3.0 * (q_t - ref.value(new_v.extras.value.params, batch.obs, cfg))), 2.0)
+    # AWR weights and the critic target use V from before the step (official, "pre_update")
+    # or the freshly updated V (Kostrikov et al., "sequential").
+    new_state = jax.jit(agent.update)(state, batch, jax.random.PRNGKey(0))[0]
+    value_params = (state if mode == "pre_update" else new_state).extras.value.params
+    assert not np.allclose(  # the two modes really read different value nets
+        ref.value(state.extras.value.params, batch.obs, cfg),
+        ref.value(new_state.extras.value.params, batch.obs, cfg),
+    )
+    w = np.minimum(np.exp(3.0 * (q_t - ref.value(value_params, batch.obs, cfg))), 2.0)
     mean, log_std = ref.actor(state.actor.params, batch.obs, cfg)
     log_prob = ref.tanh_gaussian_log_prob(mean, log_std, batch.action)
     np.testing.assert_allclose(m["actor_loss"], -np.mean(w * log_prob), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(m["adv_weight"], w.mean(), rtol=1e-4)
-    v_next = ref.value(new_v.extras.value.params, batch.next_obs, cfg)
+    v_next = ref.value(value_params, batch.next_obs, cfg)
     y = batch.reward + 0.99 * (1 - batch.terminated) * v_next
     q = ref.critics(state.critic.params, batch.obs, batch.action, cfg)
     np.testing.assert_allclose(m["critic_loss"], np.mean((q - y) ** 2), rtol=1e-4, atol=1e-5)

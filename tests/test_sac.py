@@ -129,6 +129,36 @@ def test_actor_loss_matches_numpy(agent, state):
     np.testing.assert_allclose(metrics["entropy"], -log_prob.mean(), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("max_backup", [False, True])
+def test_temperature_entropy_from_fresh_next_obs_samples(agent, state, max_backup):
+    """Official: the temperature is tuned on the entropy of fresh samples at s' from the actor
+    before its step (10 per s' with the max-target backup), not the actor loss's samples."""
+    cfg = dataclasses.replace(CFG, max_target_backup=max_backup)
+    official = SACAgent(cfg, agent.networks, OBS, ACT)
+    batch = make_batch(M * B)
+    rng = jax.random.PRNGKey(5)
+    _, metrics = official.actor_step(state, batch, rng)
+    n = cfg.num_backup_actions if max_backup else 1
+    eps = np.asarray(jax.random.normal(jax.random.fold_in(rng, 1), (n, M * B, ACT)))
+    mean, log_std = ref.actor(state.actor.params, batch.next_obs, CFG)
+    _, log_prob = ref.tanh_gaussian(mean[None], log_std[None], eps)
+    np.testing.assert_allclose(metrics["temperature_entropy"], -log_prob.mean(), rtol=1e-4)
+    assert not np.isclose(metrics["temperature_entropy"], metrics["entropy"], rtol=1e-3)
+    # The temperature's step follows that estimate: its gradient is softplus'(theta) (H - H*).
+    theta = float(state.temperature.params)
+    grad = ref.sigmoid(theta) * (-log_prob.mean() - official.target_entropy)
+    moved = official.actor_step(state, batch, rng)[0].temperature.params - theta
+    assert np.sign(moved) == -np.sign(grad)
+
+
+def test_temperature_entropy_actor_batch_is_the_actor_losss(agent, state):
+    alt = SACAgent(
+        dataclasses.replace(CFG, temperature_entropy="actor_batch"), agent.networks, OBS, ACT
+    )
+    _, metrics = alt.actor_step(state, make_batch(M * B), jax.random.PRNGKey(5))
+    assert metrics["temperature_entropy"] == metrics["entropy"]
+
+
 def test_temperature_loss_and_direction(agent, state):
     theta = state.temperature.params
     entropy = jnp.asarray(0.3)

@@ -63,7 +63,7 @@ def rollout(
     n = cfg.collect.num_envs
     steps = math.ceil(size / n)
     agent = make_sac(cfg.agent, env.observation_size, env.action_size)
-    batch_env = envs.BatchEnv(env, n)
+    batch_env = envs.BatchEnv(env, n, time_limit_truncates=cfg.online.time_limit_truncates)
     buffer = make_replay(steps * n, 1)
     action_fn = random_actions(env.action_size) if actor_params is None else policy_actions(agent)
     chunk = make_chunk(batch_env, agent, buffer, length=steps, update_rounds=0, action_fn=action_fn)
@@ -77,7 +77,8 @@ def rollout(
         )
     state, metrics = chunk(state, None)
     episodes = float(metrics["episodes"].sum())
-    mean_return = float(metrics["episode_return_sum"].sum()) / max(episodes, 1.0)
+    # NaN when no episode ended within the rollout (not a return of 0).
+    mean_return = float(metrics["episode_return_sum"].sum()) / episodes if episodes else math.nan
     arrays = buffer_to_arrays(state.buffer.experience, n, steps * n)
     return {k: v[:size] for k, v in arrays.items()}, mean_return
 

@@ -91,6 +91,10 @@ class AgentConfig:
     max_target_backup: bool = False
     num_backup_actions: int = 10
     backup_entropy: bool = False
+    # The entropy the temperature is tuned on. "next_obs" (official): fresh policy samples at
+    # s' from the actor before its step (num_backup_actions per s' with max_target_backup);
+    # "actor_batch": the entropy of the actor loss's samples at s.
+    temperature_entropy: str = choice("next_obs", "next_obs", "actor_batch")
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,10 @@ class OnlineConfig:
     # Sampled batches per vector step (each: critic_minibatches critic updates + 1 actor update).
     update_rounds: int = 1
     chunk_length: int = 50  # vector steps per compiled chunk
+    # True (official): a step where the time limit fires is a truncation (bootstrapped) even if
+    # the env also terminated there, as the official TruncationWrapper over gym's TimeLimit;
+    # False: the termination wins (no bootstrap).
+    time_limit_truncates: bool = True
     buffer_capacity: int = 100_000
 
 
@@ -137,6 +145,10 @@ class OfflineConfig:
     iql_temperature: float = 3.0  # AWR inverse temperature beta
     iql_max_weight: float = 100.0
     iql_lr: float = 3e-4
+    # "pre_update" (official): V, actor and critic losses all at the parameters from before the
+    # step (the AWR weights and the critic target use the old V); "sequential" (Kostrikov et
+    # al.'s implementation): V first, then the AWR weights and critic target with the new V.
+    iql_update: str = choice("pre_update", "pre_update", "sequential")
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,11 @@ def make_evaluator(
     episodes; `success` only for tasks that report one).
 
     Each env runs until its first termination or the time limit; rewards after termination are
-    masked, so no auto-reset is needed and the whole rollout is one scan. `final_<metric>` is
-    each of the task's own `state.metrics` (besides `success`) at the episode's last step, e.g.
-    `final_dist_to_goal` in the mazes or `final_targets_reached` in antgoal.
+    masked, so no auto-reset is needed. The rollout is one while loop that stops at the time
+    limit or as soon as every episode has ended (Hopper's falls end most episodes early).
+    `final_<metric>` is each of the task's own `state.metrics` (besides `success`) at the
+    episode's last step, e.g. `final_dist_to_goal` in the mazes or `final_targets_reached`
+    in antgoal.
     """
     horizon = episode_length or env.episode_length
 
@@ -29,8 +31,8 @@ def make_evaluator(
         state = jax.vmap(env.reset)(jax.random.split(rng, num_episodes))
         last = {k: v for k, v in state.metrics.items() if k != "success"}
 
-        def step(carry, _):
-            state, alive, ret, success, length, last = carry
+        def step(carry):
+            t, state, alive, ret, success, length, last = carry
             action = agent.act(actor_params, state.obs, rng, deterministic=True)
             state = jax.vmap(env.step)(state, action)
             ret = ret + alive * state.reward
@@ -38,11 +40,15 @@ def make_evaluator(
             last = {k: jnp.where(alive > 0, state.metrics[k], v) for k, v in last.items()}
             length = length + alive
             alive = alive * (1.0 - state.done.astype(jnp.float32))
-            return (state, alive, ret, success, length, last), None
+            return t + 1, state, alive, ret, success, length, last
+
+        def running(carry):
+            t, alive = carry[0], carry[2]
+            return (t < horizon) & jnp.any(alive > 0)
 
         zeros = jnp.zeros((num_episodes,), jnp.float32)
-        init = (state, jnp.ones_like(zeros), zeros, zeros, zeros, last)
-        (_, _, ret, success, length, last), _ = jax.lax.scan(step, init, None, length=horizon)
+        init = (jnp.int32(0), state, jnp.ones_like(zeros), zeros, zeros, zeros, last)
+        _, _, _, ret, success, length, last = jax.lax.while_loop(running, step, init)
         finals = {f"final_{k}": jnp.mean(v.astype(jnp.float32)) for k, v in last.items()}
         out = {"return": ret.mean(), "length": length.mean(), **finals}
         if "success" in state.metrics:  # no success rate for tasks without success (not 0)

@@ -92,14 +92,18 @@ def load_experiment(path: str | Path, overrides: dict | None = None) -> Experime
     run_dir = (overrides or {}).get("run", {}).get("run_dir") or spec.get(
         "run_dir", f"runs/experiments/{path.stem}"
     )
+    # `{env}` in the title, dataset and run_dir is the base config's env.name, so one file
+    # serves several tasks (`--set env.name=...`).
+    env_name = next(iter(methods.values())).env.name
+    expand = lambda text: str(text).replace("{env}", env_name)  # noqa: E731
     return Experiment(
-        spec.get("title", path.stem),
+        expand(spec.get("title", path.stem)),
         base,
         methods,
         seeds,
         budgets,
-        spec.get("dataset", ""),
-        resolve_run_dir(run_dir),
+        expand(spec.get("dataset", "")),
+        resolve_run_dir(expand(run_dir)),
         spec.get("outputs", ""),
     )
 
@@ -272,18 +276,24 @@ def run_jobs_parallel(
 
 
 def run_seed_groups(jobs: list[Job], devices: int = 1) -> None:
-    """Pre-trainings one by one, then each method's fine-tunings as one program over its seeds
-    (`run_finetune_seeds`): those not finished yet, when all start fresh or all resume; a
-    mix of fresh and killed seeds runs one seed at a time. A program's seeds are split over
-    the largest count up to `devices` that divides them (`run.num_devices`)."""
-    for job in jobs:
-        if job.kind == "pretrain":
-            run_job(job)
+    """Per method, in the experiment's order: the pre-trainings it restores (one by one, those
+    not run yet), then its fine-tunings as one program over its seeds (`run_finetune_seeds`):
+    those not finished yet, when all start fresh or all resume; a mix of fresh and killed seeds
+    runs one seed at a time. So the first methods' results land before the last pre-trainings
+    run. A program's seeds are split over the largest count up to `devices` that divides them
+    (`run.num_devices`)."""
+    pretrainings = {job.run_dir: job for job in jobs if job.kind == "pretrain"}
     methods: dict[str, list[Job]] = {}
     for job in jobs:
-        if job.kind == "finetune" and not (job.run_dir / DONE_FILE).is_file():
+        if job.kind == "finetune":
             methods.setdefault(job.name, []).append(job)
-    for name, group in methods.items():
+    for name, all_seeds in methods.items():
+        for job in all_seeds:
+            if job.after in pretrainings:
+                run_job(pretrainings.pop(job.after))
+        group = [job for job in all_seeds if not (job.run_dir / DONE_FILE).is_file()]
+        if not group:
+            continue
         killed = [has_checkpoint(j.run_dir) for j in group]
         if len(group) == 1 or len(set(killed)) > 1:
             for job in group:
@@ -301,6 +311,8 @@ def run_seed_groups(jobs: list[Job], devices: int = 1) -> None:
         summaries = run_finetune_seeds(cfgs, resume=killed[0])
         for job, summary in zip(group, summaries, strict=True):
             _once(job.run_dir, lambda summary=summary: summary)
+    for job in pretrainings.values():  # pre-trainings no method restores (none today)
+        run_job(job)
 
 
 def run_experiment(

@@ -293,7 +293,12 @@ def build_online(cfgs: Config | list[Config], plans: OnlinePlan | list[OnlinePla
         _check_seeds_share(cfgs, plans)
     env = make_env(cfg.env)
     seeds = len(cfgs)
-    batch_env = envs.BatchEnv(env, cfg.online.num_envs, SEED_AXIS if seeds > 1 else None)
+    batch_env = envs.BatchEnv(
+        env,
+        cfg.online.num_envs,
+        SEED_AXIS if seeds > 1 else None,
+        time_limit_truncates=cfg.online.time_limit_truncates,
+    )
     agent = plan.agent or make_sac(cfg.agent, env.observation_size, env.action_size)
     m, b = agent.cfg.critic_minibatches, agent.cfg.batch_size
     online_rows = b - plan.offline_per_minibatch

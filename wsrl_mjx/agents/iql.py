@@ -74,15 +74,16 @@ class IQLAgent(ActorCritic):
             v = self.value_net.apply(params, batch.obs)
             return expectile_loss(target_q - v, o.iql_expectile).mean(), v
 
-        value = state.extras.value
-        (v_loss, v), v_grads = jax.value_and_grad(value_loss, has_aux=True)(value.params)
-        value = apply_gradients(value, v_grads, optax.adam(o.iql_lr))
-        state = state.replace(extras=IQLExtras(value))
-
-        # AWR with clipped exponentiated advantages on the dataset actions, under the value net
-        # just updated (as in Kostrikov et al.'s implementation).
-        v = self.value_net.apply(value.params, batch.obs)
+        old_value = state.extras.value
+        (v_loss, _), v_grads = jax.value_and_grad(value_loss, has_aux=True)(old_value.params)
+        value = apply_gradients(old_value, v_grads, optax.adam(o.iql_lr))
+        # offline.iql_update: "pre_update" (official) computes the AWR weights and the critic
+        # target with V from before this step; "sequential" (Kostrikov et al.) with V just updated.
+        read_value = old_value if o.iql_update == "pre_update" else value
+        v = self.value_net.apply(read_value.params, batch.obs)
         weights = jnp.minimum(jnp.exp(o.iql_temperature * (target_q - v)), o.iql_max_weight)
+        target = self.td_target(state.replace(extras=IQLExtras(read_value)), batch, rng)
+        state = state.replace(extras=IQLExtras(value))
 
         def actor_loss(params):
             mean, log_std = self.networks.actor.apply(params, batch.obs)
@@ -91,8 +92,6 @@ class IQLAgent(ActorCritic):
 
         a_loss, a_grads = jax.value_and_grad(actor_loss)(state.actor.params)
         actor = apply_gradients(state.actor, a_grads, self.actor_optimizer)
-
-        target = self.td_target(state, batch, rng)
 
         def critic_loss(params):
             q = self.q_values(params, batch.obs, batch.action)

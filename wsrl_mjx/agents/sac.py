@@ -104,19 +104,35 @@ class SACAgent(ActorCritic):
         )
         return state, {**metrics, "q_target": target.mean()}
 
+    def temperature_entropy(
+        self, state: AgentState, batch: Transition, actor_entropy: jax.Array, rng: jax.Array
+    ) -> jax.Array:
+        """The entropy estimate the temperature is tuned on (`agent.temperature_entropy`)."""
+        if self.cfg.temperature_entropy == "actor_batch":
+            return actor_entropy
+        # Official: fresh samples at s' from the actor before its step, as many per s' as the
+        # TD target draws (num_backup_actions with the max-target backup).
+        n = self.cfg.num_backup_actions if self.cfg.max_target_backup else 1
+        next_obs = jnp.broadcast_to(batch.next_obs, (n, *batch.next_obs.shape))
+        _, log_prob = self.sample_actions(state.actor.params, next_obs, rng)
+        return -log_prob.mean()
+
     def actor_step(
         self, state: AgentState, batch: Transition, rng: jax.Array
     ) -> tuple[AgentState, Metrics]:
+        entropy_key = jax.random.fold_in(rng, 1)  # the actor's own draws stay those of `rng`
         grads, metrics = jax.grad(self.actor_loss, has_aux=True)(
             state.actor.params, state, batch, rng
         )
+        entropy = jax.lax.stop_gradient(
+            self.temperature_entropy(state, batch, metrics["entropy"], entropy_key)
+        )
         actor = apply_gradients(state.actor, grads, self.actor_optimizer)
-        entropy = jax.lax.stop_gradient(metrics["entropy"])
         temp_grad = jax.grad(self.temperature_loss)(state.temperature.params, entropy)
         temperature = apply_gradients(state.temperature, temp_grad, self.temperature_optimizer)
         critic = self.idle_step(state.critic, self.critic_optimizer)  # targets stay put
         state = state.replace(actor=actor, temperature=temperature, critic=critic)
-        return state, {**metrics, "alpha": self.alpha(state)}
+        return state, {**metrics, "alpha": self.alpha(state), "temperature_entropy": entropy}
 
     def update(
         self, state: AgentState, batch: Transition, rng: jax.Array
