@@ -1,6 +1,7 @@
 """The experiment matrix: spec validation, the results table at budgets, grouped plots."""
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -51,12 +52,14 @@ def test_results_table_mean_and_spread_over_seeds(tmp_path):
         "sac": [write_run(tmp_path / "s0", [(0, 0.0), (100, 0.5), (208, 1.0)])],
     }
     table = results_table(runs, budgets=(100,))
-    assert table["wsrl"]["100"]["mean"] == 4.0 and table["wsrl"]["100"]["std"] == 1.0
+    assert table["wsrl"]["100"]["mean"] == 4.0
+    assert table["wsrl"]["100"]["std"] == pytest.approx(math.sqrt(2.0))  # sample std (ddof 1)
+    assert math.isnan(table["sac"]["100"]["std"])  # one seed: no spread
     assert table["wsrl"]["final"]["seeds"] == [5.0, 9.0]  # the run's end is always a column
     assert table["sac"]["final"]["mean"] == 1.0 and table["sac"]["final"]["env_steps"] == [208]
     exp = load_experiment(EXPERIMENTS[0])
     markdown = results_markdown(exp, table)
-    assert "| wsrl | 4.0 ± 1.0 | 7.0 ± 2.0 |" in markdown
+    assert "| wsrl | 4.0 ± 1.4 | 7.0 ± 2.8 |" in markdown
     png = plot_groups(runs, tmp_path / "curves.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -162,3 +165,15 @@ def test_a_group_keeps_its_colour_in_panels_where_another_logged_nothing(tmp_pat
     legend = fig.legends[0]
     assert [t.get_text() for t in legend.get_texts()] == ["a", "b"]
     assert [h.get_color() for h in legend.legend_handles] == ["C0", "C1"]
+
+
+def test_back_at_counts_only_after_a_dip():
+    from wsrl_mjx.experiment import recovered_at
+
+    evals = lambda *scores: [  # noqa: E731
+        {"env_steps": 100 * (i + 1), "eval_return": s} for i, s in enumerate(scores)
+    ]
+    # Above the switch score first (no dip yet), then the dip, then back: back after the dip.
+    assert recovered_at(evals(1.2, 0.5, 0.8, 1.1), 1.0) == 400
+    assert math.isnan(recovered_at(evals(1.2, 1.0, 1.5), 1.0))  # never below: no dip
+    assert math.isnan(recovered_at(evals(0.5, 0.7), 1.0))  # dipped, never back

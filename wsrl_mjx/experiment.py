@@ -453,7 +453,8 @@ def results_table(runs: dict[str, list[Path]], budgets: tuple[int, ...]) -> dict
             values = np.array([eval_at(r, budget) for r in records])
             row[column] = {
                 "mean": float(np.mean(values)),
-                "std": float(np.std(values)),
+                # Sample standard deviation over seeds (NaN for one seed).
+                "std": float(np.std(values, ddof=1)) if len(values) > 1 else math.nan,
                 "min": float(np.min(values)),
                 "max": float(np.max(values)),
                 "seeds": values.tolist(),
@@ -470,8 +471,8 @@ def results_markdown(exp: Experiment, table: dict, runs: dict | None = None) -> 
     lines = [
         f"# {exp.title}",
         "",
-        f"Evaluation return (mean ± std over seeds {list(exp.seeds)}, deterministic policy) at "
-        "env-step budgets and at the end of each run."
+        f"Evaluation return (mean ± sample std over seeds {list(exp.seeds)}, deterministic policy) "
+        "at env-step budgets and at the end of each run."
         + (f" Partial: fewer seeds finished for {', '.join(partial)}." if partial else ""),
         "",
         "| method | "
@@ -550,11 +551,7 @@ def run_diagnostics(run_dir: Path) -> dict:
         "at_switch": at_switch["eval_return"],
         "first_after": after[0]["eval_return"] if after else math.nan,
         "min_after": min((e["eval_return"] for e in after), default=math.nan),
-        # First evaluation after the switch back at the switch's score (NaN: never).
-        "recovered_at": next(
-            (e["env_steps"] for e in after if e["eval_return"] >= at_switch["eval_return"]),
-            math.nan,
-        ),
+        "recovered_at": recovered_at(after, at_switch["eval_return"]),
         "final": evals[-1]["eval_return"],
         # Mean evaluation episode length: in goal tasks that end on success, shorter is better
         # (it still moves when the success rate sits at 1).
@@ -566,6 +563,19 @@ def run_diagnostics(run_dir: Path) -> dict:
         "offline_q": (q[0], min(q), q[-1]) if q else (math.nan,) * 3,
         "offline_td": (td[0], max(td), td[-1]) if td else (math.nan,) * 3,
     }
+
+
+def recovered_at(after: list[dict], switch_score: float) -> float:
+    """The first evaluation at or above the switch's score that follows the lowest evaluation
+    after the switch, counted only when that lowest one is below the switch's score (a dip).
+    NaN: no dip, or never back."""
+    if not after:
+        return math.nan
+    lowest = min(range(len(after)), key=lambda i: after[i]["eval_return"])
+    if after[lowest]["eval_return"] >= switch_score:
+        return math.nan
+    back = (e["env_steps"] for e in after[lowest:] if e["eval_return"] >= switch_score)
+    return next(back, math.nan)
 
 
 def _mean(values) -> float:
@@ -613,9 +623,9 @@ def switch_report(exp: Experiment, runs: dict[str, list[Path]], pretrained: dict
         "*at switch*: the last evaluation before the first update (for WSRL the pre-trained "
         "policy after its warmup); *first after*: the first evaluation after updates start; "
         "*min after*: the lowest evaluation after that (the dip); *length*: mean evaluation "
-        "episode length at the switch -> at the end (goal tasks end on success); *back at*: the "
-        "first evaluation (env steps, mean over the seeds that got back) at or above the "
-        "switch's score again; "
+        "episode length at the switch -> at the end (goal tasks end on success); *back at*: "
+        "after a dip only, the first evaluation after the lowest one that is at or above the "
+        "switch's score again (env steps, mean over the seeds that dipped and got back); "
         "warmup: the episodes that ended before the first update; held-out offline Q and TD: "
         "first / extreme / last.",
         "",

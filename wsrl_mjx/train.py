@@ -270,14 +270,31 @@ class OnlineSystem:
 
 
 def _check_seeds_share(cfgs: list[Config], plans: list[OnlinePlan]) -> None:
-    """Seeds in one program share every setting but seed and run dir, and the offline data."""
-    strip = lambda c: to_dict(
-        dataclasses.replace(c, run=dataclasses.replace(c.run, seed=0, run_dir=""))
-    )  # noqa: E731
-    first = strip(cfgs[0])
+    """Seeds in one program share every setting but seed, run dir and pre-trained checkpoint
+    (an experiment's seeds each restore their own pre-training), and the offline data."""
+
+    def flat(cfg: Config) -> dict:
+        cfg = dataclasses.replace(
+            cfg,
+            run=dataclasses.replace(cfg.run, seed=0, run_dir=""),
+            finetune=dataclasses.replace(cfg.finetune, checkpoint=""),
+        )
+        return {
+            f"{section}.{key}": value
+            for section, values in to_dict(cfg).items()
+            for key, value in values.items()
+        }
+
+    first = flat(cfgs[0])
     for cfg in cfgs[1:]:
-        if strip(cfg) != first:
-            raise ConfigError("seeds run as one program must share every setting but the seed")
+        other = flat(cfg)
+        differ = sorted(k for k in first.keys() | other.keys() if first.get(k) != other.get(k))
+        if differ:
+            raise ConfigError(
+                "seeds run as one program must share every setting but the seed, run dir and "
+                f"checkpoint; {differ[0]} differs: {first.get(differ[0])!r} and "
+                f"{other.get(differ[0])!r}"
+            )
     sources = {str(p.meta.get("pretrained", {}).get("path", "")) for p in plans if p.offline}
     if len(sources) > 1:
         raise ConfigError(f"seeds retain offline data from different datasets: {sorted(sources)}")
