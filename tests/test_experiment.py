@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,49 @@ def test_bad_experiment_files(tmp_path):
     bad.write_text("methods: {wsrl: {online: {num_env: 4}}}\n")
     with pytest.raises(ConfigError, match="method 'wsrl'.*online.num_env"):
         load_experiment(bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[1, 2]", "expected a mapping of"),
+        ("methods: [wsrl, sac]", "'methods' must map method names"),
+        ("methods: {wsrl: {}}\nseeds: 5", "'seeds' must be a list of integers"),
+        ("methods: {wsrl: {}}\nseeds: [a]", "'seeds' must be a list of integers"),
+        ("methods: {wsrl: {}}\nseeds: []", "'seeds' is empty"),
+        ("methods: {wsrl: {}}\nbudgets: abc", "'budgets' must be a list of integers"),
+        ("methods: {wsrl: {}}\nbase: [1, 2]", "'base' must be a mapping"),
+        ("methods: {wsrl: 3}", "method 'wsrl': expected a mapping"),
+        ("methods: {'../../x': {}}", "method name '../../x'"),
+        ("methods: {wsrl: {}}\noutputs: ../../x", "must be a folder inside"),
+        ("methods: {wsrl: {}}\ntitle: [1]", "'title' must be a string"),
+    ],
+)
+def test_bad_experiment_file_shapes_are_refused(tmp_path, text, message):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text + "\n")
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_experiment(bad)
+
+
+def test_damaged_bookkeeping_files_are_named_not_tracebacks(tmp_path):
+    from wsrl_mjx.experiment import DONE_FILE, SETTINGS_FILE, _once
+
+    run = tmp_path / "wsrl" / "seed0"
+    run.mkdir(parents=True)
+    for text in ("", '{"run_dir": "x"', "123"):
+        (run / DONE_FILE).write_text(text)
+        with pytest.raises(ConfigError, match="done.json is damaged.*delete it"):
+            _once(run, lambda: pytest.fail("a finished run is not re-run"))
+    (run / DONE_FILE).unlink()
+    record = _once(run, lambda: {"run_dir": str(run), "state": object()})
+    assert record == {"run_dir": str(run)}  # written atomically, without the live state
+    assert not [p for p in run.iterdir() if p.name.startswith(".")]  # no temp file left
+    exp = load_experiment(EXPERIMENTS[0], {"run": {"run_dir": str(tmp_path / "exp")}})
+    (exp.run_dir).mkdir(parents=True)
+    (exp.run_dir / SETTINGS_FILE).write_text('{"wsrl": ')
+    with pytest.raises(ConfigError, match="experiment.json is damaged"):
+        check_same_experiment(exp)
 
 
 def test_rerun_with_other_settings_is_refused(tmp_path):

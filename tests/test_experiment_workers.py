@@ -156,3 +156,22 @@ def test_vmap_seeds_groups_each_methods_fresh_seeds_into_one_program(jobs, monke
     assert {("finetune", "iql", 0), ("finetune", "iql", 1)} <= set(ran)  # killed + fresh
     for seed in (0, 1):  # the program's runs are recorded finished
         assert (by_name[("finetune", "wsrl", seed)].run_dir / experiment.DONE_FILE).is_file()
+
+
+def test_vmap_seeds_keeps_online_calql_on_one_device(jobs, monkeypatch):
+    """Online CalQL's MC-return buffer runs on one device: its seeds stay in one program there,
+    the other methods' seeds go over the devices."""
+    from wsrl_mjx import experiment
+
+    programs = []
+    monkeypatch.setattr(experiment, "run_job", lambda job: {})
+    monkeypatch.setattr(
+        experiment,
+        "run_finetune_seeds",
+        lambda cfgs, resume: (
+            programs.append((cfgs[0].finetune.method, {c.run.num_devices for c in cfgs}))
+            or [{} for _ in cfgs]
+        ),
+    )
+    experiment.run_seed_groups(jobs, devices=2)
+    assert programs == [("wsrl", {2}), ("calql", {1}), ("iql", {2})]

@@ -2,7 +2,9 @@
 several seeds vmapped in one program (run.num_seeds)."""
 
 import dataclasses
+import os
 import shutil
+import signal
 
 import jax
 import numpy as np
@@ -230,3 +232,52 @@ def test_commands_that_run_one_seed_say_so(tmp_path):
     too_many = jax.device_count() + 1  # seeds split over devices need that many
     with pytest.raises(ConfigError, match=f"run.num_devices={too_many}: this process sees"):
         run_online(tiny_config(tmp_path, "run.num_seeds=2", f"run.num_devices={too_many}"))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_after_the_chunk_with_a_checkpoint_and_resumes_bit_exactly(
+    full_run, tmp_path, monkeypatch, capsys, signum
+):
+    """SIGTERM (a batch scheduler) or SIGINT (Ctrl-C) mid-run: the chunk finishes, a checkpoint
+    is written at that step (120, off the 80-step cadence), the command exits 128 + signal
+    saying how to resume, and `--resume` ends in the uninterrupted run's state."""
+    from wsrl_mjx import train
+    from wsrl_mjx.run import main
+
+    root, full = full_run
+    original = train.OnlineRun.run_chunk
+
+    def signal_at_120(self, chunk, state, phase, timer):
+        state = original(self, chunk, state, phase, timer)
+        if int(state.env_steps) == 120:
+            os.kill(os.getpid(), signum)
+        return state
+
+    monkeypatch.setattr(train.OnlineRun, "run_chunk", signal_at_120)
+    argv = ["online", *[a for item in TINY for a in ("--set", item)]]
+    argv += ["--set", f"run.run_dir={tmp_path}"]
+    assert main(argv) == 128 + signum
+    err = capsys.readouterr().err
+    assert f"stopped by {signal.Signals(signum).name} at env step 120" in err
+    assert "--resume" in err
+    assert Checkpointer(tmp_path / "checkpoints").latest_step() == 120
+    assert signal.getsignal(signum) is not None  # the handler was put back
+    monkeypatch.setattr(train.OnlineRun, "run_chunk", original)
+    assert main([*argv, "--resume"]) == 0
+    resumed, _ = Checkpointer(tmp_path / "checkpoints").restore(full["state"])
+    expected, _ = Checkpointer(root / "checkpoints").restore(full["state"])
+    assert leaves_equal(resumed.agent, expected.agent)
+    assert leaves_equal(resumed.buffer, expected.buffer)
+    evals = [r["env_steps"] for r in read_metrics(tmp_path) if r["phase"] == "eval"]
+    assert evals == [e["env_steps"] for e in full["evals"]]
+
+
+def test_a_second_signal_stops_at_once():
+    from wsrl_mjx.hostloop import graceful_stop, stop_requested
+
+    with graceful_stop():
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop_requested() == signal.SIGTERM
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)  # the default SIGINT handler: stop now
+    assert stop_requested() is None

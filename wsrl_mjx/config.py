@@ -255,6 +255,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         return value
     if tp in (int, float) and isinstance(value, str):
         value = _parse_number(value, key)  # YAML 1.1 reads "3e-4" as a string
+    if tp in (int, float) and isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{key}: expected a finite number, got {value!r}")
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
@@ -284,6 +286,10 @@ def _parse_number(text: str, key: str) -> float:
 def _build(cls: type, values: dict, prefix: str) -> Any:
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    not_names = [k for k in values if not isinstance(k, str)]
+    if not_names:
+        where = f"section '{prefix[:-1]}'" if prefix else "the top level"
+        raise ConfigError(f"config key {not_names[0]!r} in {where} is not a name")
     unknown = sorted(set(values) - set(fields))
     if unknown:
         where = f"section '{prefix[:-1]}'" if prefix else "the top level"

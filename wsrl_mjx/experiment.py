@@ -35,6 +35,7 @@ import json
 import math
 import multiprocessing
 import os
+import re
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -46,9 +47,11 @@ from wsrl_mjx.checkpoint import has_checkpoint
 from wsrl_mjx.config import Config, ConfigError, from_dict, merge, read_yaml, to_dict
 from wsrl_mjx.finetune import run_finetune, run_finetune_seeds
 from wsrl_mjx.logger import read_metrics
+from wsrl_mjx.methods import METHODS
 from wsrl_mjx.pipeline import collect, resolve_run_dir
 from wsrl_mjx.plots import plot_groups
 from wsrl_mjx.pretrain import run_pretrain
+from wsrl_mjx.rundir import atomic_write
 
 KEYS = {"base", "dataset", "seeds", "budgets", "methods", "run_dir", "title", "outputs"}
 DONE_FILE = "done.json"
@@ -72,13 +75,14 @@ class Experiment:
 def load_experiment(path: str | Path, overrides: dict | None = None) -> Experiment:
     path = Path(path)
     spec = read_yaml(path, "experiment file") or {}
-    unknown = sorted(set(spec) - KEYS)
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{path}: expected a mapping of {', '.join(sorted(KEYS))}")
+    unknown = sorted(map(str, set(spec) - KEYS))
     if unknown:
         raise ConfigError(
             f"{path}: unknown key {unknown[0]!r}; valid keys: {', '.join(sorted(KEYS))}"
         )
-    if not spec.get("methods"):
-        raise ConfigError(f"{path}: 'methods' must map method names to config overrides")
+    check_spec(path, spec)
     base = merge(spec.get("base") or {}, overrides or {})
     methods = {}
     for name, changes in spec["methods"].items():
@@ -86,8 +90,8 @@ def load_experiment(path: str | Path, overrides: dict | None = None) -> Experime
             methods[name] = from_dict(merge(base, changes or {}))
         except ConfigError as e:
             raise ConfigError(f"{path}: method {name!r}: {e}") from None
-    seeds = tuple(int(s) for s in spec.get("seeds", [0]))
-    budgets = tuple(int(b) for b in spec.get("budgets", []))
+    seeds = tuple(spec.get("seeds", [0]))
+    budgets = tuple(spec.get("budgets", []))
     # `--set run.run_dir=...` moves the whole experiment (each run's own dir is set per run).
     run_dir = (overrides or {}).get("run", {}).get("run_dir") or spec.get(
         "run_dir", f"runs/experiments/{path.stem}"
@@ -108,6 +112,62 @@ def load_experiment(path: str | Path, overrides: dict | None = None) -> Experime
     )
 
 
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def check_spec(path: Path, spec: dict) -> None:
+    """The experiment file's own keys: types, and names that are safe as folder names (a method
+    name is its runs' folder; `outputs` a folder inside the run dir)."""
+
+    def fail(message: str) -> None:
+        raise ConfigError(f"{path}: {message}")
+
+    methods = spec.get("methods")
+    if not isinstance(methods, dict) or not methods:
+        fail("'methods' must map method names to config overrides")
+    for name, changes in methods.items():
+        if not isinstance(name, str) or not SAFE_NAME.fullmatch(name) or ".." in name:
+            fail(f"method name {name!r}: use letters, digits, '_', '-' and '.' (a folder name)")
+        if changes is not None and not isinstance(changes, dict):
+            fail(f"method {name!r}: expected a mapping of config overrides, got {changes!r}")
+    for key in ("seeds", "budgets"):
+        values = spec.get(key, [])
+        if not isinstance(values, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values
+        ):
+            fail(f"'{key}' must be a list of integers >= 0, got {values!r}")
+    if not spec.get("seeds", [0]):
+        fail("'seeds' is empty")
+    if not isinstance(spec.get("base") or {}, dict):
+        fail(f"'base' must be a mapping (a run config), got {spec['base']!r}")
+    for key in ("title", "dataset", "run_dir", "outputs"):
+        if not isinstance(spec.get(key, ""), str):
+            fail(f"'{key}' must be a string, got {spec[key]!r}")
+    outputs = spec.get("outputs", "")
+    if outputs and (Path(outputs).is_absolute() or ".." in Path(outputs).parts):
+        fail(f"'outputs' {outputs!r} must be a folder inside the experiment's run dir")
+
+
+def _read_record(path: Path) -> dict:
+    """A bookkeeping JSON file (done.json, experiment.json); a damaged one is a clear error."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{path} is damaged ({e}); delete it to redo what it records") from None
+    if not isinstance(record, dict):
+        raise ConfigError(
+            f"{path} is damaged (not a JSON object); delete it to redo what it records"
+        )
+    return record
+
+
+def _write_record(path: Path, record: dict, **dump: Any) -> None:
+    """Written atomically, so a kill never leaves an empty or torn bookkeeping file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(record, default=str, **dump).encode()
+    atomic_write(path, lambda f: f.write(text))
+
+
 def _with_run(cfg: Config, run_dir: Path, seed: int, **finetune: Any) -> Config:
     return dataclasses.replace(
         cfg,
@@ -121,12 +181,11 @@ def _once(run_dir: Path, fn) -> dict:
     done = run_dir / DONE_FILE
     if done.is_file():
         print(f"[experiment] {run_dir} finished earlier: skipped", flush=True)
-        return json.loads(done.read_text())
+        return _read_record(done)
     summary = fn()
     record = {k: v for k, v in summary.items() if k not in ("state", "snapshots", "phases")}
-    done.parent.mkdir(parents=True, exist_ok=True)
-    done.write_text(json.dumps(record, default=str))
-    return record
+    _write_record(done, record)
+    return json.loads(json.dumps(record, default=str))
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -146,7 +205,7 @@ def check_same_experiment(exp: Experiment) -> None:
     )
     settings = {name: flat(cfg) for name, cfg in exp.methods.items()}
     defaults = flat(Config())
-    saved = json.loads(record.read_text()) if record.is_file() else {}
+    saved = _read_record(record) if record.is_file() else {}
     for name in saved.keys() & settings.keys():
         old, new = saved[name], settings[name]
         changed = sorted(
@@ -161,8 +220,7 @@ def check_same_experiment(exp: Experiment) -> None:
                 f"{old.get(changed[0])!r} there, {new.get(changed[0])!r} now); its finished runs "
                 "would be reused: choose another run_dir (--set run.run_dir=...) or delete that one"
             )
-    record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps({**saved, **settings}, indent=2))
+    _write_record(record, {**saved, **settings}, indent=2)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -301,6 +359,9 @@ def run_seed_groups(jobs: list[Job], devices: int = 1) -> None:
             continue
         seeds = [j.seed for j in group]
         split = max(d for d in range(1, devices + 1) if len(group) % d == 0)
+        if split > 1 and _mc_bound(group[0].cfg):
+            split = 1  # online CalQL's MC-return buffer runs on one device
+            print(f"[experiment] {name}: online MC bound, seeds on one device", flush=True)
         print(
             f"[experiment] {name} seeds {seeds} in one program over {split} device(s)", flush=True
         )
@@ -313,6 +374,10 @@ def run_seed_groups(jobs: list[Job], devices: int = 1) -> None:
             _once(job.run_dir, lambda summary=summary: summary)
     for job in pretrainings.values():  # pre-trainings no method restores (none today)
         run_job(job)
+
+
+def _mc_bound(cfg: Config) -> bool:
+    return METHODS[cfg.finetune.method].online_mc_bound and cfg.finetune.online_mc_bound
 
 
 def run_experiment(
@@ -505,7 +570,7 @@ def pretrain_state(run_dir: Path) -> dict:
     train = [r for r in records if r["phase"] == "pretrain"]
     evals = [r for r in records if r["phase"] == "eval"]
     cfg = from_dict(_config_of(run_dir))
-    done = json.loads((run_dir / DONE_FILE).read_text())
+    done = _read_record(run_dir / DONE_FILE)
     out = {
         "algorithm": cfg.offline.algorithm,
         "steps": train[-1]["env_steps"] if train else 0,

@@ -9,6 +9,8 @@ last evaluation or checkpoint was made at.
 from __future__ import annotations
 
 import math
+import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,6 +32,58 @@ def check_finite(
             f"non-finite {', '.join(bad)} at {unit} {step}; stopping ({kept}). "
             "Lower the learning rates or check the rewards/observations."
         )
+
+
+class StopRequested(Exception):
+    """SIGINT or SIGTERM arrived: the run stopped after its current chunk, with a checkpoint."""
+
+    def __init__(self, signum: int, step: int, unit: str, directory: str) -> None:
+        self.signum, self.exit_code = signum, 128 + signum
+        name = signal.Signals(signum).name
+        super().__init__(
+            f"stopped by {name} at {unit} {step}; checkpoint in {directory}. Continue with the "
+            "same command and --resume"
+        )
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_requested: list[int] = []  # the signal that asked for a stop, while graceful_stop is active
+
+
+def stop_requested() -> int | None:
+    return _requested[0] if _requested else None
+
+
+@contextmanager
+def graceful_stop() -> Iterator[None]:
+    """While active, the first SIGINT / SIGTERM asks the running phase to finish its current
+    chunk, write a checkpoint and raise `StopRequested` (a batch scheduler's SIGTERM, or
+    Ctrl-C, loses no work); a second one stops the process at once."""
+
+    def handler(signum: int, frame) -> None:
+        if _requested:  # the second signal: stop now, as without this handler
+            old = previous[signum]
+            if callable(old):  # e.g. Python's SIGINT handler: KeyboardInterrupt
+                old(signum, frame)
+                return
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        _requested.append(signum)
+        print(
+            f"\n[stop] {signal.Signals(signum).name}: finishing the current chunk, then a "
+            "checkpoint (send it again to stop at once)",
+            flush=True,
+        )
+
+    previous: dict = {}
+    previous.update({s: signal.signal(s, handler) for s in _STOP_SIGNALS})
+    try:
+        yield
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)
+        _requested.clear()
 
 
 @dataclass
@@ -83,7 +137,14 @@ class HostLoop:
         return self.evaluation.due(step, force)
 
     def checkpoint_due(self, step: int, force: bool = False) -> bool:
-        return self.checkpoints.due(step, force)
+        """Also true when a stop was requested, so the run can stop with nothing lost."""
+        return self.checkpoints.due(step, force or stop_requested() is not None)
+
+    def stop_if_requested(self, step: int) -> None:
+        """After a chunk's checkpoint: raise `StopRequested` if SIGINT/SIGTERM arrived."""
+        signum = stop_requested()
+        if signum is not None:
+            raise StopRequested(signum, step, self.unit, str(self.checkpointer.directory))
 
     @contextmanager
     def timed(self, key: str) -> Iterator[None]:

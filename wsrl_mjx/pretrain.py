@@ -198,6 +198,8 @@ def run_pretrain(cfg: Config, *, resume: bool = False) -> dict:
             if loop.checkpoint_due(steps, force=last):
                 rng_list = np.asarray(jax.device_get(rng)).tolist()
                 checkpointer.save(steps, state, {**meta, "gradient_steps": steps, "rng": rng_list})
+            if not last:
+                loop.stop_if_requested(steps)
     finally:
         loop.close()
     checkpointer.close()

@@ -8,6 +8,7 @@ import sys
 from wsrl_mjx.checkpoint import CheckpointError, TrainingDiverged
 from wsrl_mjx.config import ConfigError, load_config
 from wsrl_mjx.data import DatasetError
+from wsrl_mjx.hostloop import StopRequested, graceful_stop
 from wsrl_mjx.rundir import RunDirError
 
 
@@ -301,7 +302,11 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["pipeline", *argv]
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        with graceful_stop():
+            return args.func(args)
+    except StopRequested as e:  # SIGINT / SIGTERM: the checkpoint is written
+        print(f"[stop] {e}", file=sys.stderr)
+        return e.exit_code
     except (ConfigError, CheckpointError, DatasetError, RunDirError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -466,6 +466,8 @@ class OnlineRun:
             for k, loop in enumerate(self.loops):
                 meta = {**self.system.metas[k], "env_steps": step}
                 loop.checkpointer.save(step, _seed(state, k, self.system.seeded), meta)
+        if not finished:
+            self.loop.stop_if_requested(step)
 
 
 def prefill_replay_buffer(run: OnlineRun, state: TrainingState) -> TrainingState:
