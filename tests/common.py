@@ -30,3 +30,13 @@ def leaves_equal(a, b) -> bool:
         np.array_equal(np.asarray(x), np.asarray(y))
         for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
     )
+
+
+def dir_bytes(root) -> dict:
+    """Every file under `root` (relative path -> bytes) but the run lock, which names its last
+    holder: to show that a refused command changed nothing."""
+    from pathlib import Path
+
+    root = Path(root)
+    files = (p for p in sorted(root.rglob("*")) if p.is_file() and p.name != "run.lock")
+    return {str(p.relative_to(root)): p.read_bytes() for p in files}

@@ -2,7 +2,9 @@
 several seeds vmapped in one program (run.num_seeds)."""
 
 import dataclasses
+import json
 import os
+import re
 import shutil
 import signal
 
@@ -12,10 +14,16 @@ import pytest
 
 import envs
 from tests.common import TINY as COMMON_TINY
-from tests.common import leaves_equal
+from tests.common import dir_bytes, leaves_equal
 from wsrl_mjx.agents.sac import make_sac
 from wsrl_mjx.checkpoint import Checkpointer, CheckpointError, TrainingDiverged
-from wsrl_mjx.config import ConfigError, load_config
+from wsrl_mjx.config import (
+    ONLINE_RESUME_MAY_CHANGE,
+    ConfigError,
+    check_resume_settings,
+    load_config,
+    to_dict,
+)
 from wsrl_mjx.environment import make_env
 from wsrl_mjx.logger import read_metrics
 from wsrl_mjx.loops import make_chunk, policy_actions
@@ -281,3 +289,26 @@ def test_a_second_signal_stops_at_once():
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)  # the default SIGINT handler: stop now
     assert stop_requested() is None
+
+
+def test_resume_with_settings_that_change_the_run_is_refused_unchanged(full_run, capsys):
+    """`online --resume` compares the whole config with the one the run started with: a change
+    to what it learns is refused naming each key, with the run dir left byte-identical; a
+    change of cadence or budget is allowed and noted."""
+    root, _ = full_run
+    before = dir_bytes(root)
+    for extra, key in [
+        (["agent.critic_lr=0.5", "online.warmup_steps=80"], "agent.critic_lr: 0.0003 then, 0.5"),
+        (["online.warmup_steps=80"], "online.warmup_steps: 40 then, 80 now"),
+    ]:
+        with pytest.raises(ConfigError, match=re.escape(key)):
+            run_online(tiny_config(root, *extra), resume=True)
+    assert dir_bytes(root) == before
+    check_resume_settings(
+        json.loads(json.dumps(to_dict(tiny_config(root)), default=list)),
+        tiny_config(root, "eval.every_env_steps=50", "online.total_env_steps=240"),
+        ONLINE_RESUME_MAY_CHANGE,
+    )
+    err = capsys.readouterr().err
+    assert "eval.every_env_steps changed from 100 to 50" in err
+    assert "online.total_env_steps changed from 200 to 240" in err

@@ -1,9 +1,11 @@
 """`pretrain --resume`: a run stopped after a checkpoint (the newest one broken, even) continues
 to the same bits as an uninterrupted run; an unfinished pre-training is not fine-tuned from."""
 
+import dataclasses
+
 import pytest
 
-from tests.common import TINY, leaves_equal
+from tests.common import TINY, dir_bytes, leaves_equal
 from wsrl_mjx import data
 from wsrl_mjx.agents.sac import make_sac
 from wsrl_mjx.bridge import restore_pretrained
@@ -26,9 +28,9 @@ class Killed(Exception):
     pass
 
 
-def random_dataset(path) -> str:
+def random_dataset(path, seed: int = 0) -> str:
     """200 PointMass-shaped transitions in 10 episodes of 20 steps."""
-    arrays = data.random_transitions(200, 4, 2, episode_length=20)
+    arrays = data.random_transitions(200, 4, 2, episode_length=20, seed=seed)
     return str(data.save_dataset(path, arrays, {"env": "PointMass"}))
 
 
@@ -86,3 +88,26 @@ def test_resume_falls_back_past_a_broken_step_and_ends_bit_identical(runs, capsy
     keys = lambda run: [(r["phase"], r["env_steps"]) for r in read_metrics(root / run)]  # noqa: E731
     assert keys("killed") == keys("full")
     assert resumed["evals"] == full["evals"]
+
+
+def test_a_refused_resume_leaves_the_run_dir_byte_identical(runs):
+    """Resuming with another dataset or another critic_lr is refused before config.yaml or the
+    held-out split is touched (a later finetune reads both)."""
+    root, cfg, _ = runs
+    before = dir_bytes(root / "killed")
+    other = load_config(
+        None,
+        [
+            *PRETRAIN,
+            f"run.run_dir={root / 'killed'}",
+            f"offline.dataset={random_dataset(root / 'other.npz', seed=1)}",
+        ],
+    )
+    with pytest.raises(CheckpointError, match="pre-trained on other data"):
+        run_pretrain(other, resume=True)
+    changed = dataclasses.replace(
+        cfg("killed"), agent=dataclasses.replace(cfg("killed").agent, critic_lr=0.5)
+    )
+    with pytest.raises(CheckpointError, match="agent.critic_lr=0.5"):
+        run_pretrain(changed, resume=True)
+    assert dir_bytes(root / "killed") == before

@@ -9,6 +9,7 @@ the key and what is valid, so a typo never silently runs the default.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import sys
 import types
@@ -453,6 +454,56 @@ def check_online_budget(config: Config, planned: int, no_update_steps: int | Non
         )
     granule = f"whole chunks of num_envs x chunk_length = {o.num_envs * o.chunk_length} env steps"
     check_budget("online.total_env_steps", o.total_env_steps, planned, granule)
+
+
+# Settings a resumed online run may change: where things are written or read from, how often it
+# evaluates and checkpoints, its total budget, how its seeds are laid out on devices; never what
+# it learns. Each change is noted on stderr.
+ONLINE_RESUME_MAY_CHANGE = {
+    "run.run_dir",
+    "run.progress",
+    "run.tensorboard",
+    "run.keep_checkpoints",
+    "run.checkpoint_every_env_steps",
+    "run.num_devices",
+    "run.num_seeds",
+    "eval.every_env_steps",
+    "online.total_env_steps",
+    "finetune.checkpoint",  # a moved pre-training: the run restores its own state
+    "finetune.dataset",
+    "offline.dataset",
+}
+
+
+def _flat_settings(values: dict) -> dict:
+    return {
+        f"{section}.{key}": value
+        for section, keys in values.items()
+        if isinstance(keys, dict)
+        for key, value in keys.items()
+    }
+
+
+def check_resume_settings(saved: dict, config: Config, may_change: set[str]) -> None:
+    """Refuse to resume a run with settings that change what it computes, naming every key
+    that differs from the ones the run started with (`saved`: its config as recorded in the
+    checkpoint); keys in `may_change` are allowed and noted. A key the record lacks (added to
+    the schema since) counts as unchanged while it has its default value."""
+    now = _flat_settings(json.loads(json.dumps(_plain(to_dict(config)))))
+    was = _flat_settings(saved)
+    defaults = _flat_settings(json.loads(json.dumps(_plain(to_dict(Config())))))
+    differ = sorted(k for k in now if was.get(k, defaults.get(k)) != now[k])
+    refused = [k for k in differ if k not in may_change]
+    if refused:
+        listed = "; ".join(
+            f"{k}: {was.get(k, defaults.get(k))!r} then, {now[k]!r} now" for k in refused
+        )
+        raise ConfigError(
+            f"--resume with other settings than the run started with ({listed}); use the same "
+            "values, or start a new run.run_dir (nothing was changed)"
+        )
+    for k in differ:
+        print(f"note: --resume: {k} changed from {was.get(k)!r} to {now[k]!r}", file=sys.stderr)
 
 
 def from_dict(values: dict, cls: type = Config) -> Any:

@@ -128,11 +128,6 @@ def run_pretrain(cfg: Config, *, resume: bool = False) -> dict:
             f"{run_dir} already holds a pre-training checkpoint; pass --resume to continue it "
             "or choose another run.run_dir (nothing was overwritten)"
         )
-    save_config(cfg, run_dir / "config.yaml")
-    # The held-out slice travels with the agent so fine-tuning can track offline Q/TD error
-    # (diagnostics only: no update ever samples it).
-    atomic_write(run_dir / HOLDOUT_FILE, lambda f: np.savez(f, **holdout))
-
     algorithm = cfg.offline.algorithm
     agent = make_agent(algorithm, cfg.agent, cfg.offline, env.observation_size, env.action_size)
     chunk = make_offline_chunk(
@@ -156,11 +151,16 @@ def run_pretrain(cfg: Config, *, resume: bool = False) -> dict:
         },
     }
     start = 0
-    if resume:
+    if resume:  # checked before anything in the run dir is written: a refusal changes nothing
+        check_resumable(checkpointer.meta(), meta)
         state, saved = checkpointer.restore(state)
-        check_resumable(saved, meta)
+        check_resumable(saved, meta)  # the step restored (a damaged newest one falls back)
         start = saved["gradient_steps"]
         rng = jnp.asarray(saved["rng"], dtype=rng.dtype)
+    save_config(cfg, run_dir / "config.yaml")
+    # The held-out slice travels with the agent so fine-tuning can track offline Q/TD error
+    # (diagnostics only: no update ever samples it).
+    atomic_write(run_dir / HOLDOUT_FILE, lambda f: np.savez(f, **holdout))
     logger = Logger(run_dir, tensorboard=cfg.run.tensorboard, resume_step=start if resume else None)
     evals = [_eval_record(r) for r in read_metrics(run_dir) if r["phase"] == "eval"]
     print(

@@ -34,7 +34,15 @@ import envs
 from wsrl_mjx.agents.base import Agent
 from wsrl_mjx.agents.sac import make_sac
 from wsrl_mjx.checkpoint import Checkpointer, CheckpointError
-from wsrl_mjx.config import Config, ConfigError, check_online_budget, save_config, to_dict
+from wsrl_mjx.config import (
+    ONLINE_RESUME_MAY_CHANGE,
+    Config,
+    ConfigError,
+    check_online_budget,
+    check_resume_settings,
+    save_config,
+    to_dict,
+)
 from wsrl_mjx.environment import check_env_matches, env_meta, make_env
 from wsrl_mjx.evaluate import make_evaluator
 from wsrl_mjx.hostloop import Cadence, HostLoop
@@ -504,7 +512,9 @@ def _start(system: OnlineSystem, resume: bool) -> tuple[OnlineRun, TrainingState
         for k, ckpt in enumerate(checkpointers):
             if ckpt.latest_step() is None:
                 raise CheckpointError(f"--resume: no checkpoint in {ckpt.directory}")
-            check_env_matches(ckpt.meta(), system.metas[k], "checkpoint")
+            saved = ckpt.meta()
+            check_env_matches(saved, system.metas[k], "checkpoint")
+            check_resume_settings(saved.get("config", {}), system.cfgs[k], ONLINE_RESUME_MAY_CHANGE)
             restored.append(ckpt.restore(_seed(state, k, system.seeded))[0])
         state = system.place(strong_copy(_stack(restored))) if system.seeded else restored[0]
         steps = {int(_seed(state.env_steps, k, system.seeded)) for k in range(len(restored))}
