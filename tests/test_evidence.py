@@ -49,8 +49,16 @@ def make_run(root, method, seed, evals, switch=0, offline_td=None):
         )
     (run / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
     (run / "config.yaml").write_text(yaml.safe_dump({"env": {"name": ENV}}))
-    (run / "done.json").write_text("{}")
+    (run / "done.json").write_text('{"commit": "c0ffee"}' if seed == 1 else "{}")
     return run
+
+
+def test_curve_files_name_the_commit_the_run_finished_with(tmp_path):
+    make_run(tmp_path / "exp", "wsrl", 0, [(0, 1.0)])
+    make_run(tmp_path / "exp", "wsrl", 1, [(0, 1.0)])  # its done.json records c0ffee
+    written = evidence.export_curves(tmp_path / "exp", tmp_path / "curves", commit="later")
+    commits = [evidence.read_curve(p)[0]["commit"] for p in written]
+    assert commits == ["later", "c0ffee"]
 
 
 def test_curve_file_round_trip_and_normalized_scores(tmp_path):

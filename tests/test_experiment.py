@@ -110,7 +110,9 @@ def test_bad_experiment_file_shapes_are_refused(tmp_path, text, message):
 
 
 def test_damaged_bookkeeping_files_are_named_not_tracebacks(tmp_path):
+    from wsrl_mjx import experiment
     from wsrl_mjx.experiment import DONE_FILE, SETTINGS_FILE, _once
+    from wsrl_mjx.rundir import git_commit
 
     run = tmp_path / "wsrl" / "seed0"
     run.mkdir(parents=True)
@@ -120,7 +122,9 @@ def test_damaged_bookkeeping_files_are_named_not_tracebacks(tmp_path):
             _once(run, lambda: pytest.fail("a finished run is not re-run"))
     (run / DONE_FILE).unlink()
     record = _once(run, lambda: {"run_dir": str(run), "state": object()})
-    assert record == {"run_dir": str(run)}  # written atomically, without the live state
+    # Written atomically, without the live state, naming the commit the run finished with.
+    assert record == {"run_dir": str(run), "commit": git_commit(Path(experiment.__file__).parent)}
+    assert len(record["commit"]) == 40
     assert not [p for p in run.iterdir() if p.name.startswith(".")]  # no temp file left
     exp = load_experiment(EXPERIMENTS[0], {"run": {"run_dir": str(tmp_path / "exp")}})
     (exp.run_dir).mkdir(parents=True)

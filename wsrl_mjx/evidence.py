@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ import numpy as np
 
 from wsrl_mjx import scores
 from wsrl_mjx.logger import read_metrics
+from wsrl_mjx.rundir import git_commit
 
 COLUMNS = (
     "env_steps",
@@ -124,17 +124,6 @@ def read_curve(path: Path) -> tuple[dict, np.ndarray]:
     return header, {name: table[:, i] for i, name in enumerate(names)}
 
 
-def git_commit(path: Path) -> str:
-    """The commit checked out where the runs were made (empty when not a git checkout)."""
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True
-        )
-    except OSError:
-        return ""
-    return out.stdout.strip()
-
-
 def export_curves(run_dir: Path, out_dir: Path, commit: str = "") -> list[Path]:
     """Curve files of every finished run (a `done.json`) under an experiment's run dir."""
     written = []
@@ -143,7 +132,9 @@ def export_curves(run_dir: Path, out_dir: Path, commit: str = "") -> list[Path]:
         config = _read_yaml(run / "config.yaml")
         env_name = config["env"]["name"]
         group, seed = run.parent.name, int(run.name.removeprefix("seed"))
-        header = {"env": env_name, "run": f"{group}/{run.name}", "seed": seed, "commit": commit}
+        # The commit the run finished at (the experiment records it), else the one given.
+        made_at = _read_done(done).get("commit") or commit
+        header = {"env": env_name, "run": f"{group}/{run.name}", "seed": seed, "commit": made_at}
         target = out_dir / group / f"seed{seed}.tsv"
         if group.startswith("pretrain"):
             rows = pretrain_curve(run, env_name)
@@ -155,6 +146,14 @@ def export_curves(run_dir: Path, out_dir: Path, commit: str = "") -> list[Path]:
             write_curve(target, header, COLUMNS, rows)
         written.append(target)
     return written
+
+
+def _read_done(path: Path) -> dict:
+    try:
+        record = json.loads(path.read_text())
+    except ValueError:
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def _read_yaml(path: Path) -> dict:

@@ -51,7 +51,7 @@ from wsrl_mjx.methods import METHODS
 from wsrl_mjx.pipeline import collect, resolve_run_dir
 from wsrl_mjx.plots import plot_groups
 from wsrl_mjx.pretrain import run_pretrain
-from wsrl_mjx.rundir import atomic_write
+from wsrl_mjx.rundir import atomic_write, git_commit
 
 KEYS = {"base", "dataset", "seeds", "budgets", "methods", "run_dir", "title", "outputs"}
 DONE_FILE = "done.json"
@@ -184,6 +184,7 @@ def _once(run_dir: Path, fn) -> dict:
         return _read_record(done)
     summary = fn()
     record = {k: v for k, v in summary.items() if k not in ("state", "snapshots", "phases")}
+    record["commit"] = git_commit(Path(__file__).parent)  # the code the run finished with
     _write_record(done, record)
     return json.loads(json.dumps(record, default=str))
 

@@ -8,6 +8,7 @@ import functools
 import json
 import os
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -135,3 +136,15 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def git_commit(path: str | Path) -> str:
+    """The commit checked out at `path` (empty when it is not a git checkout), so results can
+    name the code that made them."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True
+        )
+    except OSError:
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
