@@ -225,3 +225,24 @@ def test_back_at_counts_only_after_a_dip():
     assert recovered_at(evals(1.2, 0.5, 0.8, 1.1), 1.0) == 400
     assert math.isnan(recovered_at(evals(1.2, 1.0, 1.5), 1.0))  # never below: no dip
     assert math.isnan(recovered_at(evals(0.5, 0.7), 1.0))  # dipped, never back
+
+
+def test_one_experiment_file_serves_several_tasks_and_datasets():
+    path = Path("configs/experiments/locomotion_wsrl.yaml")
+    exp = load_experiment(path, {"env": {"name": "Hopper-v5"}})
+    assert exp.dataset == "data/locomotion/Hopper-v5-medium-replay.npz"
+    assert exp.run_dir == Path("runs/locomotion/Hopper-v5")
+    assert exp.title.startswith("Hopper-v5: WSRL vs baselines")
+    other = load_experiment(path, {"env": {"name": "Hopper-v5"}}, dataset="d/{env}-medium.npz")
+    assert other.dataset == "d/Hopper-v5-medium.npz"
+
+
+def test_a_moved_experiment_is_the_same_experiment(tmp_path):
+    """The record names the run dir; moving the folder (and saying so with --set run.run_dir)
+    reuses its finished runs instead of refusing them."""
+    first = load_experiment(EXPERIMENTS[0], {"run": {"run_dir": str(tmp_path / "a")}})
+    check_same_experiment(first)
+    (tmp_path / "a").rename(tmp_path / "b")
+    check_same_experiment(
+        load_experiment(EXPERIMENTS[0], {"run": {"run_dir": str(tmp_path / "b")}})
+    )

@@ -107,8 +107,10 @@ def test_fresh_run_refuses_to_overwrite_and_resume_needs_a_checkpoint(full_run, 
 
 def test_nan_stops_the_run_and_saves_no_poisoned_state(tmp_path):
     # NaN rewards enter the buffer at warmup: the state at the first checkpoint is not finite,
-    # so it is refused rather than kept as "good".
-    cfg = tiny_config(tmp_path, "env.reward_scale=.nan", "run.checkpoint_every_env_steps=40")
+    # so it is refused rather than kept as "good". (A NaN reward_scale is refused when a config
+    # is read; set past the check, it stands for rewards that turn NaN.)
+    cfg = tiny_config(tmp_path, "run.checkpoint_every_env_steps=40")
+    cfg = dataclasses.replace(cfg, env=dataclasses.replace(cfg.env, reward_scale=float("nan")))
     with pytest.raises(TrainingDiverged, match=r"non-finite values in the state at step 40 \(buf"):
         run_online(cfg)
     assert Checkpointer(tmp_path / "checkpoints").latest_step() is None

@@ -72,7 +72,11 @@ class Experiment:
     outputs: str = ""
 
 
-def load_experiment(path: str | Path, overrides: dict | None = None) -> Experiment:
+def load_experiment(
+    path: str | Path, overrides: dict | None = None, dataset: str | None = None
+) -> Experiment:
+    """An experiment file with `--set` overrides of its base config; `dataset` replaces the
+    file's own (`{env}` expands in both)."""
     path = Path(path)
     spec = read_yaml(path, "experiment file") or {}
     if not isinstance(spec, dict):
@@ -106,7 +110,7 @@ def load_experiment(path: str | Path, overrides: dict | None = None) -> Experime
         methods,
         seeds,
         budgets,
-        expand(spec.get("dataset", "")),
+        expand(spec.get("dataset", "") if dataset is None else dataset),
         resolve_run_dir(expand(run_dir)),
         spec.get("outputs", ""),
     )
@@ -213,6 +217,7 @@ def check_same_experiment(exp: Experiment) -> None:
             k
             for k in old.keys() | new.keys()
             if old.get(k, defaults.get(k)) != new.get(k, defaults.get(k))
+            and k.rstrip(".") != "run.run_dir"  # a moved experiment is the same experiment
         )
         if changed:
             key = changed[0].rstrip(".")

@@ -105,7 +105,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     if not args.config:
         raise ConfigError("experiment needs --config configs/experiments/<name>.yaml")
     request_cpu_devices(args.seed_devices)  # before any JAX work
-    exp = load_experiment(args.config, parse_overrides(args.overrides))
+    exp = load_experiment(args.config, parse_overrides(args.overrides), dataset=args.dataset)
     run_experiment(
         exp,
         report_only=args.report_only,
@@ -234,6 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
         "from one shared pre-training per seed, then write results.md/.json (mean and spread "
         "at env-step budgets) and curves.png. --set overrides apply to its base config. "
         "Re-running skips finished runs and resumes killed ones.",
+    )
+    experiment.add_argument(
+        "--dataset",
+        default=None,
+        metavar="PATH",
+        help="the offline data, instead of the experiment file's `dataset` ({env} expands)",
     )
     experiment.add_argument(
         "--report-only",
