@@ -59,13 +59,19 @@ def main() -> None:
         "`medium-replay` is the behaviour run's replay buffer up to that snapshot; `expert` "
         "rolls out the final actor; `random` takes uniform actions. Normalized with D4RL's "
         "reference returns (`wsrl_mjx/scores.py`). The files are not committed (63 MB per task): "
-        "the command above makes them again; the checksums say whether a copy is the same.",
+        "the command above makes them again; the checksums say whether a copy is the same. "
+        "`expert` is the behaviour run's final actor, not its best, and is not what scores are "
+        "normalized by (D4RL's expert reference is).",
         "",
-        "| dataset | transitions | snapshot (env steps) | snapshot eval return (normalized) "
-        "| mean episode return of the data (normalized) | sha256 |",
-        "|---|---|---|---|---|---|",
     ]
     for env_name in args.env:
+        lines += [
+            f"## {env_name}",
+            "",
+            "| dataset | transitions | snapshot (env steps) | snapshot eval return (normalized) "
+            "| mean episode return of the data (normalized) | sha256 |",
+            "|---|---|---|---|---|---|",
+        ]
         for kind in KINDS:
             path = args.data / f"{env_name}-{kind}.npz"
             meta = data.load_any(path).metadata
