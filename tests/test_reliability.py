@@ -102,9 +102,39 @@ def umask_mode() -> int:
     return 0o666 & ~mask
 
 
+@pytest.mark.parametrize("line", ["123", '{"env_steps": "abc", "phase": "eval"}', "[1, 2]", "null"])
+def test_valid_json_that_is_not_a_record_is_dropped_with_a_warning(tmp_path, line):
+    write_log(tmp_path, [10, 20], tail=line)
+    with pytest.warns(UserWarning, match=r"dropped 1 unreadable or foreign line\(s\) \(line 3"):
+        assert [r["env_steps"] for r in read_metrics(tmp_path)] == [10, 20]
+
+
+def test_damaged_dataset_metadata_and_holdout_are_named(tmp_path):
+    import numpy as np
+
+    from wsrl_mjx import data
+    from wsrl_mjx.finetune import _load_holdout
+
+    arrays = data.random_transitions(40, 4, 2, episode_length=20)
+    np.savez(tmp_path / "list_meta.npz", **arrays, metadata=np.asarray("[1, 2]"))
+    with pytest.raises(data.DatasetError, match="'metadata' must be a JSON object"):
+        data.load_any(tmp_path / "list_meta.npz")
+    run = tmp_path / "pre"
+    run.mkdir()
+    np.savez(run / "holdout.npz", **{**arrays, "mc_returns": arrays["rewards"]})
+    assert _load_holdout(run, 8) is not None
+    full = (run / "holdout.npz").read_bytes()
+    (run / "holdout.npz").write_bytes(full[: len(full) // 2])  # cut short
+    with pytest.raises(data.DatasetError, match="holdout.npz is damaged"):
+        _load_holdout(run, 8)
+    np.savez(run / "holdout.npz", **arrays)  # no mc_returns
+    with pytest.raises(data.DatasetError, match="lacks mc_returns"):
+        _load_holdout(run, 8)
+
+
 def test_a_torn_last_line_is_dropped_with_a_warning(tmp_path):
     write_log(tmp_path, [10, 20], tail='{"env_steps": 30, "pha')
-    with pytest.warns(UserWarning, match="dropped 1 unreadable line"):
+    with pytest.warns(UserWarning, match="dropped 1 unreadable or foreign line"):
         assert [r["env_steps"] for r in read_metrics(tmp_path)] == [10, 20]
     with pytest.warns(UserWarning):
         log = Logger(tmp_path, tensorboard=False, resume_step=100)

@@ -273,6 +273,11 @@ def load_dataset(
     # A missing/corrupt zip, a truncated file, or an object array (pickles are refused).
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise DatasetError(f"{path}: cannot read as .npz ({e})") from None
+    if not isinstance(meta, dict):
+        raise DatasetError(
+            f"{path}: its 'metadata' must be a JSON object (env, size, ...), got "
+            f"{type(meta).__name__}"
+        )
     return validate(
         arrays,
         meta,

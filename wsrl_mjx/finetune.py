@@ -11,6 +11,7 @@ checkpoint) and the bound applies to retained offline rows only.
 from __future__ import annotations
 
 import dataclasses
+import zipfile
 from pathlib import Path
 
 import jax
@@ -33,12 +34,27 @@ def _pretrain_dir(checkpoint: str) -> Path:
     return path.parent if path.name == "checkpoints" else path
 
 
+HOLDOUT_KEYS = (*data.DATASET_KEYS.values(), "mc_returns")
+
+
 def _load_holdout(run_dir: Path, rows: int) -> OfflineTransition | None:
     path = run_dir / HOLDOUT_FILE
     if not path.is_file():
         return None
-    with np.load(path) as z:
-        arrays = {k: z[k][:rows] for k in z.files}
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k][:rows] for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise data.DatasetError(
+            f"{path} is damaged ({e}); it is the held-out split of that pre-training, made again "
+            "by re-running it (or delete the file to fine-tune without the offline diagnostics)"
+        ) from None
+    missing = sorted(set(HOLDOUT_KEYS) - set(arrays))
+    if missing:
+        raise data.DatasetError(
+            f"{path} lacks {', '.join(missing)}: not a complete held-out split (delete the file "
+            "to fine-tune without the offline diagnostics)"
+        )
     return data.to_device(arrays, arrays["mc_returns"])
 
 

@@ -57,6 +57,16 @@ def _jsonable(x):
         return str(x)
 
 
+def _is_record(record: object) -> bool:
+    """A metrics line: an object with an integer env_steps and a phase name."""
+    return (
+        isinstance(record, dict)
+        and isinstance(record.get("env_steps"), int)
+        and not isinstance(record.get("env_steps"), bool)
+        and isinstance(record.get("phase"), str)
+    )
+
+
 def read_metrics(run_dir: str | Path) -> list[dict]:
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
@@ -66,13 +76,18 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except ValueError:  # a write cut short by a kill or a full disk
+            torn.append(number)
+            continue
+        if _is_record(record):
+            records.append(record)
+        else:  # valid JSON, but not a line this project writes (an edit, another tool)
             torn.append(number)
     if torn:
         warnings.warn(
-            f"{path}: dropped {len(torn)} unreadable line(s) (line {', '.join(map(str, torn))}; "
-            "a write cut short by a kill?)",
+            f"{path}: dropped {len(torn)} unreadable or foreign line(s) (line "
+            f"{', '.join(map(str, torn))}; a write cut short by a kill, or an edit?)",
             stacklevel=2,
         )
     return records
