@@ -389,3 +389,12 @@ def dataset_arrays(n: int, obs: int = 2, act: int = 1) -> dict[str, np.ndarray]:
 def test_saved_dataset_respects_the_umask(tmp_path):
     path = data.save_dataset(tmp_path / "ds", dataset_arrays(4), {"env": "x"})
     assert stat.S_IMODE(path.stat().st_mode) == umask_mode()
+
+
+def test_a_newest_step_replaced_by_a_plain_file_is_reported(two_steps, capsys):
+    shutil.rmtree(two_steps / "2")
+    (two_steps / "2").write_text("not a checkpoint")
+    _, meta = Checkpointer(two_steps).restore(state(0.0))
+    assert meta["step"] == 1  # the older intact step, as for any broken newest one
+    err = capsys.readouterr().err
+    assert f"{two_steps}/2 is not a checkpoint folder: ignored" in err

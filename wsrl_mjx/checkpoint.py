@@ -164,11 +164,28 @@ class Checkpointer:
 
         return self._first_good(step, attempt)
 
+    def _report_strays(self, newest: int | None) -> None:
+        """A step name newer than every readable step that is not a step folder (a plain file
+        in its place, say) is broken too: say so once, rather than fall back in silence."""
+        if not self.directory.is_dir():
+            return
+        for path in self.directory.iterdir():
+            if not path.name.isdigit() or path.is_dir():
+                continue
+            s = int(path.name)
+            if s not in self._broken and (newest is None or s > newest):
+                self._broken[s] = "not a checkpoint folder"
+                print(
+                    f"warning: checkpoint {path} is not a checkpoint folder: ignored",
+                    file=sys.stderr,
+                )
+
     def _first_good(self, step: int | None, attempt: Callable[[int], T]) -> T:
         """`attempt(step)`, or (no step given) on each step newest first until one is intact;
         each broken step is reported once on stderr. A mismatch with the run is not
         "broken": it raises at once, as older steps of the same run would not fit either."""
         steps = [step] if step is not None else sorted(self._manager.all_steps(), reverse=True)
+        self._report_strays(steps[0] if steps else None)
         if not steps:
             raise CheckpointError(f"no checkpoint found in {self.directory}")
         for s in steps:
