@@ -398,3 +398,14 @@ def test_a_newest_step_replaced_by_a_plain_file_is_reported(two_steps, capsys):
     assert meta["step"] == 1  # the older intact step, as for any broken newest one
     err = capsys.readouterr().err
     assert f"{two_steps}/2 is not a checkpoint folder: ignored" in err
+
+
+def test_edited_metadata_is_caught_by_its_checksum(two_steps, capsys):
+    """The rng and counters live in the metadata: an edit there is damage, not a resume."""
+    meta_file = two_steps / "2" / "meta" / "metadata"
+    text = meta_file.read_text()
+    assert '"step": 2' in text
+    meta_file.write_text(text.replace('"step": 2', '"step": 7'))
+    _, meta = Checkpointer(two_steps).restore(state(0.0))
+    assert meta["step"] == 1  # fell back to the intact older step
+    assert "checksum mismatch in its metadata" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import sys
 from collections.abc import Callable
@@ -30,6 +31,7 @@ class TrainingDiverged(RuntimeError):
 
 T = TypeVar("T")
 INTEGRITY = "integrity"  # meta key: {dotted array path: sha256 of its dtype, shape and bytes}
+META_DIGEST = "__metadata__"  # in INTEGRITY: sha256 of the rest of the metadata (rng, counters)
 
 
 class Checkpointer:
@@ -69,7 +71,9 @@ class Checkpointer:
                 step,
                 args=ocp.args.Composite(
                     state=ocp.args.StandardSave(flat),
-                    meta=ocp.args.JsonSave({**meta, INTEGRITY: digests}),
+                    meta=ocp.args.JsonSave(
+                        {**meta, INTEGRITY: {**digests, META_DIGEST: meta_digest(meta)}}
+                    ),
                 ),
                 force=True,
             )
@@ -217,6 +221,10 @@ class Checkpointer:
         )
         if not isinstance(meta, dict):
             raise BrokenCheckpoint(f"metadata is {type(meta).__name__}, not a JSON object")
+        expected = (meta.get(INTEGRITY) or {}).get(META_DIGEST)
+        rest = {k: v for k, v in meta.items() if k != INTEGRITY}
+        if expected is not None and meta_digest(rest) != expected:
+            raise BrokenCheckpoint("checksum mismatch in its metadata: rng or counters altered")
         return meta
 
     def _saved_tree(self, step: int, meta: dict) -> Any:
@@ -225,7 +233,7 @@ class Checkpointer:
         saved = _reading("array metadata", lambda: self._manager.item_metadata(step)["state"])
         if INTEGRITY in meta:
             paths = set(_metadata_shapes(saved)) if saved is not None else set()
-            lost = sorted(set(meta[INTEGRITY]) - paths)
+            lost = sorted(set(meta[INTEGRITY]) - paths - {META_DIGEST})
             if lost:
                 raise BrokenCheckpoint(f"array metadata lacks {len(lost)} saved arrays ({lost[0]})")
         if saved is None:
@@ -274,6 +282,12 @@ def _reading(what: str, read: Callable[[], T]) -> T:
         raise BrokenCheckpoint(
             f"cannot read its {what}: {type(e).__name__}: {_first_line(e)}"
         ) from None
+
+
+def meta_digest(meta: dict) -> str:
+    """sha256 of the metadata as JSON reads it back (tuples as lists, keys sorted)."""
+    canonical = json.dumps(json.loads(json.dumps(meta, default=str)), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def digest(array: np.ndarray) -> str:
