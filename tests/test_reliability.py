@@ -59,6 +59,26 @@ def test_second_writer_is_refused_naming_the_holder(holder, capsys):
     assert sorted(p.name for p in run_dir.iterdir()) == [LOCK_FILE]
 
 
+def test_a_second_pipeline_resume_is_refused_and_moves_nothing(holder, capsys):
+    """A live pipeline holds its root: `pipeline --resume` on it is refused before collect
+    could move the running behaviour/ aside or rewrite data/."""
+    run_dir, proc = holder
+    (run_dir / "behaviour").mkdir()
+    (run_dir / "behaviour" / "metrics.jsonl").write_text("")
+    before = sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*"))
+    argv = [
+        "pipeline",
+        "--resume",
+        "--set",
+        f"run.run_dir={run_dir}",
+        "--set",
+        "env.name=PointMass",
+    ]
+    assert main(argv) == 2
+    assert f"in use by pid {proc.pid}" in capsys.readouterr().err
+    assert sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*")) == before
+
+
 def test_lock_is_released_when_the_holder_is_killed(holder):
     run_dir, proc = holder
     proc.send_signal(signal.SIGKILL)

@@ -14,7 +14,7 @@ from wsrl_mjx.config import Config, ConfigError, check_single_seed
 from wsrl_mjx.finetune import run_finetune
 from wsrl_mjx.logger import read_metrics
 from wsrl_mjx.pretrain import resolve_env, run_pretrain
-from wsrl_mjx.rundir import atomic_write
+from wsrl_mjx.rundir import atomic_write, exclusive
 
 DEFAULT_CONFIG = Path(__file__).parent / "defaults" / "pipeline.yaml"
 
@@ -89,6 +89,16 @@ def run_pipeline(cfg: Config, *, resume: bool = False) -> dict:
     cfg = resolve_env(cfg)  # an empty env.name: the dataset's env_spec
     if resume and not root.is_dir():
         raise ConfigError(f"pipeline --resume: {root} does not exist")
+    if cfg.run.distributed:
+        return _run_phases(cfg, root, resume)
+    # The whole pipeline holds its root before it touches anything there: a second
+    # `pipeline --resume` is refused instead of moving a live behaviour run aside.
+    with exclusive(root):
+        return _run_phases(cfg, root, resume)
+
+
+def _run_phases(cfg: Config, root: Path, resume: bool) -> dict:
+    """collect -> pretrain -> finetune under `root`, which the caller holds."""
     times: dict[str, float] = {}
     print(
         f"[pipeline] {cfg.env.name}: collect -> pretrain ({cfg.offline.algorithm}) -> "
