@@ -429,3 +429,35 @@ def test_edited_metadata_is_caught_by_its_checksum(two_steps, capsys):
     _, meta = Checkpointer(two_steps).restore(state(0.0))
     assert meta["step"] == 1  # fell back to the intact older step
     assert "checksum mismatch in its metadata" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("setting", "part"),
+    [
+        ("online.buffer_capacity=1e12", "replay buffer"),
+        ("agent.critic_hidden=[100000000]", "agent"),
+        ("eval.num_episodes=1e9", "evaluation envs"),
+    ],
+)
+def test_a_state_that_cannot_fit_is_refused_before_allocation(tmp_path, capsys, setting, part):
+    """Sizes come from shapes alone, so the refusal comes in seconds, not after a minute of
+    set-up and a RESOURCE_EXHAUSTED; nothing is checkpointed."""
+    argv = ["online", "--set", "env.name=PointMass", "--set", setting]
+    argv += ["--set", f"run.run_dir={tmp_path / 'run'}", "--set", "run.tensorboard=false"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "before its first step" in err and part in err and "GiB of host memory" in err
+    assert not (tmp_path / "run" / "checkpoints").exists() or not any(
+        (tmp_path / "run" / "checkpoints").iterdir()
+    )
+
+
+def test_memory_check_counts_each_part():
+    from wsrl_mjx.memory import GIB, check_fits, shape_bytes
+
+    assert shape_bytes(lambda: {"a": jnp.zeros((1000, 250)), "b": jnp.zeros(3, jnp.int8)}) == (
+        1000 * 250 * 4 + 3
+    )
+    check_fits({"x": int(0.8 * GIB)}, "hint", free=(GIB, "test"))  # fits
+    with pytest.raises(ConfigError, match=r"needs about 0.9 GiB .*x 0.9 GiB.*1 GiB of test"):
+        check_fits({"x": int(0.9 * GIB)}, "lower it", free=(GIB, "test"))

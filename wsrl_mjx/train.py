@@ -59,6 +59,7 @@ from wsrl_mjx.loops import (
     summarize_chunk,
 )
 from wsrl_mjx.mc_replay import make_mc_replay
+from wsrl_mjx.memory import check_fits, shape_bytes
 from wsrl_mjx.replay import buffer_nbytes, example_transition, make_replay
 from wsrl_mjx.rundir import exclusive
 from wsrl_mjx.sharding import (
@@ -256,6 +257,25 @@ class OnlineSystem:
     def seeded(self) -> bool:
         """Whether arrays carry a leading seed axis (more than one seed)."""
         return len(self.cfgs) > 1
+
+    def check_memory(self) -> None:
+        """Refuse a run whose state cannot fit, before it is allocated (wsrl_mjx.memory)."""
+        seeds = len(self.cfgs)
+        key = jax.random.PRNGKey(0)
+        example = example_transition(self.agent.observation_size, self.agent.action_size)
+        episodes = self.cfgs[0].eval.num_episodes
+        parts = {
+            "replay buffer": seeds * shape_bytes(lambda: self.buffer.init(example)),
+            "agent": seeds * shape_bytes(lambda: self.agent.init(key)),
+            "envs": seeds * shape_bytes(lambda: self.batch_env.reset(key)),
+            "evaluation envs": seeds
+            * shape_bytes(lambda: jax.vmap(self.env.reset)(jax.random.split(key, episodes))),
+        }
+        check_fits(
+            parts,
+            "lower online.buffer_capacity, online.num_envs, eval.num_episodes, the network "
+            "widths or the number of seeds",
+        )
 
     def init_state(self) -> TrainingState:
         states = [
@@ -506,6 +526,7 @@ def _start(system: OnlineSystem, resume: bool) -> tuple[OnlineRun, TrainingState
         Checkpointer(Path(c.run.run_dir) / "checkpoints", keep=c.run.keep_checkpoints)
         for c in system.cfgs
     ]
+    system.check_memory()
     state = system.init_state()
     if resume:
         restored = []
