@@ -80,6 +80,9 @@ def test_killed_run_resumes_to_the_same_state(full_run, tmp_path, monkeypatch):
     assert evals == [e["env_steps"] for e in full["evals"]]
     assert resumed["env_steps"] == full["env_steps"] == 200
     assert int(resumed["state"].updates) == int(full["state"].updates)
+    # The summary holds the evaluations from before the kill too.
+    assert [e["env_steps"] for e in resumed["evals"]] == [e["env_steps"] for e in full["evals"]]
+    assert resumed["final_eval_return"] == full["final_eval_return"]
     # Agent, buffer, envs and rng all live in the checkpoint: resuming is bit-exact.
     assert leaves_equal(resumed["state"].agent, full["state"].agent)
     assert leaves_equal(resumed["state"].buffer, full["state"].buffer)
@@ -89,6 +92,12 @@ def test_killed_run_resumes_to_the_same_state(full_run, tmp_path, monkeypatch):
     restored, meta = ckpt.restore(resumed["state"])
     assert meta["env"] == "PointMass" and meta["env_steps"] == 200
     assert leaves_equal(restored.agent, full["state"].agent)
+
+
+def test_resuming_a_finished_run_reports_its_final_evaluation(full_run):
+    root, full = full_run
+    again = run_online(tiny_config(root), resume=True)
+    assert again["env_steps"] == 200 and again["final_eval_return"] == full["final_eval_return"]
 
 
 def test_fresh_run_refuses_to_overwrite_and_resume_needs_a_checkpoint(full_run, tmp_path):

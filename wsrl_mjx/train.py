@@ -46,7 +46,7 @@ from wsrl_mjx.config import (
 from wsrl_mjx.environment import check_env_matches, env_meta, make_env
 from wsrl_mjx.evaluate import make_evaluator
 from wsrl_mjx.hostloop import Cadence, HostLoop
-from wsrl_mjx.logger import Logger, Progress
+from wsrl_mjx.logger import Logger, Progress, read_metrics
 from wsrl_mjx.loops import (
     SEED_AXIS,
     ActionRule,
@@ -572,8 +572,19 @@ def _start(system: OnlineSystem, resume: bool) -> tuple[OnlineRun, TrainingState
         )
     keys = [jax.random.PRNGKey(c.run.seed + 10_000) for c in system.cfgs]
     eval_keys = jnp.stack(keys) if system.seeded else keys[0]
-    run = OnlineRun(system, loops, eval_keys, evals=[[] for _ in system.cfgs])
+    # A resumed run's summary holds the evaluations made before the kill too (the log kept
+    # them), so a run resumed after its end still reports its final evaluation.
+    evals = [_logged_evals(c.run.run_dir) if resume else [] for c in system.cfgs]
+    run = OnlineRun(system, loops, eval_keys, evals=evals)
     return run, state
+
+
+def _logged_evals(run_dir: str) -> list[dict]:
+    return [
+        {k: v for k, v in r.items() if k not in ("phase", "time")}
+        for r in read_metrics(run_dir)
+        if r["phase"] == "eval"
+    ]
 
 
 def _announce(system: OnlineSystem, state: TrainingState) -> None:
