@@ -11,9 +11,20 @@ for ITEM in "$@"; do
   KIND=${ITEM#*:}
   [ "$KIND" = "$ITEM" ] && KIND=medium-replay
   bash results/locomotion_wsrl/make_datasets.sh "$ENV"
-  $PY -m wsrl_mjx.run experiment --config configs/experiments/locomotion_wsrl.yaml \
-    --set env.name="$ENV" --dataset "data/locomotion/$ENV-$KIND.npz" \
-    --set run.run_dir="runs/locomotion/$ENV-$KIND" --vmap-seeds --seed-devices 5
+  # XLA:CPU aborts (SIGABRT, exit 134) when one device thread of the seeds' program waits more
+  # than 40 s for the others at a collective: seen here with the 2 cores oversubscribed. Every
+  # run resumes from its last checkpoint, so such an abort is retried (at most 20 times).
+  for ATTEMPT in $(seq 1 20); do
+    set +e
+    $PY -m wsrl_mjx.run experiment --config configs/experiments/locomotion_wsrl.yaml \
+      --set env.name="$ENV" --dataset "data/locomotion/$ENV-$KIND.npz" \
+      --set run.run_dir="runs/locomotion/$ENV-$KIND" --vmap-seeds --seed-devices 5
+    CODE=$?
+    set -e
+    [ "$CODE" -ne 134 ] && break
+    echo "[run.sh] $ENV: XLA aborted (attempt $ATTEMPT); resuming" >&2
+  done
+  [ "$CODE" -ne 0 ] && exit "$CODE"
   $PY -m wsrl_mjx.evidence export "runs/locomotion/$ENV-$KIND" \
     "results/locomotion_wsrl/curves/$ENV-$KIND"
 done
