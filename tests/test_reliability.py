@@ -461,3 +461,14 @@ def test_memory_check_counts_each_part():
     check_fits({"x": int(0.8 * GIB)}, "hint", free=(GIB, "test"))  # fits
     with pytest.raises(ConfigError, match=r"needs about 0.9 GiB .*x 0.9 GiB.*1 GiB of test"):
         check_fits({"x": int(0.9 * GIB)}, "lower it", free=(GIB, "test"))
+
+
+def test_metadata_with_numpy_values_verifies(tmp_path):
+    import numpy as np
+
+    ckpt = Checkpointer(tmp_path / "ckpt")
+    ckpt.save(
+        1, state(1.0), {"step": 1, "ret": np.float32(0.1), "shape": (2, 3), "rng": np.arange(2)}
+    )
+    _, meta = Checkpointer(tmp_path / "ckpt").restore(state(0.0))
+    assert meta["ret"] == pytest.approx(0.1) and meta["shape"] == [2, 3] and meta["rng"] == [0, 1]

@@ -63,6 +63,7 @@ class Checkpointer:
         fails (full disk) raises `CheckpointError` and leaves the older steps as they were."""
         step, flat = int(step), flatten(state)
         digests = self._finite_digests(flat, step)
+        plain = json_plain(meta)  # stored exactly as digested
         if step in self._manager.all_steps():  # a resume past a broken step writes it anew
             print(f"note: replacing checkpoint {self.directory}/{step}", file=sys.stderr)
             self._manager.delete(step)
@@ -72,7 +73,7 @@ class Checkpointer:
                 args=ocp.args.Composite(
                     state=ocp.args.StandardSave(flat),
                     meta=ocp.args.JsonSave(
-                        {**meta, INTEGRITY: {**digests, META_DIGEST: meta_digest(meta)}}
+                        {**plain, INTEGRITY: {**digests, META_DIGEST: meta_digest(plain)}}
                     ),
                 ),
                 force=True,
@@ -284,10 +285,19 @@ def _reading(what: str, read: Callable[[], T]) -> T:
         ) from None
 
 
+def json_plain(meta: dict) -> dict:
+    """The metadata in JSON's own types (NumPy scalars and arrays as numbers and lists, tuples
+    as lists, anything else as its text), so it reads back exactly as it is digested."""
+
+    def convert(x: Any) -> Any:
+        return x.tolist() if hasattr(x, "tolist") else str(x)
+
+    return json.loads(json.dumps(meta, default=convert))
+
+
 def meta_digest(meta: dict) -> str:
-    """sha256 of the metadata as JSON reads it back (tuples as lists, keys sorted)."""
-    canonical = json.dumps(json.loads(json.dumps(meta, default=str)), sort_keys=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    """sha256 of JSON-typed metadata, keys sorted."""
+    return hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()
 
 
 def digest(array: np.ndarray) -> str:
