@@ -78,7 +78,10 @@ def test_pipeline_resume_keeps_finished_phases(pipeline, capsys):
         assert again[key] == result[key], key
     out = capsys.readouterr().out
     assert "collect: finished before" in out and "pretrain: finished before" in out
-    assert again["phases"]["finetune"]["evals"] == []  # resumed at its end: no new evaluation
+    # Resumed at its end: no new evaluation; the summary reports the ones the run made.
+    assert again["phases"]["finetune"]["evals"] == result["phases"]["finetune"]["evals"]
+    logged = [r for r in read_metrics(Path(cfg.run.run_dir) / "finetune") if r["phase"] == "eval"]
+    assert len(logged) == len(result["phases"]["finetune"]["evals"])
     with pytest.raises(CheckpointError, match="pass --resume"):  # nothing is overwritten
         run_pipeline(cfg)
 
