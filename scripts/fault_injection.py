@@ -1,18 +1,23 @@
-"""Kill -9 tiny `online`, `pretrain` and `finetune` runs at random moments, resume them, and
-compare with an uninterrupted run: is the final state bit-identical, is any log record lost?
+"""Kill (SIGKILL) or stop (SIGTERM) tiny `online`, `pretrain` and `finetune` runs at random
+moments, resume them, and compare with an uninterrupted run: is the final state bit-identical, is
+any log record lost? And start a second `pipeline --resume` beside a live pipeline: is it
+refused, and does the live one finish with what an undisturbed pipeline makes?
 
     python scripts/fault_injection.py --trials 4 --out runs/fault_injection
+    python scripts/fault_injection.py --signal TERM --trials 3 --pipeline-trials 2
 
-Each trial starts a run through the command line, sends SIGKILL once its log holds a random
+Each trial starts a run through the command line, sends the signal once its log holds a random
 number of records (plus a random delay of up to 1.5 s), then runs `--resume` (or starts afresh
-when no checkpoint was written yet) until it exits 0. Bit-identity is checked on the sha256 of
-every saved array (the checksums each checkpoint records); records are compared by
-(phase, step).
+when no checkpoint was written yet) until it exits 0. SIGTERM must end the run with exit 143
+after writing a checkpoint and saying how to resume (or exit 0 if it had finished). Bit-identity
+is checked on the sha256 of every saved array (the checksums each checkpoint records); records
+are compared by (phase, step).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -47,6 +52,12 @@ ONLINE = [
     "online.total_env_steps=400",
     "run.checkpoint_every_env_steps=80",
 ]
+COLLECT = [
+    "collect.kinds=[medium]",
+    "collect.size=400",
+    "collect.num_envs=4",
+    "collect.behaviour_env_steps=400",
+]
 PRETRAIN = [
     "offline.steps=300",
     "offline.chunk_length=25",
@@ -67,6 +78,8 @@ def make_dataset(path: Path) -> Path:
 
 def command(kind: str, run_dir: Path, dataset: Path, resume: bool) -> list[str]:
     sets = [*TINY, *(PRETRAIN if kind == "pretrain" else ONLINE), f"run.run_dir={run_dir}"]
+    if kind == "pipeline":  # collect -> pretrain -> finetune, all tiny
+        sets = [*TINY, *ONLINE, *COLLECT, *PRETRAIN, f"run.run_dir={run_dir}"]
     if kind == "pretrain":
         sets.append(f"offline.dataset={dataset}")
     if kind == "finetune":  # WSRL from the finished pre-training reference run
@@ -118,37 +131,112 @@ def lines_in(path: Path) -> int:
     return len(path.read_text().splitlines()) if path.is_file() else 0
 
 
-def trial(kind: str, index: int, root: Path, dataset: Path, records: int, rng: random.Random):
-    """Kill once the log holds a random number of records (0 = during start-up), after a
+def trial(
+    kind: str, index: int, root: Path, dataset: Path, records: int, rng: random.Random, sig: str
+) -> dict:
+    """Signal once the log holds a random number of records (0 = during start-up), after a
     random extra delay: moments spread over the whole run, checkpoint writes included."""
-    run_dir = root / f"{kind}-trial{index}"
+    run_dir = root / f"{kind}-{sig.lower()}-trial{index}"
     after, delay = rng.randint(0, records), rng.uniform(0.0, 1.5)
-    proc = start(command(kind, run_dir, dataset, False), run_dir.parent / f"{run_dir.name}.log")
+    log = run_dir.parent / f"{run_dir.name}.log"
+    proc = start(command(kind, run_dir, dataset, False), log)
     while proc.poll() is None and lines_in(run_dir / "metrics.jsonl") < after:
         time.sleep(0.05)
     time.sleep(delay)
-    killed = proc.poll() is None
-    if killed:
-        proc.send_signal(signal.SIGKILL)
+    signalled = proc.poll() is None
+    if signalled:
+        proc.send_signal(getattr(signal, f"SIG{sig}"))
     proc.wait()
     ckpts = steps_on_disk(run_dir)
     partial = sorted(p.name for p in (run_dir / "checkpoints").glob("*tmp*"))
     logged = lines_in(run_dir / "metrics.jsonl")
-    if killed or proc.returncode != 0:
+    told = "--resume" in log.read_text().split("[stop]")[-1] if signalled else False
+    if signalled or proc.returncode != 0:
         run_to_end(kind, run_dir, dataset)
     return {
         "run_dir": run_dir,
         "kill": f"after record {logged} of {records} (+{delay:.1f} s)",
-        "killed": killed,
+        "killed": signalled,
+        "exit": proc.returncode,
+        "told_how_to_resume": told,
         "checkpoints_at_kill": ckpts + partial,
     }
+
+
+def pipeline_trial(index: int, root: Path, records: int, rng: random.Random) -> dict:
+    """A second `pipeline --resume` started at a random moment of a live pipeline."""
+    run_dir = root / f"pipeline-trial{index}"
+    after = rng.randint(0, records)
+    first = start(command("pipeline", run_dir, Path(), False), root / f"{run_dir.name}.log")
+    while first.poll() is None and sum(map(lines_in, run_dir.glob("*/metrics.jsonl"))) < after:
+        time.sleep(0.05)
+    second_log = root / f"{run_dir.name}-second.log"
+    second = start(command("pipeline", run_dir, Path(), True), second_log)
+    second.wait()
+    first.wait()
+    return {
+        "run_dir": run_dir,
+        "when": f"after record {after} of {records} (first still running: "
+        f"{first.returncode is None or 'in use by pid' in second_log.read_text()})",
+        "second_exit": second.returncode,
+        "second_refused": "in use by pid" in second_log.read_text(),
+        "first_exit": first.returncode,
+        "moved_aside": sorted(p.name for p in run_dir.glob("*unfinished*")),
+    }
+
+
+def pipeline_state(run_dir: Path) -> dict:
+    """What a pipeline makes: its dataset's bytes and each phase's final checkpoint."""
+    datasets = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in run_dir.glob("data/*")}
+    phases = {name: final_digests(run_dir / name) for name in ("pretrain", "finetune")}
+    return {"datasets": datasets, **phases}
+
+
+def pipeline_records(run_dir: Path) -> Counter:
+    return sum((record_keys(run_dir / n) for n in ("pretrain", "finetune")), Counter())
+
+
+def run_pipelines(root: Path, trials: int, rng: random.Random) -> tuple[str, list[str]]:
+    reference = root / "pipeline-reference"
+    run_to_end("pipeline", reference, Path())
+    want, want_keys = pipeline_state(reference), pipeline_records(reference)
+    records = sum(want_keys.values()) + lines_in(reference / "behaviour" / "metrics.jsonl")
+    refused = identical = finished = lost = duplicated = 0
+    details = []
+    for index in range(trials):
+        result = pipeline_trial(index, root, records, rng)
+        same = result["first_exit"] == 0 and pipeline_state(result["run_dir"]) == want
+        got_keys = pipeline_records(result["run_dir"]) if result["first_exit"] == 0 else Counter()
+        missing, extra = sum((want_keys - got_keys).values()), sum((got_keys - want_keys).values())
+        refused += result["second_refused"] and result["second_exit"] == 2
+        finished += result["first_exit"] == 0
+        identical, lost, duplicated = identical + same, lost + missing, duplicated + extra
+        details.append(
+            f"- pipeline: second `pipeline --resume` {result['when']}: exit "
+            f"{result['second_exit']} (refused naming the holder: {result['second_refused']}); "
+            f"the first exited {result['first_exit']}, moved aside: {result['moved_aside']} -> "
+            f"datasets and checkpoints bit-identical: {same}, records lost: {missing}, "
+            f"duplicated: {extra}"
+        )
+        print(details[-1], flush=True)
+    row = (
+        f"| pipeline + concurrent `--resume` | {trials} | {refused} refused | {identical} | "
+        f"{lost} | {duplicated} |"
+    )
+    return row, details
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=4, help="trials per kind")
     parser.add_argument(
-        "--kinds", nargs="+", default=["online", "pretrain", "finetune"], help="in this order"
+        "--kinds", nargs="*", default=["online", "pretrain", "finetune"], help="in this order"
+    )
+    parser.add_argument(
+        "--signal", choices=["KILL", "TERM"], default="KILL", help="what each trial sends"
+    )
+    parser.add_argument(
+        "--pipeline-trials", type=int, default=0, help="concurrent `pipeline --resume` trials"
     )
     parser.add_argument("--out", default="runs/fault_injection")
     parser.add_argument("--seed", type=int, default=0)
@@ -158,8 +246,10 @@ def main(argv: list[str] | None = None) -> int:
     root.mkdir(parents=True)
     dataset = make_dataset(root / "dataset.npz")
     rng = random.Random(args.seed)
+    expected_exit = {"KILL": -signal.SIGKILL, "TERM": 128 + signal.SIGTERM}[args.signal]
     lines = [
-        "| kind | trials | killed | bit-identical | records lost | records duplicated |",
+        f"| kind | trials | SIG{args.signal} sent | bit-identical | records lost "
+        "| records duplicated |",
         "|---|---|---|---|---|---|",
     ]
     details = []
@@ -168,25 +258,37 @@ def main(argv: list[str] | None = None) -> int:
     for kind in args.kinds:
         reference = root / f"{kind}-reference"
         run_to_end(kind, reference, dataset)
+        if kind == "pretrain" and reference != pretrained(root):
+            shutil.copytree(reference, pretrained(root), dirs_exist_ok=True)
         want, want_keys = final_digests(reference), record_keys(reference)
         records = sum(want_keys.values())
         identical = lost = duplicated = killed = 0
         for index in range(args.trials):
-            result = trial(kind, index, root, dataset, records, rng)
+            result = trial(kind, index, root, dataset, records, rng, args.signal)
             got_keys = record_keys(result["run_dir"])
             same = final_digests(result["run_dir"]) == want
             missing = sum((want_keys - got_keys).values())
             extra = sum((got_keys - want_keys).values())
             identical, lost, duplicated = identical + same, lost + missing, duplicated + extra
             killed += result["killed"]
+            clean = result["exit"] in (expected_exit, 0)
             details.append(
-                f"- {kind}: killed {result['kill']} "
-                f"(killed: {result['killed']}; checkpoints on disk then: "
-                f"{result['checkpoints_at_kill']}) -> bit-identical: {same}, "
-                f"records lost: {missing}, duplicated: {extra}"
+                f"- {kind}: SIG{args.signal} {result['kill']} (sent: {result['killed']}; exit "
+                f"{result['exit']}{'' if clean else ' UNEXPECTED'}"
+                + (
+                    f", said how to resume: {result['told_how_to_resume']}"
+                    if args.signal == "TERM" and result["killed"]
+                    else ""
+                )
+                + f"; checkpoints on disk then: {result['checkpoints_at_kill']}) -> "
+                f"bit-identical: {same}, records lost: {missing}, duplicated: {extra}"
             )
             print(details[-1], flush=True)
         lines.append(f"| {kind} | {args.trials} | {killed} | {identical} | {lost} | {duplicated} |")
+    if args.pipeline_trials:
+        row, more = run_pipelines(root, args.pipeline_trials, rng)
+        lines.append(row)
+        details += more
     report = "\n".join([*lines, "", *details])
     print("\n" + report)
     (root / "report.md").write_text(report + "\n")

@@ -6,13 +6,21 @@ they check the scheduling itself: processes, order, concurrency and failures.
 
 import json
 import os
+import signal
 import time
 from pathlib import Path
 
 import pytest
 
 from wsrl_mjx.config import ConfigError
-from wsrl_mjx.experiment import WORKER_LOG, Job, load_experiment, plan_jobs, run_jobs_parallel
+from wsrl_mjx.experiment import (
+    WORKER_LOG,
+    Job,
+    RunsFailed,
+    load_experiment,
+    plan_jobs,
+    run_jobs_parallel,
+)
 
 SPEC = """
 title: workers
@@ -57,6 +65,8 @@ def traced_runner(job: Job) -> dict:
             time.sleep(0.05)
         if job.name == "pretrain-iql" and job.seed == 1:
             raise ConfigError("injected failure")
+    if job.name == "calql" and job.seed == 0:
+        os.kill(os.getpid(), signal.SIGKILL)  # a dead worker, e.g. the kernel's OOM killer
     print(f"running {job.kind} {job.name}")  # goes to the run's worker.log
     record = {"pid": os.getpid(), "start": start, "end": time.time()}
     (job.run_dir / "trace.json").write_text(json.dumps(record))
@@ -83,24 +93,43 @@ def test_plan_pretrains_once_per_group_and_seed_before_its_finetunings(jobs):
     assert {j.cfg.offline.algorithm for j in pre if j.name == "pretrain-iql"} == {"iql"}
 
 
-def test_workers_run_jobs_in_parallel_processes_after_their_pretraining(jobs):
-    with pytest.raises(ConfigError, match="injected failure"):
+def test_workers_run_jobs_in_parallel_and_a_failure_or_dead_worker_fails_only_its_runs(jobs):
+    with pytest.raises(RunsFailed) as failure:
         run_jobs_parallel(jobs, 2, runner=traced_runner)
     broken = next(j.run_dir for j in jobs if j.name == "pretrain-iql" and j.seed == 1)
+    killed = next(j.run_dir for j in jobs if j.name == "calql" and j.seed == 0)
     skipped = {j.run_dir for j in jobs if j.after == broken}
+    message = str(failure.value)
+    assert f"{broken}: ConfigError: injected failure" in message
+    assert f"{killed}: its worker process died (signal 9)" in message
+    assert len(skipped) == 1 and f"{next(iter(skipped))}: skipped" in message
+    assert message.startswith("3 run(s) did not finish")
     ran = [j for j in jobs if (j.run_dir / "trace.json").exists()]
-    # Everything but the failed pre-training and the fine-tuning that needed it ran.
-    assert len(skipped) == 1 and {j.run_dir for j in ran} == {j.run_dir for j in jobs} - {
-        broken,
-        *skipped,
-    }
+    # Everything but the failed pre-training, the fine-tuning that needed it and the killed
+    # worker's run finished, in other processes, 2 at a time at most.
+    assert {j.run_dir for j in ran} == {j.run_dir for j in jobs} - {broken, killed, *skipped}
     traces = {j.run_dir: _trace(j) for j in ran}
     assert os.getpid() not in {t["pid"] for t in traces.values()}
-    assert len({t["pid"] for t in traces.values()}) == 2
+    spans = sorted((t["start"], t["end"]) for t in traces.values())
+    assert max(sum(s <= start < e for s, e in spans) for start, _ in spans) <= 2
     for j in ran:
         if j.after is not None:
             assert traces[j.after]["end"] <= traces[j.run_dir]["start"]
         assert f"running {j.kind} {j.name}" in (j.run_dir / WORKER_LOG).read_text()
+    assert "ConfigError: injected failure" in (broken / WORKER_LOG).read_text()  # traceback
+
+
+def test_the_command_exits_1_naming_the_failed_runs(monkeypatch, tmp_path, capsys):
+    from wsrl_mjx import experiment, run
+
+    def fail(*args, **kwargs):
+        raise RunsFailed("1 run(s) did not finish: runs/x/wsrl/seed0")
+
+    path = tmp_path / "workers.yaml"
+    path.write_text(SPEC)
+    monkeypatch.setattr(experiment, "run_experiment", fail)
+    assert run.main(["experiment", "--config", str(path), "--workers", "2"]) == 1
+    assert "error: 1 run(s) did not finish: runs/x/wsrl/seed0" in capsys.readouterr().err
 
 
 def test_workers_must_be_positive(tmp_path):

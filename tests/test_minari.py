@@ -184,3 +184,41 @@ def test_metadata_json_is_kept(datasets):
     on_disk = json.loads((paths["cheetah"] / "data" / "metadata.json").read_text())
     assert meta["minari"]["minari_version"] == on_disk["minari_version"]
     assert meta["minari"]["env_spec"] == json.loads(on_disk["env_spec"])
+
+
+def _damaged_copies(src, tmp_path):
+    """Copies of a Minari dataset, each with one HDF5 structure block (a local heap or a symbol
+    table node: what locates an episode's arrays) overwritten: (block, copy)."""
+    import re
+    import shutil
+
+    raw = (src / "data" / "main_data.hdf5").read_bytes()
+    for i, match in enumerate(re.finditer(rb"HEAP|SNOD", raw)):
+        copy = tmp_path / f"damaged{i}"
+        shutil.copytree(src, copy)
+        damaged = bytearray(raw)
+        damaged[match.start() : match.start() + 16] = b"\xff" * 16
+        (copy / "data" / "main_data.hdf5").write_bytes(bytes(damaged))
+        yield f"{match.group().decode()} at byte {match.start()}", copy
+
+
+def test_a_damaged_hdf5_block_skips_its_episode_or_names_the_file(datasets, tmp_path, capsys):
+    """h5py raises KeyError, RuntimeError, OSError... for damaged blocks: an episode that cannot
+    be read is skipped, counted and warned about; a file whose episode list cannot be read is a
+    DatasetError (exit 2), never a traceback."""
+    paths, _ = datasets
+    outcomes = {}
+    for block, copy in _damaged_copies(paths["hopper"], tmp_path):
+        try:
+            meta = D.load_any(copy).metadata
+        except D.DatasetError as e:
+            assert str(copy) in str(e)
+            outcomes[block] = "refused: " + str(e)
+            continue
+        skipped = meta["skipped_episodes"]
+        outcomes[block] = f"{skipped['count']} skipped"
+        if skipped["count"]:
+            assert "unreadable" in skipped["reasons"][0]
+            assert f"skipped {skipped['count']} of 3 episodes" in capsys.readouterr().err
+    assert any(o == "1 skipped" for o in outcomes.values()), outcomes
+    assert any("damaged HDF5, its episode list cannot be read" in o for o in outcomes.values())

@@ -282,6 +282,38 @@ def test_a_full_disk_keeps_the_older_checkpoints(two_steps):
     assert meta["step"] == 2
 
 
+def test_a_full_disk_prints_no_library_tracebacks(two_steps, caplog):
+    """Orbax logs every failed array write with a traceback; the CheckpointError is the message."""
+    ckpt = Checkpointer(two_steps, keep=2)
+    noise = np.random.default_rng(0).standard_normal(200_000)
+    big = {**state(3.0), "opt": {"mu": jnp.asarray(noise, jnp.float32)}}
+    old = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, limits[1]))
+    try:
+        with pytest.raises(CheckpointError, match="could not write checkpoint step 3"):
+            ckpt.save(3, big, {"step": 3})
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, old)
+    assert not [r.getMessage()[:80] for r in caplog.records if r.name == "absl"]
+
+
+def test_library_log_records_of_a_save_that_succeeds_are_kept(two_steps, caplog, monkeypatch):
+    import logging
+
+    ckpt = Checkpointer(two_steps, keep=3)
+    save = ckpt._manager.save
+
+    def save_and_warn(*args, **kwargs):
+        logging.getLogger("absl").warning("a library warning during a good save")
+        return save(*args, **kwargs)
+
+    monkeypatch.setattr(ckpt._manager, "save", save_and_warn)
+    ckpt.save(3, state(3.0), {"step": 3})
+    assert "a library warning during a good save" in caplog.text
+
+
 def test_enospc_from_the_library_is_a_checkpoint_error(two_steps, monkeypatch):
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -472,3 +504,42 @@ def test_metadata_with_numpy_values_verifies(tmp_path):
     )
     _, meta = Checkpointer(tmp_path / "ckpt").restore(state(0.0))
     assert meta["ret"] == pytest.approx(0.1) and meta["shape"] == [2, 3] and meta["rng"] == [0, 1]
+
+
+def test_a_warm_compilation_cache_prints_no_xla_log_lines(tmp_path):
+    """XLA:CPU logs machine-feature lines (cpu_aot_loader, 'prefer-no-gather') for every cached
+    executable it loads; importing wsrl_mjx silences XLA's C++ log below FATAL."""
+    script = (
+        "import wsrl_mjx, jax, jax.numpy as jnp\n"
+        "jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)\n"
+        "print(float(jax.jit(lambda x: jnp.sin(x) @ x)(jnp.ones((8, 8))).sum()))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["WSRL_JAX_CACHE"] = str(tmp_path / "cache")
+    runs = [
+        subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+        for _ in range(2)  # the second loads the executable from the cache
+    ]
+    assert [r.returncode for r in runs] == [0, 0]
+    assert list((tmp_path / "cache").iterdir())  # the cache was written, then read
+    noise = [line for r in runs for line in r.stderr.splitlines() if line.strip()]
+    assert noise == []
+
+
+@pytest.mark.parametrize(
+    ("setting", "part"),
+    [("agent.critic_hidden=[100000000]", "agent"), ("eval.num_episodes=1e9", "evaluation envs")],
+)
+def test_a_pretraining_that_cannot_fit_is_refused_before_allocation(
+    tmp_path, capsys, setting, part
+):
+    dataset = data.save_dataset(
+        tmp_path / "ds", data.random_transitions(64, 4, 2, episode_length=16), {"env": "PointMass"}
+    )
+    run_dir = tmp_path / "run"
+    argv = ["pretrain", "--set", f"offline.dataset={dataset}", "--set", setting]
+    argv += ["--set", f"run.run_dir={run_dir}", "--set", "run.tensorboard=false"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "before its first step" in err and f"{part} " in err and "dataset " in err
+    assert [p.name for p in run_dir.rglob("*") if p.is_file()] == [LOCK_FILE]  # nothing saved

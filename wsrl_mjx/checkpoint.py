@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import shutil
 import sys
 from collections.abc import Callable
@@ -32,6 +34,32 @@ class TrainingDiverged(RuntimeError):
 T = TypeVar("T")
 INTEGRITY = "integrity"  # meta key: {dotted array path: sha256 of its dtype, shape and bytes}
 META_DIGEST = "__metadata__"  # in INTEGRITY: sha256 of the rest of the metadata (rng, counters)
+
+
+class _HoldRecords(logging.Filter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: list[logging.LogRecord] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.held.append(record)
+        return False
+
+
+@contextlib.contextmanager
+def _held_library_errors():
+    """Orbax logs each failed write of its worker threads with a full traceback (one per array
+    on a full disk) before the error reaches us: hold its log records while a save runs, drop
+    them when the save fails (the CheckpointError says what failed), and let them through when
+    it succeeds."""
+    hold, logger = _HoldRecords(), logging.getLogger("absl")
+    logger.addFilter(hold)
+    try:
+        yield
+    finally:
+        logger.removeFilter(hold)
+    for record in hold.held:
+        logger.handle(record)
 
 
 class Checkpointer:
@@ -68,17 +96,18 @@ class Checkpointer:
             print(f"note: replacing checkpoint {self.directory}/{step}", file=sys.stderr)
             self._manager.delete(step)
         try:
-            self._manager.save(
-                step,
-                args=ocp.args.Composite(
-                    state=ocp.args.StandardSave(flat),
-                    meta=ocp.args.JsonSave(
-                        {**plain, INTEGRITY: {**digests, META_DIGEST: meta_digest(plain)}}
+            with _held_library_errors():
+                self._manager.save(
+                    step,
+                    args=ocp.args.Composite(
+                        state=ocp.args.StandardSave(flat),
+                        meta=ocp.args.JsonSave(
+                            {**plain, INTEGRITY: {**digests, META_DIGEST: meta_digest(plain)}}
+                        ),
                     ),
-                ),
-                force=True,
-            )
-            self._manager.wait_until_finished()
+                    force=True,
+                )
+                self._manager.wait_until_finished()
         except (OSError, ValueError) as e:  # tensorstore reports I/O errors as ValueError
             for tmp in self.directory.glob(f"{step}.orbax-checkpoint-tmp*"):
                 shutil.rmtree(tmp, ignore_errors=True)  # give the space back

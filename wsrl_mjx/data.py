@@ -578,6 +578,11 @@ DATASET_KEYS = {
 }
 
 
+def device_bytes(arrays: Mapping[str, np.ndarray]) -> int:
+    """Bytes `to_device` allocates for `arrays` (every field as float32, mc_returns included)."""
+    return 4 * (sum(np.size(arrays[key]) for key in DATASET_KEYS.values()) + len(arrays["rewards"]))
+
+
 def to_device(arrays: Mapping[str, np.ndarray], mc_returns: np.ndarray) -> OfflineTransition:
     """Put the dataset on the default device as float32 arrays (flags as 0.0/1.0)."""
     f = lambda x: jnp.asarray(np.asarray(x, np.float32))  # noqa: E731

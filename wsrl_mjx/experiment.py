@@ -34,10 +34,11 @@ import dataclasses
 import json
 import math
 import multiprocessing
+import multiprocessing.connection
 import os
 import re
+import traceback
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -282,60 +283,93 @@ def _init_worker() -> None:
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 
-def _run_job_logged(job: Job, runner: Callable[[Job], dict]) -> dict:
-    """In a worker process: the job's output goes to <run_dir>/worker.log, not the terminal."""
+class RunsFailed(RuntimeError):
+    """Some runs of an experiment failed (raised, or their worker process died)."""
+
+
+def _run_job_logged(job: Job, runner: Callable[[Job], dict], results: Any) -> None:
+    """In a worker process: the job's output goes to <run_dir>/worker.log, not the terminal;
+    the runner's record (or its error, as text) goes back through `results`."""
+    _init_worker()
     job.run_dir.mkdir(parents=True, exist_ok=True)
     with (
         open(job.run_dir / WORKER_LOG, "a", buffering=1) as log,
         contextlib.redirect_stdout(log),
         contextlib.redirect_stderr(log),
     ):
-        return runner(job)
+        try:
+            results.send(("ok", runner(job)))
+        except BaseException as e:  # noqa: BLE001  (reported by the parent, which exits 1)
+            traceback.print_exc()
+            results.send(("error", f"{type(e).__name__}: {e}"))
+
+
+def _worker_outcome(process: Any, results: Any) -> tuple[str, Any]:
+    """("ok", record) or ("error", text) of a finished worker; a worker that died without a
+    word (killed, out of memory) is an error naming its exit code."""
+    if results.poll():
+        with contextlib.suppress(EOFError):
+            return results.recv()
+    code = process.exitcode
+    how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+    return "error", f"its worker process died ({how}) before reporting"
 
 
 def run_jobs_parallel(
     jobs: list[Job], workers: int, runner: Callable[[Job], dict] = run_job
 ) -> dict[Path, dict]:
-    """Run `jobs` in `workers` processes; a fine-tuning starts once its pre-training finished.
+    """Run `jobs` in up to `workers` processes; a fine-tuning starts once its pre-training
+    finished.
 
-    Independent runs share nothing but the disk, so each job is one call of `runner` in a
-    spawned process (JAX does not survive a fork). A job that fails is reported, the
-    fine-tunings that need it are skipped, the others run on; then the first failure is
-    raised. Returns {run_dir: runner's record} of the jobs that finished.
+    Independent runs share nothing but the disk, so each job runs `runner` in a process of its
+    own, spawned (JAX does not survive a fork): a job that fails or whose process dies fails
+    alone; the fine-tunings that need it are skipped, the others run on. Raises `RunsFailed`
+    naming every failed or skipped run at the end. Returns {run_dir: runner's record} of the
+    jobs that finished.
     """
     waiting = list(jobs)
-    pending: dict[Future, Job] = {}
+    running: dict[Any, tuple[Job, Any, Any]] = {}  # sentinel -> (job, process, its pipe)
     finished: dict[Path, dict] = {}
-    failed: dict[Path, BaseException] = {}
+    failed: dict[Path, str] = {}
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
 
-        def submit_ready() -> None:
-            for job in list(waiting):
-                if job.after in failed:
-                    waiting.remove(job)
-                    print(f"[experiment] {job.run_dir}: skipped, its pre-training failed")
-                elif job.after is None or job.after in finished:
-                    waiting.remove(job)
-                    pending[pool.submit(_run_job_logged, job, runner)] = job
-                    print(f"[experiment] started {job.run_dir} (log: {WORKER_LOG})", flush=True)
+    def start_ready() -> None:
+        for job in list(waiting):
+            if len(running) >= workers:
+                return
+            if job.after in failed:
+                waiting.remove(job)
+                failed[job.run_dir] = f"skipped: its pre-training {job.after} failed"
+                print(f"[experiment] {job.run_dir}: skipped, its pre-training failed")
+            elif job.after is None or job.after in finished:
+                waiting.remove(job)
+                receive, send = context.Pipe(duplex=False)
+                process = context.Process(target=_run_job_logged, args=(job, runner, send))
+                process.start()
+                send.close()
+                running[process.sentinel] = (job, process, receive)
+                print(f"[experiment] started {job.run_dir} (log: {WORKER_LOG})", flush=True)
 
-        submit_ready()
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                job = pending.pop(future)
-                try:
-                    finished[job.run_dir] = future.result()
-                    print(f"[experiment] finished {job.run_dir}", flush=True)
-                except Exception as e:  # noqa: BLE001  (reported, raised after the others)
-                    failed[job.run_dir] = e
-                    print(f"[experiment] FAILED {job.run_dir}: {type(e).__name__}: {e}", flush=True)
-            submit_ready()
+    start_ready()
+    while running:
+        for sentinel in multiprocessing.connection.wait(list(running)):
+            job, process, receive = running.pop(sentinel)
+            process.join()
+            status, value = _worker_outcome(process, receive)
+            receive.close()
+            if status == "ok":
+                finished[job.run_dir] = value
+                print(f"[experiment] finished {job.run_dir}", flush=True)
+            else:
+                failed[job.run_dir] = value
+                print(f"[experiment] FAILED {job.run_dir}: {value}", flush=True)
+        start_ready()
     if failed:
-        run_dir, error = next(iter(failed.items()))
-        print(f"[experiment] {len(failed)} run(s) failed; the first: {run_dir}", flush=True)
-        raise error
+        names = "\n".join(f"  {run_dir}: {why}" for run_dir, why in failed.items())
+        raise RunsFailed(
+            f"{len(failed)} run(s) did not finish (each worker's log: <run dir>/{WORKER_LOG}); "
+            f"the others did; re-run the same command to retry them:\n{names}"
+        )
     return finished
 
 

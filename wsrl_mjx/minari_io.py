@@ -30,6 +30,7 @@ import contextlib
 import json
 import os
 import re
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -187,22 +188,39 @@ def _h5_value(node: h5py.Dataset | h5py.Group) -> Any:
     return node[()]
 
 
+# What h5py raises for a damaged file: the HDF5 library's errors surface as OSError, KeyError or
+# RuntimeError, a damaged datatype as ValueError or TypeError.
+_H5_DAMAGE = (OSError, KeyError, RuntimeError, ValueError, TypeError)
+
+
 def _hdf5_episodes(path: Path) -> Iterator[tuple[str, dict[str, Any] | str]]:
+    """(name, arrays) per episode; an episode whose blocks cannot be read is (name, reason), so
+    it is skipped and counted like a malformed one. A file whose episode list itself cannot be
+    read is a DatasetError."""
     try:
         f = h5py.File(path, "r")
     except OSError as e:
         raise DatasetError(f"{path}: cannot read as HDF5 ({e})") from None
     with f:
-        names = sorted(
-            (k for k in f if re.fullmatch(r"episode_\d+", k)), key=lambda k: int(k.split("_")[1])
-        )
+        try:
+            names = sorted(
+                (k for k in f if re.fullmatch(r"episode_\d+", k)),
+                key=lambda k: int(k.split("_")[1]),
+            )
+        except _H5_DAMAGE as e:
+            raise DatasetError(
+                f"{path}: damaged HDF5, its episode list cannot be read "
+                f"({type(e).__name__}: {e}); copy the dataset again"
+            ) from None
         for name in names:
-            group = f[name]
-            missing = [k for k in _EPISODE_KEYS if k not in group]
-            if missing:
-                yield name, f"missing {missing}"
+            try:
+                group = f[name]
+                missing = [k for k in _EPISODE_KEYS if k not in group]
+                episode = {k: _h5_value(group[k]) for k in _EPISODE_KEYS if not missing}
+            except _H5_DAMAGE as e:
+                yield name, f"unreadable ({type(e).__name__}: {e})"
                 continue
-            yield name, {k: _h5_value(group[k]) for k in _EPISODE_KEYS}
+            yield (name, f"missing {missing}") if missing else (name, episode)
 
 
 def _arrow_column(column: Any) -> Any:
@@ -383,6 +401,12 @@ def load_minari(
             meta[key] = minari[key]
     meta["episodes"] = kept
     meta["skipped_episodes"] = {"count": skipped, "reasons": reasons}
+    if skipped:
+        print(
+            f"warning: {source}: skipped {skipped} of {skipped + kept} episodes; first reasons: "
+            + "; ".join(reasons),
+            file=sys.stderr,
+        )
     if unflagged:
         meta["episodes_end_unflagged_marked_truncated"] = unflagged
     if obs_keys:

@@ -12,7 +12,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import envs
 from wsrl_mjx import data, minari_io
+from wsrl_mjx.agents.base import Agent
 from wsrl_mjx.bridge import checkpoint_dir
 from wsrl_mjx.checkpoint import Checkpointer, CheckpointError
 from wsrl_mjx.config import (
@@ -28,6 +30,7 @@ from wsrl_mjx.evaluate import make_evaluator
 from wsrl_mjx.hostloop import Cadence, HostLoop
 from wsrl_mjx.logger import Logger, Progress, read_metrics
 from wsrl_mjx.loops import make_offline_chunk
+from wsrl_mjx.memory import check_fits, shape_bytes
 from wsrl_mjx.methods import make_agent
 from wsrl_mjx.rundir import atomic_write, holds_run_dir
 
@@ -119,7 +122,6 @@ def run_pretrain(cfg: Config, *, resume: bool = False) -> dict:
             f"train on after holding out offline.holdout_fraction={cfg.offline.holdout_fraction}"
             "; pre-training needs at least 2"
         )
-    dataset = data.to_device(train, train["mc_returns"])
     checkpointer = Checkpointer(run_dir / "checkpoints", keep=cfg.run.keep_checkpoints)
     if resume and checkpointer.latest_step() is None:
         raise CheckpointError(f"--resume: no checkpoint in {checkpointer.directory}")
@@ -130,6 +132,8 @@ def run_pretrain(cfg: Config, *, resume: bool = False) -> dict:
         )
     algorithm = cfg.offline.algorithm
     agent = make_agent(algorithm, cfg.agent, cfg.offline, env.observation_size, env.action_size)
+    check_memory(agent, env, train, cfg.eval.num_episodes)
+    dataset = data.to_device(train, train["mc_returns"])
     chunk = make_offline_chunk(
         agent, length=cfg.offline.chunk_length, batch_size=cfg.agent.batch_size
     )
@@ -213,6 +217,21 @@ def run_pretrain(cfg: Config, *, resume: bool = False) -> dict:
         "seconds": time.perf_counter() - t0,
         "state": state,
     }
+
+
+def check_memory(agent: Agent, env: envs.Env, train: dict, num_episodes: int) -> None:
+    """Refuse a pre-training whose data and state cannot fit, before either is allocated."""
+    key = jax.random.PRNGKey(0)
+    check_fits(
+        {
+            "dataset": data.device_bytes(train),
+            "agent": shape_bytes(lambda: agent.init(key)),
+            "evaluation envs": shape_bytes(
+                lambda: jax.vmap(env.reset)(jax.random.split(key, num_episodes))
+            ),
+        },
+        "use fewer transitions, lower the network widths or eval.num_episodes",
+    )
 
 
 def _eval_record(record: dict) -> dict:

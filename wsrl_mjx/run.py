@@ -99,20 +99,24 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 
 def cmd_experiment(args: argparse.Namespace) -> int:
     from wsrl_mjx.config import parse_overrides
-    from wsrl_mjx.experiment import load_experiment, run_experiment
+    from wsrl_mjx.experiment import RunsFailed, load_experiment, run_experiment
     from wsrl_mjx.sharding import request_cpu_devices
 
     if not args.config:
         raise ConfigError("experiment needs --config configs/experiments/<name>.yaml")
     request_cpu_devices(args.seed_devices)  # before any JAX work
     exp = load_experiment(args.config, parse_overrides(args.overrides), dataset=args.dataset)
-    run_experiment(
-        exp,
-        report_only=args.report_only,
-        workers=args.workers,
-        vmap_seeds=args.vmap_seeds,
-        seed_devices=args.seed_devices,
-    )
+    try:
+        run_experiment(
+            exp,
+            report_only=args.report_only,
+            workers=args.workers,
+            vmap_seeds=args.vmap_seeds,
+            seed_devices=args.seed_devices,
+        )
+    except RunsFailed as e:  # --workers: the other runs finished; each failed one is named
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     return 0
 
 
