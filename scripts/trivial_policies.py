@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from wsrl_mjx import data, scores
+from wsrl_mjx import readers, scores
 from wsrl_mjx.config import EnvConfig
 from wsrl_mjx.environment import make_env
 from wsrl_mjx.evaluate import make_evaluator
@@ -78,7 +78,7 @@ def evaluate_task(
     out = {"env": env_name, "episodes": episodes, "constant": rows}
     random_path = data_dir / f"{env_name}-random.npz"
     if random_path.is_file():
-        meta = data.load_any(random_path).metadata
+        meta = readers.load_any(random_path).metadata
         ret = meta.get("rollout_return", meta.get("behaviour_return"))
         out["random"] = {"return": ret, "normalized": _normalized(env_name, ret)}
     refs = scores.references(env_name)

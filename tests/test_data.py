@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from wsrl_mjx import data as D
+from wsrl_mjx import readers as R
 from wsrl_mjx.types import OfflineTransition
 
 OBS, ACT = 3, 2
@@ -200,7 +201,7 @@ def test_d4rl_hdf5_rebuilds_next_observations(tmp_path):
         f["rewards"] = np.arange(6, dtype=np.float32)[:, None]  # (N, 1) as in some D4RL files
         f["terminals"] = np.array([0, 0, 1, 0, 0, 0], bool)
         f["timeouts"] = np.array([0, 0, 0, 0, 0, 1], bool)
-    arrays, meta = D.load_hdf5(path, observation_size=OBS, env="hopper")
+    arrays, meta = R.load_hdf5(path, observation_size=OBS, env="hopper")
     # Terminal row 2 is kept (its stand-in next obs is never bootstrapped); timed-out row 5 has no
     # known next obs and is dropped, so row 4 becomes B's truncated end.
     np.testing.assert_array_equal(arrays["rewards"], [0, 1, 2, 3, 4])
@@ -217,7 +218,7 @@ def test_d4rl_hdf5_with_next_observations_is_read_as_is(tmp_path):
         for k, v in a.items():
             f[k] = v
         f["infos/qpos"] = np.zeros((10, 2))  # extra D4RL groups are ignored
-    arrays, meta = D.load_any(tmp_path / "d.h5")
+    arrays, meta = R.load_any(tmp_path / "d.h5")
     assert D.fingerprint(arrays) == D.fingerprint(a) and "dropped_transitions" not in meta
 
 
@@ -250,7 +251,7 @@ def _write_minari(root, dict_obs=False):
 def test_minari_hdf5(tmp_path):
     root = _write_minari(tmp_path)
     for path in (root, root / "data", root / "data" / "main_data.hdf5"):
-        arrays, meta = D.load_any(path, env="PointMaze_UMaze-v3")
+        arrays, meta = R.load_any(path, env="PointMaze_UMaze-v3")
         np.testing.assert_array_equal(arrays["observations"][:, 0], [0, 1, 2, 10, 11])
         np.testing.assert_array_equal(arrays["next_observations"][:, 0], [1, 2, 3, 11, 12])
         np.testing.assert_array_equal(arrays["terminals"], [0, 0, 1, 0, 0])
@@ -267,18 +268,18 @@ def test_minari_lone_hdf5_with_pre_0_5_root_attributes(tmp_path):
     with h5py.File(lone, "a") as f:
         f.attrs["env_spec"] = json.dumps({"id": "PointMaze_UMaze-v3"})
         f.attrs["dataset_id"] = "old/maze-v0"
-    arrays, meta = D.load_any(lone)
+    arrays, meta = R.load_any(lone)
     assert meta["env"] == "PointMaze_UMaze-v3" and meta["dataset_id"] == "old/maze-v0"
     assert len(arrays["rewards"]) == 5
 
 
 def test_minari_dict_observations_flatten_and_unknown_suffix_raises(tmp_path):
-    arrays, meta = D.load_any(_write_minari(tmp_path, dict_obs=True))
+    arrays, meta = R.load_any(_write_minari(tmp_path, dict_obs=True))
     assert meta["observation_keys"] == ["observation", "desired_goal"]
     assert arrays["observations"].shape == (5, OBS + 2)
     np.testing.assert_array_equal(arrays["observations"][0, OBS:], [100, 100])
     with pytest.raises(D.DatasetError, match="unknown dataset suffix '.pkl'"):
-        D.load_any(tmp_path / "d.pkl")
+        R.load_any(tmp_path / "d.pkl")
 
 
 # --- splitting, identity, device ------------------------------------------------------------------

@@ -96,8 +96,9 @@ def registered():
 def test_registered_names_are_valid_config_values_and_in_the_help(registered, capsys):
     cfg = load_config(None, ["offline.algorithm=test-sacbc", "finetune.method=test-sacbc"])
     assert (cfg.offline.algorithm, cfg.finetune.method) == ("test-sacbc", "test-sacbc")
+    assert methods.check_registered(cfg) is cfg
     with pytest.raises(ConfigError, match="'test-nope' is not one of .*test-sacbc"):
-        load_config(None, ["finetune.method=test-nope"])
+        methods.check_registered(load_config(None, ["finetune.method=test-nope"]))
     with pytest.raises(SystemExit):
         main(["finetune", "--help"])
     assert "test-sacbc: keep fine-tuning with SAC+BC" in " ".join(capsys.readouterr().out.split())

@@ -1,5 +1,5 @@
 """Minari datasets made offline by minari's own DataCollector on the native Gymnasium envs, read
-by `wsrl_mjx.minari_io` (through `data.load_any`), and the dataset <-> env checks of pretrain.
+by `wsrl_mjx.minari_io` (through `readers.load_any`), and the dataset <-> env checks of pretrain.
 
 Datasets are tiny (tens of steps) and made once per module under a temporary
 MINARI_DATASETS_PATH; nothing is downloaded.
@@ -18,6 +18,7 @@ gymnasium_robotics = pytest.importorskip("gymnasium_robotics")
 
 from wsrl_mjx import data as D  # noqa: E402
 from wsrl_mjx import minari_io  # noqa: E402
+from wsrl_mjx import readers as R  # noqa: E402
 from wsrl_mjx.config import load_config  # noqa: E402
 from wsrl_mjx.pretrain import resolve_env  # noqa: E402
 
@@ -69,7 +70,7 @@ def datasets(tmp_path_factory):
 
 def test_halfcheetah_hdf5_layout_metadata_and_t_plus_1_observations(datasets):
     paths, _ = datasets
-    arrays, meta = D.load_any(paths["cheetah"], observation_size=17, action_size=6)
+    arrays, meta = R.load_any(paths["cheetah"], observation_size=17, action_size=6)
     assert (paths["cheetah"] / "data" / "metadata.json").is_file()
     with h5py.File(paths["cheetah"] / "data" / "main_data.hdf5") as f:
         assert dict(f.attrs) == {}  # Minari 0.5 keeps nothing in the HDF5 attributes
@@ -89,7 +90,7 @@ def test_halfcheetah_hdf5_layout_metadata_and_t_plus_1_observations(datasets):
 
 def test_hopper_terminations_become_terminals(datasets):
     paths, _ = datasets
-    arrays, meta = D.load_any(paths["hopper"], env="Hopper-v5")
+    arrays, meta = R.load_any(paths["hopper"], env="Hopper-v5")
     ends = np.flatnonzero(arrays["terminals"])
     assert len(ends) == 3 and ends[-1] == len(arrays["rewards"]) - 1  # every episode fell
     assert not arrays["timeouts"].any()
@@ -99,7 +100,7 @@ def test_hopper_terminations_become_terminals(datasets):
 def test_pointmaze_arrow_dict_observations_and_terminals_from_reward(datasets):
     pytest.importorskip("pyarrow")
     paths, _ = datasets
-    plain = D.load_any(paths["maze"])
+    plain = R.load_any(paths["maze"])
     assert plain.metadata["minari"]["data_format"] == "arrow"
     assert plain.metadata["observation_keys"] == ["observation", "desired_goal"]
     obs = plain.arrays["observations"]
@@ -108,7 +109,7 @@ def test_pointmaze_arrow_dict_observations_and_terminals_from_reward(datasets):
     assert reached.any() and not plain.arrays["terminals"].any()  # continuing_task=True
     # reset_target=True: the goal moves after a success, seen from the next observation on.
     assert (np.abs(np.diff(obs[:, 4:], axis=0)).max(axis=1) > 0.5).any()
-    goal = D.load_any(paths["maze"], terminals_from_reward=True)
+    goal = R.load_any(paths["maze"], terminals_from_reward=True)
     np.testing.assert_array_equal(goal.arrays["terminals"], reached)
     assert not (goal.arrays["terminals"] & goal.arrays["timeouts"]).any()
     assert goal.metadata["terminals_from_reward"]["terminals"] == int(reached.sum())
@@ -127,7 +128,7 @@ def test_arrow_without_pyarrow_names_the_extra(datasets, monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", no_pyarrow)
     with pytest.raises(D.DatasetError, match=r"arrow format.*wsrl-mjx\[arrow\]"):
-        D.load_any(paths["maze"])
+        R.load_any(paths["maze"])
 
 
 def test_malformed_episode_is_skipped_and_counted(datasets, tmp_path):
@@ -140,8 +141,8 @@ def test_malformed_episode_is_skipped_and_counted(datasets, tmp_path):
         obs = f["episode_1/observations"][()]
         del f["episode_1/observations"]
         f["episode_1/observations"] = obs[:-1]  # T observations (Minari issue 199)
-    full = D.load_any(paths["hopper"])
-    arrays, meta = D.load_any(copy)
+    full = R.load_any(paths["hopper"])
+    arrays, meta = R.load_any(copy)
     assert meta["skipped_episodes"]["count"] == 1 and meta["episodes"] == 2
     assert "episode_1: needs T+1 observations" in meta["skipped_episodes"]["reasons"][0]
     assert len(arrays["rewards"]) == full.size - (len(obs) - 1)
@@ -149,10 +150,10 @@ def test_malformed_episode_is_skipped_and_counted(datasets, tmp_path):
 
 def test_dataset_id_resolution_and_missing_id(datasets):
     _, mp = datasets
-    data = D.load_any("test/halfcheetah/random")  # no version: the newest local one
+    data = R.load_any("test/halfcheetah/random")  # no version: the newest local one
     assert data.metadata["dataset_id"] == "test/halfcheetah/random-v0"
     with pytest.raises(D.DatasetError, match="looked for a path, then for the id under"):
-        D.load_any("test/halfcheetah/expert-v0")
+        R.load_any("test/halfcheetah/expert-v0")
     assert os.environ["MINARI_DATASETS_PATH"] in str(minari_io.datasets_root())
 
 
@@ -162,7 +163,7 @@ def test_env_from_env_spec_and_mismatches_named(datasets):
     assert cfg.env.name == ""
     resolved = resolve_env(cfg)
     assert resolved.env.name == "HalfCheetah-v5" and resolved.env.episode_length == 30
-    meta = D.load_any(paths["cheetah"]).metadata
+    meta = R.load_any(paths["cheetah"]).metadata
     twin = type("Twin", (), {"name": "HalfCheetah-v5", "config": {"ctrl_cost_weight": 0.1}})
     minari_io.check_env_matches(twin, meta, {}, "d")  # same env, default kwargs: accepted
     other = type("Other", (), {"name": "Hopper-v5", "config": {}})
@@ -175,12 +176,12 @@ def test_env_from_env_spec_and_mismatches_named(datasets):
         D.DatasetError,
         match="17 features but the env expects observation_size=11",
     ):
-        D.load_any(paths["cheetah"], observation_size=11)
+        R.load_any(paths["cheetah"], observation_size=11)
 
 
 def test_metadata_json_is_kept(datasets):
     paths, _ = datasets
-    meta = D.load_any(paths["cheetah"]).metadata
+    meta = R.load_any(paths["cheetah"]).metadata
     on_disk = json.loads((paths["cheetah"] / "data" / "metadata.json").read_text())
     assert meta["minari"]["minari_version"] == on_disk["minari_version"]
     assert meta["minari"]["env_spec"] == json.loads(on_disk["env_spec"])
@@ -210,7 +211,7 @@ def test_a_damaged_hdf5_block_skips_its_episode_or_names_the_file(datasets, tmp_
     outcomes = {}
     for block, copy in _damaged_copies(paths["hopper"], tmp_path):
         try:
-            meta = D.load_any(copy).metadata
+            meta = R.load_any(copy).metadata
         except D.DatasetError as e:
             assert str(copy) in str(e)
             outcomes[block] = "refused: " + str(e)

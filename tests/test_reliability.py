@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from wsrl_mjx import data
+from wsrl_mjx import data, readers
 from wsrl_mjx.checkpoint import Checkpointer, CheckpointError, TrainingDiverged
 from wsrl_mjx.config import ConfigError, check_budget, load_config
 from wsrl_mjx.logger import Logger, read_metrics
@@ -138,7 +138,7 @@ def test_damaged_dataset_metadata_and_holdout_are_named(tmp_path):
     arrays = data.random_transitions(40, 4, 2, episode_length=20)
     np.savez(tmp_path / "list_meta.npz", **arrays, metadata=np.asarray("[1, 2]"))
     with pytest.raises(data.DatasetError, match="'metadata' must be a JSON object"):
-        data.load_any(tmp_path / "list_meta.npz")
+        readers.load_any(tmp_path / "list_meta.npz")
     run = tmp_path / "pre"
     run.mkdir()
     np.savez(run / "holdout.npz", **{**arrays, "mc_returns": arrays["rewards"]})

@@ -29,20 +29,6 @@ def choice(default: Any, *choices: Any) -> Any:
     return field(default=default, metadata={"choices": choices})
 
 
-def registered(default: str, registry: str) -> Any:
-    """A field whose valid values are the entries of a registry in `wsrl_mjx.methods`, looked
-    up when a config is checked (so entries registered later are valid too)."""
-    return field(default=default, metadata={"registry": registry})
-
-
-def _choices(metadata: Any) -> tuple:
-    if "registry" in metadata:
-        from wsrl_mjx.methods import choices  # the registry imports the agents, which import this
-
-        return choices(metadata["registry"])
-    return metadata.get("choices", ())
-
-
 DEFAULT_ENV = "PointMass"  # env.name when empty and no dataset or checkpoint names one
 
 
@@ -124,7 +110,7 @@ class OnlineConfig:
 class OfflineConfig:
     """Offline pre-training (docs/algorithm.md): CQL/CalQL on SAC's networks, or IQL."""
 
-    algorithm: str = registered("calql", "offline")  # wsrl_mjx.methods.ALGORITHMS
+    algorithm: str = "calql"  # an offline loss of the registry (methods.check_registered)
     dataset: str = ""  # .npz made by `collect`, or a D4RL/Minari .hdf5 file
     steps: int = 20_000  # gradient steps, one per batch of agent.batch_size
     chunk_length: int = 500  # gradient steps per compiled chunk
@@ -172,7 +158,7 @@ class CollectConfig:
 class FinetuneConfig:
     """Online fine-tuning from a pre-trained checkpoint; the method picks loss, init and data."""
 
-    method: str = registered("wsrl", "method")  # wsrl_mjx.methods.METHODS
+    method: str = "wsrl"  # a method of the registry (methods.check_registered)
     checkpoint: str = ""  # a `pretrain` run directory (or its checkpoints/ folder)
     dataset: str = ""  # offline data for retention/RLPD; default: the checkpoint's dataset
     offline_ratio: float | None = None  # share of each batch from offline data; None = method's
@@ -306,7 +292,7 @@ def _build(cls: type, values: dict, prefix: str) -> Any:
             kwargs[name] = _build(tp, value, key + ".")
             continue
         value = _coerce(value, tp, key)
-        choices = _choices(fields[name].metadata)
+        choices = fields[name].metadata.get("choices", ())
         if choices and value not in choices:
             raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, choices))}")
         kwargs[name] = value

@@ -1,7 +1,7 @@
 """Offline datasets: one validated file format, D4RL readers, reward transform, MC returns.
 
-Minari datasets (directories, ids, their HDF5 or arrow files) are read by `wsrl_mjx.minari_io`;
-`load_any` and `load_hdf5` dispatch to it.
+Other files are read by `wsrl_mjx.readers` (D4RL HDF5, and through `wsrl_mjx.minari_io` Minari
+datasets), which validates them here.
 
 A dataset is a dict of per-transition arrays with D4RL's names (`REQUIRED_KEYS`, all of length N)
 plus a JSON metadata dict (env, method, behaviour_return, size, seed, ...). On disk it is one
@@ -22,14 +22,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import warnings
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import h5py
 import jax.numpy as jnp
 import numpy as np
 
@@ -38,7 +36,7 @@ from wsrl_mjx.types import OfflineTransition
 
 REQUIRED_KEYS = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")
 _FLOAT_KEYS = ("observations", "actions", "rewards", "next_observations")
-_FLAG_KEYS = ("terminals", "timeouts")
+FLAG_KEYS = ("terminals", "timeouts")
 _NDIM = {"observations": 2, "actions": 2, "next_observations": 2, "rewards": 1}
 ACTION_TOLERANCE = 1e-4  # actions may exceed [-1, 1] by this much (float noise); then clipped
 _OBS_DISCONTINUITY = 1e-6  # same threshold as the IQL/CalQL D4RL loaders
@@ -120,7 +118,7 @@ def validate(
         if out[k].ndim != nd:
             want = "(N,)" if nd == 1 else "(N, size)"
             raise DatasetError(f"{where}{k} has shape {out[k].shape}, expected {want}")
-    for k in _FLAG_KEYS:
+    for k in FLAG_KEYS:
         if out[k].ndim != 1:
             raise DatasetError(f"{where}{k} has shape {out[k].shape}, expected (N,)")
     n = len(out["observations"])
@@ -155,7 +153,7 @@ def validate(
                 f"{where}{k} has {int(bad.sum())} non-finite values (NaN/inf); "
                 f"first at row {_first_row(bad)}"
             )
-    for k in _FLAG_KEYS:
+    for k in FLAG_KEYS:
         v = out[k]
         if v.dtype != bool:
             bad = (v != 0) & (v != 1)
@@ -247,7 +245,7 @@ def save_dataset(
     return path
 
 
-def _check_exists(path: Path) -> None:
+def check_exists(path: Path) -> None:
     if not path.is_file():
         raise DatasetError(f"dataset file not found: {path}")
 
@@ -261,7 +259,7 @@ def load_dataset(
 ) -> OfflineData:
     """Read and validate a `.npz` dataset; see `validate` for the checks."""
     path = Path(path)
-    _check_exists(path)
+    check_exists(path)
     # np.load reads any non-zip, non-.npy file as a pickle and then blames "pickled data".
     with open(path, "rb") as f:
         if f.read(4) != b"PK\x03\x04":
@@ -285,139 +283,6 @@ def load_dataset(
         action_size=action_size,
         env=env,
         source=str(path),
-    )
-
-
-# --- HDF5 readers (D4RL and Minari layouts) -------------------------------------------------------
-
-
-def _read(ds: h5py.Dataset | h5py.Group, name: str, path: Path, scalar: bool = False):
-    if isinstance(ds, h5py.Group):
-        raise DatasetError(
-            f"{path}: {name} is a dict (HDF5 group with keys {sorted(ds.keys())}); dict "
-            "observations/actions are unsupported: flatten them into one vector per step first"
-        )
-    a = ds[()]
-    # Some files store per-step scalars as (N, 1): flatten that one trailing axis, nothing else.
-    return a[:, 0] if scalar and a.ndim == 2 and a.shape[1] == 1 else a
-
-
-def _read_d4rl(f: h5py.File, path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    keys = [
-        k for k in ("observations", "actions", "rewards", "terminals", "timeouts") if k not in f
-    ]
-    if keys:
-        raise DatasetError(f"{path}: D4RL layout is missing {keys}; present: {sorted(f.keys())}")
-    a = {
-        k: _read(f[k], k, path, scalar=k in ("rewards", *_FLAG_KEYS))
-        for k in REQUIRED_KEYS
-        if k in f
-    }
-    meta: dict[str, Any] = {"method": "d4rl-hdf5", "source": str(path)}
-    if "next_observations" in a:
-        return a, meta
-    # Validate (shapes, flags, NaNs) before rebuilding, with obs standing in for next obs.
-    a = validate({**a, "next_observations": a["observations"]}, source=str(path)).arrays
-    obs, term, tout = a["observations"], a["terminals"], a["timeouts"]
-    ends = term | tout
-    ends[-1] = True
-    nxt = np.empty_like(obs)
-    nxt[:-1] = obs[1:]
-    # A terminal's next obs is never bootstrapped from: keep the transition, with obs as a stand-in.
-    nxt[term] = obs[term]
-    # Truncated ends (timeouts, the final row) have no recorded next obs: drop those transitions
-    # and mark the row before as the trajectory's (truncated) end.
-    drop = ends & ~term
-    prev = np.flatnonzero(drop) - 1
-    prev = prev[prev >= 0]
-    prev = prev[~ends[prev]]  # a length-1 trajectory vanishes; the one before keeps its flags
-    a["next_observations"] = nxt
-    a["timeouts"] = tout.copy()
-    a["timeouts"][prev] = True
-    keep = ~drop
-    a = {k: v[keep] for k, v in a.items()}
-    meta["next_observations"] = (
-        "rebuilt from observations[i+1] within trajectories; terminal transitions use "
-        "observations[i] (never bootstrapped); the last transition of each truncated trajectory "
-        "(timeout or final row) has no known next observation and was dropped"
-    )
-    meta["dropped_transitions"] = int(drop.sum())
-    return a, meta
-
-
-def load_hdf5(
-    path: str | os.PathLike,
-    *,
-    observation_size: int | None = None,
-    action_size: int | None = None,
-    env: str | None = None,
-) -> OfflineData:
-    """Read a D4RL-layout (top-level arrays) or Minari-layout (`episode_<i>` groups) HDF5 file.
-
-    D4RL files without `next_observations` get them rebuilt (see metadata["next_observations"]).
-    Returns the same validated `OfflineData` as `load_dataset`.
-    """
-    path = Path(path)
-    _check_exists(path)
-    minari = False
-    try:
-        with h5py.File(path, "r") as f:
-            if "observations" in f:
-                arrays, meta = _read_d4rl(f, path)
-            elif any(re.fullmatch(r"episode_\d+", k) for k in f):
-                minari = True
-            else:
-                raise DatasetError(
-                    f"{path}: neither D4RL layout (top-level 'observations') nor Minari layout "
-                    f"('episode_<i>' groups); top-level keys: {sorted(f.keys())}"
-                )
-    except OSError as e:
-        raise DatasetError(f"{path}: cannot read as HDF5 ({e})") from None
-    if minari:
-        from wsrl_mjx.minari_io import load_minari  # it imports this module
-
-        return load_minari(
-            path, observation_size=observation_size, action_size=action_size, env=env
-        )
-    return validate(
-        arrays,
-        meta,
-        observation_size=observation_size,
-        action_size=action_size,
-        env=env,
-        source=str(path),
-    )
-
-
-def load_any(
-    path: str | os.PathLike,
-    *,
-    observation_size: int | None = None,
-    action_size: int | None = None,
-    env: str | None = None,
-    terminals_from_reward: bool = False,
-) -> OfflineData:
-    """`load_dataset` for .npz, `load_hdf5` for .h5/.hdf5, `minari_io.load_minari` for a Minari
-    dataset (its directory, a `main_data.hdf5` inside one, or a dataset id).
-
-    `terminals_from_reward` (Minari goal datasets only) marks reward-1 transitions terminal.
-    """
-    from wsrl_mjx import minari_io  # it imports this module
-
-    kwargs = {"observation_size": observation_size, "action_size": action_size, "env": env}
-    if minari_io.is_minari(path):
-        return minari_io.load_minari(path, terminals_from_reward=terminals_from_reward, **kwargs)
-    if terminals_from_reward:
-        raise DatasetError(f"{path}: terminals_from_reward applies to Minari datasets only")
-    suffix = Path(path).suffix.lower()
-    loaders = {".npz": load_dataset, ".h5": load_hdf5, ".hdf5": load_hdf5}
-    if suffix in loaders:
-        return loaders[suffix](path, **kwargs)
-    if not suffix and not Path(path).exists():
-        minari_io.dataset_dir(path)  # raises, saying where it looked for the id
-    raise DatasetError(
-        f"{path}: unknown dataset suffix {suffix!r}; use .npz, .h5, .hdf5 or a Minari dataset "
-        f"(its directory, or an id under {minari_io.datasets_root()})"
     )
 
 

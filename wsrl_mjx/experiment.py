@@ -48,7 +48,7 @@ from wsrl_mjx.checkpoint import has_checkpoint
 from wsrl_mjx.config import Config, ConfigError, from_dict, merge, read_yaml, to_dict
 from wsrl_mjx.finetune import run_finetune, run_finetune_seeds
 from wsrl_mjx.logger import read_metrics
-from wsrl_mjx.methods import METHODS
+from wsrl_mjx.methods import METHODS, check_registered
 from wsrl_mjx.pipeline import collect, resolve_run_dir
 from wsrl_mjx.plots import plot_groups
 from wsrl_mjx.pretrain import run_pretrain
@@ -92,7 +92,7 @@ def load_experiment(
     methods = {}
     for name, changes in spec["methods"].items():
         try:
-            methods[name] = from_dict(merge(base, changes or {}))
+            methods[name] = check_registered(from_dict(merge(base, changes or {})))
         except ConfigError as e:
             raise ConfigError(f"{path}: method {name!r}: {e}") from None
     seeds = tuple(spec.get("seeds", [0]))

@@ -31,12 +31,11 @@ from wsrl_mjx.agents.base import Agent
 from wsrl_mjx.agents.cql import make_cql
 from wsrl_mjx.agents.iql import make_iql
 from wsrl_mjx.agents.sac import make_sac
-from wsrl_mjx.config import AgentConfig, OfflineConfig
+from wsrl_mjx.config import AgentConfig, Config, ConfigError, OfflineConfig
 from wsrl_mjx.loops import ActionRule, guided_actions
 
 if TYPE_CHECKING:
     from envs import Env
-    from wsrl_mjx.config import Config
     from wsrl_mjx.types import AgentState
 
 AgentFactory = Callable[[AgentConfig, OfflineConfig, int, int], Agent]
@@ -140,6 +139,20 @@ def choices(registry: str) -> tuple[str, ...]:
     if registry == "offline":
         return tuple(name for name, a in ALGORITHMS.items() if a.offline)
     return tuple(METHODS)
+
+
+def check_registered(cfg: Config) -> Config:
+    """`cfg` itself when offline.algorithm and finetune.method name registered entries (the
+    config schema sits below the registry, so the command line and experiment files check them
+    here, before anything runs); else a ConfigError listing the valid names."""
+    for key, value, registry in (
+        ("offline.algorithm", cfg.offline.algorithm, "offline"),
+        ("finetune.method", cfg.finetune.method, "method"),
+    ):
+        valid = choices(registry)
+        if value not in valid:
+            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(valid)}")
+    return cfg
 
 
 def make_agent(

@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from wsrl_mjx import data
+from wsrl_mjx import readers
 from wsrl_mjx.checkpoint import Checkpointer, has_checkpoint
 from wsrl_mjx.collect import run_collect
 from wsrl_mjx.config import Config, ConfigError, check_single_seed
@@ -43,7 +43,7 @@ def collect(cfg: Config, root: Path, resume: bool) -> dict:
     if resume and all(path.is_file() for path in done.values()):
         print(f"[pipeline] collect: finished before, keeping {out_dir}", flush=True)
         path = done[cfg.collect.pretrain_on]
-        meta = data.load_any(path).metadata
+        meta = readers.load_any(path).metadata
         return {"path": str(path), **meta}
     behaviour = root / "behaviour"
     if resume and behaviour.exists():
@@ -108,7 +108,7 @@ def _run_phases(cfg: Config, root: Path, resume: bool) -> dict:
 
     t = time.perf_counter()
     if cfg.offline.dataset:  # a dataset the user (or wsrl_mjx.maze_datasets) already made
-        meta = data.load_any(cfg.offline.dataset).metadata
+        meta = readers.load_any(cfg.offline.dataset).metadata
         dataset = {"path": cfg.offline.dataset, "behaviour_return": meta.get("behaviour_return")}
         print(f"[pipeline] offline.dataset is set: skipping collect, using {dataset['path']}")
     else:

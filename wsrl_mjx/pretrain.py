@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import envs
-from wsrl_mjx import data, minari_io
+from wsrl_mjx import data, minari_io, readers
 from wsrl_mjx.agents.base import Agent
 from wsrl_mjx.bridge import checkpoint_dir
 from wsrl_mjx.checkpoint import Checkpointer, CheckpointError
@@ -42,7 +42,7 @@ def load_offline_data(cfg: Config, env) -> tuple[str, data.OfflineData, np.ndarr
     applied once, its MC returns-to-go)."""
     if not cfg.offline.dataset:
         raise data.DatasetError("offline.dataset is empty: pass --set offline.dataset=PATH")
-    loaded = data.load_any(
+    loaded = readers.load_any(
         cfg.offline.dataset,
         observation_size=env.observation_size,
         action_size=env.action_size,
@@ -84,7 +84,7 @@ def resolve_env(cfg: Config, *, finetuning: bool = False) -> Config:
         spec = minari_io.read_metadata(dataset).get("env_spec")
         spec = spec if isinstance(spec, dict) else {}
     else:
-        spec = {"id": data.load_any(dataset).metadata.get("env")}
+        spec = {"id": readers.load_any(dataset).metadata.get("env")}
     if not spec.get("id"):
         raise data.DatasetError(
             f"{dataset} names no env (no env_spec): set env.name to the env it was recorded in"

@@ -27,9 +27,10 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
 def _load(path, overrides: list[str]):
     """The validated config; before any JAX work, joins the cluster (run.distributed) and asks
     for run.num_devices CPU devices (used when the backend is a CPU)."""
+    from wsrl_mjx.methods import check_registered
     from wsrl_mjx.sharding import initialize_distributed, request_cpu_devices
 
-    cfg = load_config(path, overrides)
+    cfg = check_registered(load_config(path, overrides))
     request_cpu_devices(cfg.run.num_devices)
     if cfg.run.distributed:
         initialize_distributed()

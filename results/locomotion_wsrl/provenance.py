@@ -13,7 +13,7 @@ import argparse
 import hashlib
 from pathlib import Path
 
-from wsrl_mjx import data, scores
+from wsrl_mjx import readers, scores
 from wsrl_mjx.logger import read_metrics
 
 HERE = Path(__file__).parent
@@ -74,7 +74,7 @@ def main() -> None:
         ]
         for kind in KINDS:
             path = args.data / f"{env_name}-{kind}.npz"
-            meta = data.load_any(path).metadata
+            meta = readers.load_any(path).metadata
             snap = meta.get("snapshot_env_steps", "")
             ev = meta.get("behaviour_return") if kind != "random" else None
             rollout = meta.get(
