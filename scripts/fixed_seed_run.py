@@ -3,7 +3,8 @@
     python scripts/fixed_seed_run.py OUT.json [--root runs/fixed_seed]
 
 Runs through the command line only (so any version of the code can run it): online SAC,
-pre-training (CalQL with the Lagrange multiplier, IQL), and fine-tuning with every method. It
+pre-training (CalQL with the Lagrange multiplier, IQL), and fine-tuning with every method of
+the registry (`wsrl_mjx.methods.METHODS` of the code under test). It
 writes every logged metric except wall-clock rates to OUT.json; two versions behave the same when
 their files are equal (`python scripts/fixed_seed_run.py --compare A.json B.json`).
 """
@@ -37,7 +38,19 @@ def _is_timing(key: str) -> bool:
     return key == "time" or any(t in key for t in TIMING)
 
 
-METHODS = ("wsrl", "calql", "cql", "iql", "rlpd", "jsrl", "sac")
+REGISTRY = (
+    "import json; from wsrl_mjx.methods import METHODS; "
+    "print(json.dumps({name: m.loss for name, m in METHODS.items()}))"
+)
+
+
+def registered_methods() -> dict[str, str]:
+    """{method: its online loss} from the registry of the code under test, so a method added
+    later is compared too."""
+    out = subprocess.run(
+        [sys.executable, "-c", REGISTRY], check=True, capture_output=True, text=True
+    )
+    return json.loads(out.stdout.splitlines()[-1])
 
 
 def _run(command: str, run_dir: Path, *extra: str) -> None:
@@ -86,10 +99,11 @@ def run_all(root: Path) -> dict:
             "pretrain", run_dir, f"offline.algorithm={algorithm}", f"offline.dataset={data}", *extra
         )
         out[f"pretrain-{algorithm}"] = _metrics(run_dir)
-    for method in METHODS:
-        pretrained = root / ("pretrain-iql" if method == "iql" else "pretrain-calql")
-        extra = ["offline.cql_lagrange=true"] if method in ("calql", "cql") else []
-        if method == "iql":
+    for method, loss in registered_methods().items():
+        # IQL's value network comes from an IQL pre-training; every other method restores CalQL.
+        pretrained = root / ("pretrain-iql" if loss == "iql" else "pretrain-calql")
+        extra = ["offline.cql_lagrange=true"] if loss in ("calql", "cql") else []
+        if loss == "iql":
             extra = ["offline.algorithm=iql"]
         run_dir = root / f"finetune-{method}"
         _run(

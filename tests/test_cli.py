@@ -7,7 +7,7 @@ from wsrl_mjx.config import load_config
 from wsrl_mjx.pipeline import DEFAULT_CONFIG
 from wsrl_mjx.run import main
 
-COMMANDS = ("online", "pretrain", "collect", "finetune", "pipeline", "experiment", "bench", "plot")
+COMMANDS = ("online", "pretrain", "collect", "finetune", "pipeline", "experiment", "plot")
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -46,7 +46,8 @@ def test_top_level_help_lists_commands(capsys):
         (["online", "--set", "env.name=CheetaRun"], "Did you mean 'CheetahRun'"),
         # No command: the options are the default pipeline's, so the typo is what is named.
         (["--set", "online.num_env=8"], "unknown config key 'online.num_env'"),
-        (["pipeline", "--resume"], "pipeline --resume continues one run: name it"),
+        (["pipeline", "--resume"], "--resume continues one run: name it"),
+        (["online", "--resume", "--set", "run.run_dir=r-{time}"], "--resume continues one run"),
         (["pipeline", "--resume", "--set", "run.run_dir=nope"], "nope does not exist"),
         (["finetune", "--method", "rlpd"], "samples offline data: pass --checkpoint"),
         (["plot", "."], "no metrics.jsonl there, nor in a pipeline phase folder"),
@@ -72,3 +73,30 @@ def test_no_command_runs_the_default_pipeline(monkeypatch):
     assert len(called) == 1 and called[0].config is None and called[0].overrides == []
     assert main(["--set", "online.num_envs=8"]) == 0  # options without a command: the same job
     assert called[1].command == "pipeline" and called[1].overrides == ["online.num_envs=8"]
+
+
+class _Seen(Exception):
+    """Carries the config a command would have run with."""
+
+
+@pytest.mark.parametrize(
+    ("command", "module", "function"),
+    [
+        ("online", "train", "run_online"),
+        ("pretrain", "pretrain", "run_pretrain"),
+        ("collect", "collect", "run_collect"),
+        ("finetune", "finetune", "run_finetune"),
+        ("pipeline", "pipeline", "run_pipeline"),
+    ],
+)
+def test_time_in_the_run_dir_expands_in_every_command(command, module, function, monkeypatch):
+    import importlib
+    import re
+
+    def seen(cfg, **kwargs):
+        raise _Seen(cfg.run.run_dir)
+
+    monkeypatch.setattr(importlib.import_module(f"wsrl_mjx.{module}"), function, seen)
+    with pytest.raises(_Seen) as got:
+        main([command, "--set", "run.run_dir=runs/x-{time}"])
+    assert re.fullmatch(r"runs/x-\d{8}-\d{6}", str(got.value)), got.value

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import math
 import sys
+import time
 import types
 import typing
 from dataclasses import dataclass, field
@@ -403,6 +404,31 @@ def check_ranges(config: Config) -> None:
 
 
 OVERRUN_LIMIT = 0.10  # whole chunks may end a run past its budget by up to this fraction
+
+
+def expand_time(path: str) -> str:
+    """`{time}` in a run or experiment folder becomes a timestamp: a new folder per run."""
+    return path.replace("{time}", time.strftime("%Y%m%d-%H%M%S"))
+
+
+def expand_run_dir(cfg: Config, resume: bool = False) -> Config:
+    """`cfg` with `{time}` in run.run_dir expanded, for every command alike. A `--resume`
+    continues one named run, and the hosts of a distributed run must agree on their folder, so
+    both refuse `{time}`."""
+    if "{time}" not in cfg.run.run_dir:
+        return cfg
+    if resume:
+        raise ConfigError(
+            "--resume continues one run: name it with --set run.run_dir=DIR "
+            f"(run.run_dir is {cfg.run.run_dir!r}, a new folder per run)"
+        )
+    if cfg.run.distributed:
+        raise ConfigError(
+            f"run.distributed: run.run_dir={cfg.run.run_dir!r} would name another folder on each "
+            "host; give every host the same run.run_dir"
+        )
+    run = dataclasses.replace(cfg.run, run_dir=expand_time(cfg.run.run_dir))
+    return dataclasses.replace(cfg, run=run)
 
 
 def check_single_seed(config: Config, command: str) -> None:

@@ -45,11 +45,19 @@ from typing import Any
 import numpy as np
 
 from wsrl_mjx.checkpoint import has_checkpoint
-from wsrl_mjx.config import Config, ConfigError, from_dict, merge, read_yaml, to_dict
+from wsrl_mjx.config import (
+    Config,
+    ConfigError,
+    expand_time,
+    from_dict,
+    merge,
+    read_yaml,
+    to_dict,
+)
 from wsrl_mjx.finetune import run_finetune, run_finetune_seeds
 from wsrl_mjx.logger import read_metrics
 from wsrl_mjx.methods import METHODS, check_registered
-from wsrl_mjx.pipeline import collect, resolve_run_dir
+from wsrl_mjx.pipeline import collect
 from wsrl_mjx.plots import plot_groups
 from wsrl_mjx.pretrain import run_pretrain
 from wsrl_mjx.rundir import atomic_write, git_commit
@@ -112,7 +120,7 @@ def load_experiment(
         seeds,
         budgets,
         expand(spec.get("dataset", "") if dataset is None else dataset),
-        resolve_run_dir(expand(run_dir)),
+        Path(expand_time(expand(run_dir))),
         spec.get("outputs", ""),
     )
 

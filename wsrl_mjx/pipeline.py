@@ -10,7 +10,7 @@ from pathlib import Path
 from wsrl_mjx import readers
 from wsrl_mjx.checkpoint import Checkpointer, has_checkpoint
 from wsrl_mjx.collect import run_collect
-from wsrl_mjx.config import Config, ConfigError, check_single_seed
+from wsrl_mjx.config import Config, ConfigError, check_single_seed, expand_run_dir
 from wsrl_mjx.finetune import run_finetune
 from wsrl_mjx.logger import read_metrics
 from wsrl_mjx.pretrain import resolve_env, run_pretrain
@@ -23,11 +23,6 @@ def _with(cfg: Config, section: str, **changes) -> Config:
     return dataclasses.replace(
         cfg, **{section: dataclasses.replace(getattr(cfg, section), **changes)}
     )
-
-
-def resolve_run_dir(run_dir: str) -> Path:
-    """`{time}` in run.run_dir becomes a timestamp, so re-running never collides."""
-    return Path(run_dir.replace("{time}", time.strftime("%Y%m%d-%H%M%S")))
 
 
 def collect(cfg: Config, root: Path, resume: bool) -> dict:
@@ -80,12 +75,8 @@ def run_pipeline(cfg: Config, *, resume: bool = False) -> dict:
     `{time}`): finished phases are kept and the unfinished one continues from its checkpoint.
     """
     check_single_seed(cfg, "pipeline")
-    if resume and "{time}" in cfg.run.run_dir:
-        raise ConfigError(
-            "pipeline --resume continues one run: name it with --set run.run_dir=DIR "
-            f"(run.run_dir is {cfg.run.run_dir!r}, a new folder per run)"
-        )
-    root = resolve_run_dir(cfg.run.run_dir)
+    cfg = expand_run_dir(cfg, resume)  # done by the command line already; here for callers
+    root = Path(cfg.run.run_dir)
     cfg = resolve_env(cfg)  # an empty env.name: the dataset's env_spec
     if resume and not root.is_dir():
         raise ConfigError(f"pipeline --resume: {root} does not exist")

@@ -1,4 +1,4 @@
-"""Offline pre-training driver and the checkpoint bridge to the online agent."""
+"""Offline pre-training: CQL / CalQL / IQL on a dataset held on device, checkpointed and resumable."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from wsrl_mjx.checkpoint import CheckpointError, TrainingDiverged
-from wsrl_mjx.config import ConfigError, load_config
+from wsrl_mjx.config import ConfigError, expand_run_dir, load_config
 from wsrl_mjx.data import DatasetError
 from wsrl_mjx.hostloop import StopRequested, graceful_stop
 from wsrl_mjx.rundir import RunDirError
@@ -24,13 +24,14 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _load(path, overrides: list[str]):
-    """The validated config; before any JAX work, joins the cluster (run.distributed) and asks
-    for run.num_devices CPU devices (used when the backend is a CPU)."""
+def _load(path, overrides: list[str], resume: bool = False):
+    """The validated config, `{time}` in run.run_dir expanded; before any JAX work, joins the
+    cluster (run.distributed) and asks for run.num_devices CPU devices (used when the backend is
+    a CPU)."""
     from wsrl_mjx.methods import check_registered
     from wsrl_mjx.sharding import initialize_distributed, request_cpu_devices
 
-    cfg = check_registered(load_config(path, overrides))
+    cfg = expand_run_dir(check_registered(load_config(path, overrides)), resume)
     request_cpu_devices(cfg.run.num_devices)
     if cfg.run.distributed:
         initialize_distributed()
@@ -40,7 +41,7 @@ def _load(path, overrides: list[str]):
 def cmd_online(args: argparse.Namespace) -> int:
     from wsrl_mjx.train import run_online
 
-    cfg = _load(args.config, args.overrides)
+    cfg = _load(args.config, args.overrides, args.resume)
     result = run_online(cfg, resume=args.resume)
     for summary in result if isinstance(result, list) else [result]:
         print(
@@ -53,7 +54,7 @@ def cmd_online(args: argparse.Namespace) -> int:
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from wsrl_mjx.pretrain import run_pretrain
 
-    cfg = _load(args.config, args.overrides)
+    cfg = _load(args.config, args.overrides, args.resume)
     summary = run_pretrain(cfg, resume=args.resume)
     print(
         f"done: {summary['gradient_steps']} gradient steps in {summary['seconds']:.0f} s, "
@@ -77,7 +78,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         overrides.append(f"finetune.checkpoint={args.checkpoint}")
     if args.method:
         overrides.append(f"finetune.method={args.method}")
-    result = run_finetune(_load(args.config, overrides), resume=args.resume)
+    result = run_finetune(_load(args.config, overrides, args.resume), resume=args.resume)
     for summary in result if isinstance(result, list) else [result]:
         evals = summary["evals"]
         if not evals:  # --resume of a run killed after its last checkpoint: nothing left to do
@@ -93,7 +94,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 def cmd_pipeline(args: argparse.Namespace) -> int:
     from wsrl_mjx.pipeline import DEFAULT_CONFIG, run_pipeline
 
-    cfg = _load(args.config or DEFAULT_CONFIG, args.overrides)
+    cfg = _load(args.config or DEFAULT_CONFIG, args.overrides, args.resume)
     run_pipeline(cfg, resume=args.resume)
     return 0
 
@@ -118,27 +119,6 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     except RunsFailed as e:  # --workers: the other runs finished; each failed one is named
         print(f"error: {e}", file=sys.stderr)
         return 1
-    return 0
-
-
-BENCH_SMALL = {  # ~16 min on 2 CPU cores, mostly compilation; the scripts' defaults: full runs
-    "online": ["--num-envs", "1", "16", "128", "--iterations", "20", "--repeats", "3"],
-    "offline": ["--steps", "50", "--repeats", "3", "--dataset-size", "20000"],
-    "time_to_target": ["--seeds", "0", "--max-seconds", "60"],
-}
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    try:  # benchmarks/ sits beside the package: run from the repository root
-        from benchmarks import offline_throughput, online_throughput, time_to_target
-    except ImportError as e:
-        raise ConfigError(
-            f"bench runs from the repository root (benchmarks/ not found: {e})"
-        ) from None
-    out = args.out or "runs/bench"
-    online_throughput.main([*BENCH_SMALL["online"], "--out", f"{out}/online", *args.extra])
-    offline_throughput.main([*BENCH_SMALL["offline"], "--out", f"{out}/offline"])
-    time_to_target.main([*BENCH_SMALL["time_to_target"], "--out", f"{out}/time_to_target"])
     return 0
 
 
@@ -272,22 +252,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="with --vmap-seeds: split each program's seeds over up to N devices (the largest "
         "count dividing them; on a CPU, N CPU devices of this process use N cores)",
-    )
-    bench = _command(
-        commands,
-        "bench",
-        cmd_bench,
-        "small throughput benchmarks: fused vs host loop vs brax SAC, physics/updates floor, "
-        "offline chunk, wall-clock to a target return",
-        "Run small versions of benchmarks/online_throughput.py (CheetahRun, 1/16/128 envs; fused, "
-        "host loop, brax's SAC trainer, physics and updates alone), "
-        "benchmarks/offline_throughput.py (CQL/CalQL) and benchmarks/time_to_target.py (one seed) "
-        "and print their tables; the full versions: `python -m benchmarks.<name>`.",
-        config=False,
-    )
-    bench.add_argument("--out", help="results path prefix (default runs/bench)")
-    bench.add_argument(
-        "extra", nargs="*", metavar="FLAG", help="extra flags for the online benchmark (after --)"
     )
     plot = _command(
         commands,

@@ -1,0 +1,37 @@
+"""The README's Layout names every module of the package and of envs/ exactly once, and nothing
+that is not there; CONTRIBUTING's table points at files that exist."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _layout_rows(package: str) -> list[str]:
+    readme = (ROOT / "README.md").read_text()
+    layout = readme[readme.index("## Layout") :]
+    table = layout[layout.index(f"`{package}/`") :]
+    table = table[: table.index("\n\n", table.index("|---|"))]
+    return [re.match(r"\| `([^`]+)`", row).group(1) for row in table.splitlines()[4:]]
+
+
+def _modules(package: str) -> set[str]:
+    folder = ROOT / package
+    files = {p.name for p in folder.glob("*.py") if p.name != "__init__.py"}
+    packages = {f"{p.name}/" for p in folder.iterdir() if (p / "__init__.py").is_file()}
+    return files | packages
+
+
+def test_readme_layout_lists_every_module_once():
+    for package in ("wsrl_mjx", "envs"):
+        rows = _layout_rows(package)
+        assert len(rows) == len(set(rows)), f"{package}: listed twice"
+        listed = {r for r in rows if not r.endswith(".yaml")}
+        assert listed == _modules(package), package
+
+
+def test_contributing_points_at_files_that_exist():
+    text = (ROOT / "CONTRIBUTING.md").read_text()
+    table = text[text.index("## Where things live") : text.index("Every module has")]
+    paths = re.findall(r"`((?:wsrl_mjx|envs)/[^`{]*)`", table)
+    assert paths and all((ROOT / p).exists() for p in paths), paths
