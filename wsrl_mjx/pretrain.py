@@ -1,4 +1,4 @@
-"""Offline pre-training: CQL / CalQL / IQL on a dataset held on device, checkpointed and resumable."""
+"""Offline pre-training: CQL, CalQL or IQL on a dataset held on device; resumable."""
 
 from __future__ import annotations
 
