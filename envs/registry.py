@@ -27,7 +27,8 @@ def registered_names() -> list[str]:
 def make(name: str, **overrides: Any) -> Env:
     """Build the registered env `name`; `overrides` are task config keys (e.g. episode_length)."""
     if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, _REGISTRY, n=1)
+        # A typo keeps the first letter: AntMaze_UMaze-v4 is not a misspelt PointMaze_UMaze-v3.
+        close = [c for c in difflib.get_close_matches(name, _REGISTRY, n=3) if c[:1] == name[:1]]
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ValueError(f"unknown env {name!r}.{hint} Registered: {', '.join(registered_names())}")
     return _REGISTRY[name](**overrides)

@@ -246,3 +246,21 @@ def test_a_moved_experiment_is_the_same_experiment(tmp_path):
     check_same_experiment(
         load_experiment(EXPERIMENTS[0], {"run": {"run_dir": str(tmp_path / "b")}})
     )
+
+
+def test_tables_add_normalized_scores_where_the_env_has_references(tmp_path):
+    runs = {
+        "wsrl": [
+            write_run(tmp_path / "w0", [(0, 1.0), (100, 3.0), (200, 5.0)]),
+            write_run(tmp_path / "w1", [(0, 3.0), (100, 5.0), (200, 9.0)]),
+        ]
+    }
+    table = results_table(runs, budgets=(100,))
+    path = Path(__file__).parents[1] / "configs" / "experiments" / "locomotion_wsrl.yaml"
+    cheetah = load_experiment(path, {"env": {"name": "HalfCheetah-v5"}})
+    norm = lambda r: 100 * (r + 280.178953) / (12135.0 + 280.178953)  # noqa: E731  D4RL's refs
+    markdown = results_markdown(cheetah, table)
+    mean = (norm(3.0) + norm(5.0)) / 2
+    spread = abs(norm(5.0) - norm(3.0)) / math.sqrt(2)
+    assert f"| wsrl | {mean:.1f} ± {spread:.1f} |" in markdown.split("Normalized score")[1]
+    assert "Normalized score" not in results_markdown(load_experiment(EXPERIMENTS[0]), table)

@@ -67,6 +67,8 @@ def test_pipeline_summary_and_files(pipeline):
         assert np.isfinite(on_disk[key]), key
     assert set(on_disk["seconds"]) >= {"collect_s", "pretrain_s", "finetune_s"}
     assert result["finetune_env_steps"] == 200
+    assert on_disk["episode_length"] == 20  # the run's env.episode_length
+    assert on_disk["final_score_normalized"] is None  # PointMass has no reference returns
     for phase in ("behaviour", "pretrain", "finetune"):
         assert (cfg_root(cfg) / phase / "config.yaml").is_file(), phase
 
@@ -319,3 +321,28 @@ def test_medium_target_reference_is_a_share_of_the_normalized_range():
     )
     with pytest.raises(ConfigError, match="no reference returns"):
         medium_return(cfg, "PointMass", [])
+
+
+def test_summary_prints_normalized_scores_where_the_env_has_references(capsys):
+    from wsrl_mjx.pipeline import print_summary
+    from wsrl_mjx.scores import normalized_score
+
+    summary = {
+        "env": "Hopper-v5",
+        "behaviour_return": None,
+        "offline_score": 1000.0,
+        "offline_score_normalized": normalized_score("Hopper-v5", 1000.0),
+        "offline_success": None,
+        "after_warmup_score": None,
+        "final_score": 1100.0,
+        "final_score_normalized": normalized_score("Hopper-v5", 1100.0),
+        "final_success": None,
+        "finetune_env_steps": 200,
+        "episode_length": 1000,
+        "seconds": {},
+        "run_dir": "r",
+    }
+    print_summary(summary)
+    out = capsys.readouterr().out
+    assert "1000.00 (normalized 31.3)" in out and "1100.00 (normalized 34.4)" in out
+    assert "episode length (evaluation and fine-tuning)  1000" in out

@@ -60,7 +60,9 @@ def datasets(tmp_path_factory):
         def rand(env):
             return lambda obs: rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
 
+        ant = gym.make("AntMaze_UMaze-v4", max_episode_steps=EPISODE_STEPS)
         out = {
+            "ant": _collect(ant, "test/antmaze/umaze-random-v0", 2, rand(ant)),
             "cheetah": _collect(cheetah, "test/halfcheetah/random-v0", 2, rand(cheetah)),
             "hopper": _collect(hopper, "test/hopper/random-v0", 3, rand(hopper)),
             "maze": _collect(maze, "test/pointmaze/open-v0", 2, _to_goal, data_format="arrow"),
@@ -162,7 +164,7 @@ def test_env_from_env_spec_and_mismatches_named(datasets):
     cfg = load_config(None, [f"offline.dataset={paths['cheetah']}"])
     assert cfg.env.name == ""
     resolved = resolve_env(cfg)
-    assert resolved.env.name == "HalfCheetah-v5" and resolved.env.episode_length == 30
+    assert resolved.env.name == "HalfCheetah-v5"
     meta = R.load_any(paths["cheetah"]).metadata
     twin = type("Twin", (), {"name": "HalfCheetah-v5", "config": {"ctrl_cost_weight": 0.1}})
     minari_io.check_env_matches(twin, meta, {}, "d")  # same env, default kwargs: accepted
@@ -223,3 +225,96 @@ def test_a_damaged_hdf5_block_skips_its_episode_or_names_the_file(datasets, tmp_
             assert f"skipped {skipped['count']} of 3 episodes" in capsys.readouterr().err
     assert any(o == "1 skipped" for o in outcomes.values()), outcomes
     assert any("damaged HDF5, its episode list cannot be read" in o for o in outcomes.values())
+
+
+def test_antmaze_observations_keep_the_ants_x_y_first(datasets):
+    """Gymnasium-Robotics' AntMaze `observation` lacks the ant's x, y (they are `achieved_goal`):
+    the flattened row is D4RL's antmaze layout [x, y, the other 27 ant features, goal x, y]."""
+    paths, _ = datasets
+    arrays, meta = R.load_any(paths["ant"])
+    assert meta["observation_keys"] == ["achieved_goal", "observation", "desired_goal"]
+    assert arrays["observations"].shape[1] == 2 + 27 + 2
+    with h5py.File(paths["ant"] / "data" / "main_data.hdf5") as f:
+        ep = f["episode_0/observations"]
+        first = np.concatenate([ep[k][0] for k in ("achieved_goal", "observation", "desired_goal")])
+        assert not np.allclose(ep["achieved_goal"][:], ep["observation"][:, :2])  # not redundant
+    np.testing.assert_allclose(arrays["observations"][0], first.astype(np.float32))
+    maze = R.load_any(paths["maze"]).metadata  # PointMaze: x, y are inside `observation`
+    assert maze["observation_keys"] == ["observation", "desired_goal"]
+
+
+def test_episode_length_is_the_eval_spec_s_else_the_env_s_own_never_the_recording_s(
+    datasets, tmp_path, capsys
+):
+    """The recording ran 30-step episodes (max_episode_steps=30): evaluation and fine-tuning use
+    the dataset's eval_env_spec limit when it has one, else the env's own 1000, and say so."""
+    import shutil
+
+    paths, _ = datasets
+    cfg = load_config(None, [f"offline.dataset={paths['cheetah']}"])
+    assert resolve_env(cfg).env.episode_length is None  # the env's own limit
+    out = capsys.readouterr().out
+    assert "episode length: the env's own limit (the data was recorded with " in out
+    assert "max_episode_steps=30)" in out
+    from wsrl_mjx.environment import make_env
+
+    assert make_env(resolve_env(cfg).env).episode_length == 1000
+    copy = tmp_path / "with-eval-spec"
+    shutil.copytree(paths["cheetah"], copy)
+    meta_file = copy / "data" / "metadata.json"
+    meta = json.loads(meta_file.read_text())
+    spec = json.loads(meta["env_spec"])
+    meta["eval_env_spec"] = json.dumps({**spec, "max_episode_steps": 500})
+    meta_file.write_text(json.dumps(meta))
+    cfg = load_config(None, [f"offline.dataset={copy}"])
+    assert resolve_env(cfg).env.episode_length == 500
+    assert "episode length: 500, the dataset's eval_env_spec" in capsys.readouterr().out
+    given = load_config(None, [f"offline.dataset={copy}", "env.episode_length=200"])
+    assert resolve_env(given).env.episode_length == 200
+
+
+@pytest.mark.parametrize("override", ["ctrl_cost_weight=0.5", "forward_reward_weight=2.0"])
+def test_an_override_that_changes_the_reward_is_refused_by_name(datasets, tmp_path, override):
+    """The cheetah data was recorded with default kwargs: an override that changes the reward
+    would make the offline rewards disagree with the env's. A default value is accepted."""
+    paths, _ = datasets
+    key, value = override.split("=")
+    argv = ["pretrain", "--set", f"offline.dataset={paths['cheetah']}"]
+    argv += ["--set", f"env.overrides={{{key}: {value}}}", "--set", f"run.run_dir={tmp_path}/r"]
+    from wsrl_mjx.run import main
+
+    assert main(argv) == 2
+    from wsrl_mjx.environment import make_env
+
+    env = make_env(resolve_env(load_config(None, [f"offline.dataset={paths['cheetah']}"])).env)
+    meta = R.load_any(paths["cheetah"]).metadata
+    with pytest.raises(D.DatasetError, match=f"recorded with the env's default {key}="):
+        minari_io.check_env_matches(env, meta, {key: float(value)}, "d")
+    minari_io.check_env_matches(env, meta, {key: env.config[key]}, "d")  # the default: fine
+
+
+def test_datasets_of_envs_without_a_twin_and_stray_paths_are_named(datasets, tmp_path, capsys):
+    paths, _ = datasets
+    from wsrl_mjx.run import main
+
+    argv = [
+        "pretrain",
+        "--set",
+        f"offline.dataset={paths['ant']}",
+        "--set",
+        f"run.run_dir={tmp_path}",
+    ]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "recorded in 'AntMaze_UMaze-v4', which has no MJX twin here" in err
+    assert "PointMaze_*" in err and "Did you mean" not in err
+    episode = next((paths["maze"] / "data").glob("0/*.arrow"))
+    with pytest.raises(D.DatasetError, match="one file of a Minari arrow dataset"):
+        R.load_any(episode)
+    with pytest.raises(D.DatasetError, match="a namespace folder holds datasets: give one of"):
+        R.load_any(paths["ant"].parent)  # test/antmaze: the namespace, not a dataset
+    import envs
+
+    with pytest.raises(ValueError, match="unknown env 'AntMaze_UMaze-v4'") as error:
+        envs.make("AntMaze_UMaze-v4")
+    assert "Did you mean" not in str(error.value)  # not a misspelt PointMaze

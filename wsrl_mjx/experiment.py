@@ -61,6 +61,7 @@ from wsrl_mjx.pipeline import collect
 from wsrl_mjx.plots import plot_groups
 from wsrl_mjx.pretrain import run_pretrain
 from wsrl_mjx.rundir import atomic_write, git_commit
+from wsrl_mjx.scores import normalized_score, references
 
 KEYS = {"base", "dataset", "seeds", "budgets", "methods", "run_dir", "title", "outputs"}
 DONE_FILE = "done.json"
@@ -596,6 +597,21 @@ def results_markdown(exp: Experiment, table: dict, runs: dict | None = None) -> 
     for name, row in table.items():
         cells = [f"{row[c]['mean']:.1f} ± {row[c]['std']:.1f}" for c in columns]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    env = exp.base.get("env", {}).get("name", "")
+    if references(env) is not None:
+        lines += [
+            "",
+            f"Normalized score (D4RL's reference returns for {env}, wsrl_mjx.scores):",
+            "",
+        ]
+        lines += lines[4:6]
+        for name, row in table.items():
+            cells = []
+            for c in columns:
+                scores = [normalized_score(env, v) for v in row[c]["seeds"]]
+                spread = np.std(scores, ddof=1) if len(scores) > 1 else math.nan
+                cells.append(f"{np.mean(scores):.1f} ± {spread:.1f}")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

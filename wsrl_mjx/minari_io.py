@@ -15,9 +15,11 @@ Conventions here (docs/gymnasium_twins.md):
   lengths that disagree, non-finite values) are skipped and counted in
   `metadata["skipped_episodes"]` with the first reasons, not fatal.
 - Dict observations are flattened by `flatten_order`: goal-env dicts (`observation`,
-  `desired_goal`, `achieved_goal`) become `[observation, desired_goal]` (achieved_goal repeats
-  the position already in `observation` in every Gymnasium-Robotics maze env); other dicts
-  concatenate their keys in sorted order, nested dicts depth-first. The order used is stored in
+  `desired_goal`, `achieved_goal`) become `[observation, desired_goal]` where achieved_goal
+  repeats the start of `observation` (PointMaze: the point's x, y), else
+  `[achieved_goal, observation, desired_goal]` (AntMaze, whose `observation` lacks the ant's
+  x, y: D4RL's antmaze layout); other dicts concatenate their keys in sorted order, nested dicts
+  depth-first. The order used is stored in
   `metadata["observation_keys"]`. Dict actions are refused (no env here takes them).
 - `terminals_from_reward=True` marks every transition whose reward is at least
   `success_reward` terminal: goal datasets recorded with `continuing_task=True` never set
@@ -31,13 +33,14 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 
+import envs
 from wsrl_mjx.data import DatasetError, OfflineData, validate
 
 __all__ = [
@@ -54,7 +57,7 @@ __all__ = [
 ]
 
 ARROW_EXTRA = "pip install 'wsrl-mjx[arrow]' (or: pip install pyarrow)"
-GOAL_KEYS = ("observation", "desired_goal")  # the flattened order of goal-env observations
+GOAL_KEYS = ("observation", "desired_goal")  # goal-env observations whose x, y are inside
 _GOAL_DICT = {"observation", "desired_goal", "achieved_goal"}
 _EPISODE_KEYS = ("observations", "actions", "rewards", "terminations", "truncations")
 MAX_REASONS = 5  # skipped-episode reasons kept in the metadata
@@ -157,11 +160,22 @@ def _hdf5_attrs(path: Path) -> dict[str, Any]:
 # --- flattening --------------------------------------------------------------------------------
 
 
-def flatten_order(keys: Sequence[str]) -> tuple[str, ...]:
-    """The keys of a dict observation in their flattened order (module docstring)."""
-    if set(keys) == _GOAL_DICT:
+def flatten_order(value: Mapping[str, Any]) -> tuple[str, ...]:
+    """The keys of a dict observation in their flattened order (module docstring). A goal-env
+    dict drops `achieved_goal` only where it repeats the start of `observation` (PointMaze);
+    where it does not (AntMaze: the ant's x, y live only there) it comes first, which gives
+    D4RL's antmaze layout [x, y, rest of the ant state, goal]."""
+    if set(value) != _GOAL_DICT:
+        return tuple(sorted(value))
+    achieved, observation = (np.asarray(value[k]) for k in ("achieved_goal", "observation"))
+    achieved, observation = (
+        achieved.reshape(len(achieved), -1),
+        observation.reshape(len(observation), -1),
+    )
+    width = achieved.shape[1]
+    if width <= observation.shape[1] and np.array_equal(achieved, observation[:, :width]):
         return GOAL_KEYS
-    return tuple(sorted(keys))
+    return ("achieved_goal", *GOAL_KEYS)
 
 
 def _flatten(value: Any, name: str, prefix: str = "") -> tuple[np.ndarray, list[str]]:
@@ -172,7 +186,7 @@ def _flatten(value: Any, name: str, prefix: str = "") -> tuple[np.ndarray, list[
             raise ValueError(f"{name}{'/' + prefix if prefix else ''} has dtype {a.dtype}")
         return a.reshape(len(a), -1), [prefix] if prefix else []
     parts, names = [], []
-    for key in flatten_order(list(value)):
+    for key in flatten_order(value):
         a, n = _flatten(value[key], name, f"{prefix}/{key}" if prefix else key)
         parts.append(a)
         names += n
@@ -437,11 +451,17 @@ def _plain(x: Any) -> Any:
     return json.loads(json.dumps(x, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
 
 
+def _default_config(name: str) -> Mapping[str, Any]:
+    """The registered env's config without overrides."""
+    return envs.make(name).config
+
+
 def check_env_matches(
     env: Any, metadata: Mapping[str, Any], overrides: Mapping[str, Any], source: str
 ) -> None:
     """Refuse a dataset recorded in another env than `env` (an `envs.Env`), naming what differs:
-    the env id, or an env_spec kwarg (or a user override) whose value is not the env's.
+    the env id, an env_spec kwarg whose value is not the env's, or a user override of a kwarg the
+    recording left at its default.
 
     Kwargs in `EPISODE_ONLY_KWARGS` may differ. Datasets without an env_spec (npz, D4RL) are
     checked by name only (`data.validate`); observation and action sizes by `data.validate`.
@@ -469,3 +489,11 @@ def check_env_matches(
                 f"{source}: recorded with {key}={recorded[key]!r} but the env has "
                 f"{key}={env.config[key]!r}"
             )
+        if key not in recorded:  # recorded with the native env's default: the twin's default
+            default = _default_config(env.name).get(key)
+            if _plain(overrides[key]) != _plain(default):
+                raise DatasetError(
+                    f"{source}: recorded with the env's default {key}={default!r}, but "
+                    f"env.overrides sets {key}={overrides[key]!r}, which changes what the data's "
+                    "rewards or dynamics mean; drop the override (or record a dataset with it)"
+                )

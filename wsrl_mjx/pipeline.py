@@ -15,6 +15,7 @@ from wsrl_mjx.finetune import run_finetune
 from wsrl_mjx.logger import read_metrics
 from wsrl_mjx.pretrain import resolve_env, run_pretrain
 from wsrl_mjx.rundir import atomic_write, exclusive
+from wsrl_mjx.scores import normalized_or_none
 
 DEFAULT_CONFIG = Path(__file__).parent / "defaults" / "pipeline.yaml"
 
@@ -128,9 +129,12 @@ def _run_phases(cfg: Config, root: Path, resume: bool) -> dict:
         "offline_success": pre_evals[-1].get("eval_success"),  # None: no success signal
         "final_success": ft_evals[-1].get("eval_success"),
         "finetune_env_steps": ft_evals[-1]["env_steps"],
+        "episode_length": ft["episode_length"],
         "seconds": {**times, "finetune_online_s": ft["times"]["online_s"]},
         "run_dir": str(root),
     }
+    for key in ("behaviour_return", "offline_score", "after_warmup_score", "final_score"):
+        summary[f"{key}_normalized"] = normalized_or_none(cfg.env.name, summary[key])
     text = json.dumps(summary, indent=2, default=str).encode()
     atomic_write(root / "summary.json", lambda f: f.write(text))
     print_summary(summary)
@@ -139,14 +143,19 @@ def _run_phases(cfg: Config, root: Path, resume: bool) -> dict:
 
 
 def print_summary(s: dict) -> None:
-    fmt = lambda x: "n/a" if x is None else f"{x:.2f}"  # noqa: E731
+    def fmt(key: str) -> str:
+        value, normalized = s[key], s.get(f"{key}_normalized")
+        text = "n/a" if value is None else f"{value:.2f}"
+        return text if normalized is None else f"{text} (normalized {normalized:.1f})"
+
     rows = [
-        ("behaviour policy return (dataset)", fmt(s["behaviour_return"])),
-        ("offline score (after pre-training)", fmt(s["offline_score"])),
-        ("offline success rate", fmt(s["offline_success"])),
-        ("score after warmup", fmt(s["after_warmup_score"])),
-        (f"final score ({s['finetune_env_steps']} online env steps)", fmt(s["final_score"])),
-        ("final success rate", fmt(s["final_success"])),
+        ("behaviour policy return (dataset)", fmt("behaviour_return")),
+        ("offline score (after pre-training)", fmt("offline_score")),
+        ("offline success rate", fmt("offline_success")),
+        ("score after warmup", fmt("after_warmup_score")),
+        (f"final score ({s['finetune_env_steps']} online env steps)", fmt("final_score")),
+        ("final success rate", fmt("final_success")),
+        ("episode length (evaluation and fine-tuning)", str(s["episode_length"])),
     ] + [(f"wall-clock {k[:-2]}", f"{v:.0f} s") for k, v in s["seconds"].items()]
     width = max(len(r[0]) for r in rows)
     print(f"\n[pipeline] summary ({s['env']}), details in {s['run_dir']}/summary.json")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import time
 from pathlib import Path
 
@@ -61,8 +62,8 @@ def load_offline_data(cfg: Config, env) -> tuple[str, data.OfflineData, np.ndarr
 def resolve_env(cfg: Config, *, finetuning: bool = False) -> Config:
     """`cfg` with an empty env.name filled in: when `finetuning`, from the pre-training
     checkpoint's config (or, without one, finetune.dataset); else from offline.dataset's env_spec
-    (Minari; its kwargs become env.overrides under the given ones, its max_episode_steps the
-    episode length unless set) or its recorded env name."""
+    (Minari; its kwargs become env.overrides under the given ones; the episode length as
+    `episode_length` says) or its recorded env name."""
     if cfg.env.name:
         return cfg
     dataset = cfg.finetune.dataset if finetuning else cfg.offline.dataset
@@ -80,23 +81,59 @@ def resolve_env(cfg: Config, *, finetuning: bool = False) -> Config:
     if not dataset:  # nothing names an env: the default one (load_offline_data / plan_finetune
         # then name what is missing)
         return dataclasses.replace(cfg, env=dataclasses.replace(cfg.env, name=DEFAULT_ENV))
+    eval_spec = {}
     if minari_io.is_minari(dataset):
-        spec = minari_io.read_metadata(dataset).get("env_spec")
-        spec = spec if isinstance(spec, dict) else {}
+        meta = minari_io.read_metadata(dataset)
+        spec, eval_spec = (meta.get(k) if isinstance(meta.get(k), dict) else {} for k in SPECS)
     else:
         spec = {"id": readers.load_any(dataset).metadata.get("env")}
     if not spec.get("id"):
         raise data.DatasetError(
             f"{dataset} names no env (no env_spec): set env.name to the env it was recorded in"
         )
+    if spec["id"] not in envs.registered_names():
+        twins = sorted(
+            {
+                n.split("_")[0] + ("_*" if "_" in n else "")
+                for n in envs.registered_names()
+                if re.search(r"-v\d+$", n)
+            }
+        )
+        raise data.DatasetError(
+            f"{dataset} was recorded in {spec['id']!r}, which has no MJX twin here (the twins of "
+            f"Gymnasium envs: {', '.join(twins)}); a dataset can only be used in the env it was "
+            "recorded in"
+        )
+    length, source = episode_length(cfg.env.episode_length, spec, eval_spec)
     env = dataclasses.replace(
         cfg.env,
         name=spec["id"],
         overrides={**spec.get("kwargs", {}), **cfg.env.overrides},
-        episode_length=cfg.env.episode_length or spec.get("max_episode_steps"),
+        episode_length=length,
     )
-    print(f"[env] {env.name} from the dataset's env_spec (overrides {env.overrides})", flush=True)
+    print(
+        f"[env] {env.name} from the dataset's env_spec (overrides {env.overrides}); "
+        f"episode length: {source}",
+        flush=True,
+    )
     return dataclasses.replace(cfg, env=env)
+
+
+SPECS = ("env_spec", "eval_env_spec")
+
+
+def episode_length(given: int | None, spec: dict, eval_spec: dict) -> tuple[int | None, str]:
+    """(episode length, where it came from) for an env taken from a Minari dataset: the one
+    given, else the dataset's `eval_env_spec` (what its makers evaluate with), else the env's
+    own limit; never the recording's time limit, which small recordings set short."""
+    recorded = spec.get("max_episode_steps")
+    note = f" (the data was recorded with max_episode_steps={recorded})" if recorded else ""
+    if given:
+        return given, f"{given}, env.episode_length{note}"
+    if eval_spec.get("max_episode_steps"):
+        steps = int(eval_spec["max_episode_steps"])
+        return steps, f"{steps}, the dataset's eval_env_spec{note}"
+    return None, f"the env's own limit{note}"
 
 
 @holds_run_dir  # one writer per run dir, for the run's whole life

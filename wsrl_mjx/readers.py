@@ -146,6 +146,18 @@ def load_any(
         return loaders[suffix](path, **kwargs)
     if not suffix and not Path(path).exists():
         minari_io.dataset_dir(path)  # raises, saying where it looked for the id
+    if suffix == ".arrow":
+        raise DatasetError(
+            f"{path}: one file of a Minari arrow dataset; give the dataset's directory (the "
+            "folder holding data/metadata.json) or its id"
+        )
+    inside = sorted(p.name for p in Path(path).iterdir()) if Path(path).is_dir() else []
+    if inside:
+        raise DatasetError(
+            f"{path}: a folder, but not a Minari dataset (no data/metadata.json); a namespace "
+            f"folder holds datasets: give one of {', '.join(inside[:8])}"
+            + (" ..." if len(inside) > 8 else "")
+        )
     raise DatasetError(
         f"{path}: unknown dataset suffix {suffix!r}; use .npz, .h5, .hdf5 or a Minari dataset "
         f"(its directory, or an id under {minari_io.datasets_root()})"

@@ -41,6 +41,13 @@ def normalized_score(env_name: str, episode_return: float) -> float:
     return 100.0 * (episode_return - refs.random) / (refs.expert - refs.random)
 
 
+def normalized_or_none(env_name: str, episode_return: float | None) -> float | None:
+    """`normalized_score`, or None for an env without references (or no return)."""
+    if episode_return is None or references(env_name) is None:
+        return None
+    return normalized_score(env_name, episode_return)
+
+
 def return_at(env_name: str, score: float) -> float:
     """The return whose normalized score is `score` (the inverse of `normalized_score`)."""
     refs = references(env_name)

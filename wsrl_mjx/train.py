@@ -625,6 +625,7 @@ def _run(system: OnlineSystem, resume: bool) -> list[dict]:
             "state": _seed(state, k, system.seeded),
             "snapshots": run.snapshots,
             "num_envs": cfg.online.num_envs,
+            "episode_length": system.env.episode_length,
         }
         for k, cfg in enumerate(system.cfgs)
     ]
