@@ -142,7 +142,7 @@ def trial(
     """Signal once the log holds a random number of records (0 = during start-up), after a
     random extra delay: moments spread over the whole run, checkpoint writes included."""
     run_dir = root / f"{kind}-{sig.lower()}-trial{index}"
-    after, delay = rng.randint(0, records), rng.uniform(0.0, 1.5)
+    after, delay = rng.randint(0, records - 1), rng.uniform(0.0, 1.5)
     log = run_dir.parent / f"{run_dir.name}.log"
     proc = start(command(kind, run_dir, dataset, False), log)
     while proc.poll() is None and lines_in(run_dir / "metrics.jsonl") < after:
@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{result['exit']}{'' if clean else ' UNEXPECTED'}"
                 + (
                     f", said how to resume: {result['told_how_to_resume']}"
-                    if args.signal == "TERM" and result["killed"]
+                    if result["exit"] == 128 + signal.SIGTERM
                     else ""
                 )
                 + f"; checkpoints on disk then: {result['checkpoints_at_kill']}) -> "
