@@ -7,7 +7,16 @@ from wsrl_mjx.config import load_config
 from wsrl_mjx.pipeline import DEFAULT_CONFIG
 from wsrl_mjx.run import main
 
-COMMANDS = ("online", "pretrain", "collect", "finetune", "pipeline", "experiment", "plot")
+COMMANDS = (
+    "online",
+    "pretrain",
+    "collect",
+    "finetune",
+    "pipeline",
+    "experiment",
+    "evaluate",
+    "plot",
+)
 
 
 @pytest.mark.parametrize("command", COMMANDS)

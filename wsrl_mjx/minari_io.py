@@ -50,6 +50,7 @@ __all__ = [
     "dataset_dir",
     "datasets_root",
     "check_env_matches",
+    "flatten_observation",
     "flatten_order",
     "is_minari",
     "load_minari",
@@ -176,6 +177,12 @@ def flatten_order(value: Mapping[str, Any]) -> tuple[str, ...]:
     if width <= observation.shape[1] and np.array_equal(achieved, observation[:, :width]):
         return GOAL_KEYS
     return ("achieved_goal", *GOAL_KEYS)
+
+
+def flatten_observation(obs: Mapping[str, Any]) -> np.ndarray:
+    """One dict observation (e.g. a native Gymnasium-Robotics env's) as the flat row a dataset
+    of that env holds."""
+    return _flatten({k: np.asarray(v)[None] for k, v in obs.items()}, "observation")[0][0]
 
 
 def _flatten(value: Any, name: str, prefix: str = "") -> tuple[np.ndarray, list[str]]:

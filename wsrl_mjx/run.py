@@ -122,6 +122,16 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from wsrl_mjx.native_eval import evaluate_native, print_report, write_report
+
+    summary = evaluate_native(args.run_dir, episodes=args.episodes, seed=args.seed)
+    print_report(summary)
+    if args.out:
+        print(f"wrote {write_report(summary, args.out)}")
+    return 0
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     from wsrl_mjx.plots import plot_runs
 
@@ -253,6 +263,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --vmap-seeds: split each program's seeds over up to N devices (the largest "
         "count dividing them; on a CPU, N CPU devices of this process use N cores)",
     )
+    evaluate = _command(
+        commands,
+        "evaluate",
+        cmd_evaluate,
+        "a run's policy in the native Gymnasium env beside its MJX twin",
+        "Run a checkpoint's deterministic policy (any run dir: pretrain, online, finetune) for "
+        "--episodes episodes in its MJX twin and in the native Gymnasium / Gymnasium-Robotics env "
+        "with the same overrides and episode length; print return, normalized score, success and "
+        "length of both and Welch's t-test of the two return samples.",
+        config=False,
+    )
+    evaluate.add_argument("run_dir", metavar="RUN_DIR")
+    evaluate.add_argument("--episodes", type=int, default=10, help="per env (default 10)")
+    evaluate.add_argument("--seed", type=int, default=0, help="first episode's reset seed")
+    evaluate.add_argument("--out", help="also write the report as JSON here")
     plot = _command(
         commands,
         "plot",
