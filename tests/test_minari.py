@@ -20,7 +20,7 @@ from wsrl_mjx import data as D  # noqa: E402
 from wsrl_mjx import minari_io  # noqa: E402
 from wsrl_mjx import readers as R  # noqa: E402
 from wsrl_mjx.config import load_config  # noqa: E402
-from wsrl_mjx.pretrain import resolve_env  # noqa: E402
+from wsrl_mjx.setup import resolve_env  # noqa: E402
 
 gym.register_envs(gymnasium_robotics)
 EPISODE_STEPS = 30

@@ -11,11 +11,9 @@ checkpoint) and the bound applies to retained offline rows only.
 from __future__ import annotations
 
 import dataclasses
-import zipfile
 from pathlib import Path
 
 import jax
-import numpy as np
 
 from wsrl_mjx import data
 from wsrl_mjx.bridge import checkpoint_dir, restore_pretrained, to_online
@@ -23,39 +21,15 @@ from wsrl_mjx.checkpoint import CheckpointError
 from wsrl_mjx.config import Config, ConfigError
 from wsrl_mjx.environment import make_env
 from wsrl_mjx.methods import METHODS, Method, make_agent
-from wsrl_mjx.pretrain import HOLDOUT_FILE, load_offline_data, resolve_env
+from wsrl_mjx.setup import load_holdout, load_offline_data, resolve_env
 from wsrl_mjx.train import OnlinePlan, run_seeds, seed_configs
-from wsrl_mjx.types import AgentState, OfflineTransition
+from wsrl_mjx.types import AgentState
 
 
 def _pretrain_dir(checkpoint: str) -> Path:
     """The pre-training run dir (holding config.yaml and holdout.npz) for a checkpoint path."""
     path = checkpoint_dir(checkpoint)
     return path.parent if path.name == "checkpoints" else path
-
-
-HOLDOUT_KEYS = (*data.DATASET_KEYS.values(), "mc_returns")
-
-
-def _load_holdout(run_dir: Path, rows: int) -> OfflineTransition | None:
-    path = run_dir / HOLDOUT_FILE
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k][:rows] for k in z.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise data.DatasetError(
-            f"{path} is damaged ({e}); it is the held-out split of that pre-training, made again "
-            "by re-running it (or delete the file to fine-tune without the offline diagnostics)"
-        ) from None
-    missing = sorted(set(HOLDOUT_KEYS) - set(arrays))
-    if missing:
-        raise data.DatasetError(
-            f"{path} lacks {', '.join(missing)}: not a complete held-out split (delete the file "
-            "to fine-tune without the offline diagnostics)"
-        )
-    return data.to_device(arrays, arrays["mc_returns"])
 
 
 def mix_init(pretrained: AgentState, fresh: AgentState, actor: bool, critic: bool) -> AgentState:
@@ -129,7 +103,7 @@ def plan_finetune(cfg: Config, env) -> OnlinePlan:
     if ft.checkpoint:
         pretrained, meta = restore_pretrained(ft.checkpoint, agent, env.name)
         check_same_targets(meta["config"], cfg)
-        holdout = _load_holdout(_pretrain_dir(ft.checkpoint), ft.holdout_rows)
+        holdout = load_holdout(_pretrain_dir(ft.checkpoint), ft.holdout_rows)
 
     initial_agent = None
     if method.restores:

@@ -13,9 +13,10 @@ from wsrl_mjx.collect import run_collect
 from wsrl_mjx.config import Config, ConfigError, check_single_seed, expand_run_dir
 from wsrl_mjx.finetune import run_finetune
 from wsrl_mjx.logger import read_metrics
-from wsrl_mjx.pretrain import resolve_env, run_pretrain
+from wsrl_mjx.pretrain import run_pretrain
 from wsrl_mjx.rundir import atomic_write, exclusive
 from wsrl_mjx.scores import normalized_or_none
+from wsrl_mjx.setup import resolve_env
 
 DEFAULT_CONFIG = Path(__file__).parent / "defaults" / "pipeline.yaml"
 

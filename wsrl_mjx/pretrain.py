@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
-import re
 import time
 from pathlib import Path
 
@@ -14,12 +12,10 @@ import jax.numpy as jnp
 import numpy as np
 
 import envs
-from wsrl_mjx import data, minari_io, readers
+from wsrl_mjx import data
 from wsrl_mjx.agents.base import Agent
-from wsrl_mjx.bridge import checkpoint_dir
 from wsrl_mjx.checkpoint import Checkpointer, CheckpointError
 from wsrl_mjx.config import (
-    DEFAULT_ENV,
     Config,
     check_budget,
     check_single_seed,
@@ -34,106 +30,7 @@ from wsrl_mjx.loops import make_offline_chunk
 from wsrl_mjx.memory import check_fits, shape_bytes
 from wsrl_mjx.methods import make_agent
 from wsrl_mjx.rundir import atomic_write, holds_run_dir
-
-HOLDOUT_FILE = "holdout.npz"
-
-
-def load_offline_data(cfg: Config, env) -> tuple[str, data.OfflineData, np.ndarray]:
-    """(fingerprint of the file's arrays, the validated dataset with the reward transform
-    applied once, its MC returns-to-go)."""
-    if not cfg.offline.dataset:
-        raise data.DatasetError("offline.dataset is empty: pass --set offline.dataset=PATH")
-    loaded = readers.load_any(
-        cfg.offline.dataset,
-        observation_size=env.observation_size,
-        action_size=env.action_size,
-        env=env.name,
-        terminals_from_reward=cfg.offline.terminals_from_reward,
-    )
-    minari_io.check_env_matches(env, loaded.metadata, cfg.env.overrides, cfg.offline.dataset)
-    raw_fingerprint = data.fingerprint(loaded.arrays)
-    loaded = data.transform_rewards(loaded, cfg.env.reward_scale, cfg.env.reward_bias)
-    returns = loaded.returns_to_go(
-        cfg.agent.discount, sparse_negative_reward=cfg.offline.sparse_negative_reward
-    )
-    return raw_fingerprint, loaded, returns
-
-
-def resolve_env(cfg: Config, *, finetuning: bool = False) -> Config:
-    """`cfg` with an empty env.name filled in: when `finetuning`, from the pre-training
-    checkpoint's config (or, without one, finetune.dataset); else from offline.dataset's env_spec
-    (Minari; its kwargs become env.overrides under the given ones; the episode length as
-    `episode_length` says) or its recorded env name."""
-    if cfg.env.name:
-        return cfg
-    dataset = cfg.finetune.dataset if finetuning else cfg.offline.dataset
-    if finetuning and cfg.finetune.checkpoint:
-        checkpointer = Checkpointer(checkpoint_dir(cfg.finetune.checkpoint))
-        saved = checkpointer.meta()["config"]["env"]
-        checkpointer.close()
-        env = dataclasses.replace(
-            cfg.env,
-            name=saved["name"],
-            overrides={**saved.get("overrides", {}), **cfg.env.overrides},
-            episode_length=cfg.env.episode_length or saved.get("episode_length"),
-        )
-        return dataclasses.replace(cfg, env=env)
-    if not dataset:  # nothing names an env: the default one (load_offline_data / plan_finetune
-        # then name what is missing)
-        return dataclasses.replace(cfg, env=dataclasses.replace(cfg.env, name=DEFAULT_ENV))
-    eval_spec = {}
-    if minari_io.is_minari(dataset):
-        meta = minari_io.read_metadata(dataset)
-        spec, eval_spec = (meta.get(k) if isinstance(meta.get(k), dict) else {} for k in SPECS)
-    else:
-        spec = {"id": readers.load_any(dataset).metadata.get("env")}
-    if not spec.get("id"):
-        raise data.DatasetError(
-            f"{dataset} names no env (no env_spec): set env.name to the env it was recorded in"
-        )
-    if spec["id"] not in envs.registered_names():
-        twins = sorted(
-            {
-                n.split("_")[0] + ("_*" if "_" in n else "")
-                for n in envs.registered_names()
-                if re.search(r"-v\d+$", n)
-            }
-        )
-        raise data.DatasetError(
-            f"{dataset} was recorded in {spec['id']!r}, which has no MJX twin here (the twins of "
-            f"Gymnasium envs: {', '.join(twins)}); a dataset can only be used in the env it was "
-            "recorded in"
-        )
-    length, source = episode_length(cfg.env.episode_length, spec, eval_spec)
-    env = dataclasses.replace(
-        cfg.env,
-        name=spec["id"],
-        overrides={**spec.get("kwargs", {}), **cfg.env.overrides},
-        episode_length=length,
-    )
-    print(
-        f"[env] {env.name} from the dataset's env_spec (overrides {env.overrides}); "
-        f"episode length: {source}",
-        flush=True,
-    )
-    return dataclasses.replace(cfg, env=env)
-
-
-SPECS = ("env_spec", "eval_env_spec")
-
-
-def episode_length(given: int | None, spec: dict, eval_spec: dict) -> tuple[int | None, str]:
-    """(episode length, where it came from) for an env taken from a Minari dataset: the one
-    given, else the dataset's `eval_env_spec` (what its makers evaluate with), else the env's
-    own limit; never the recording's time limit, which small recordings set short."""
-    recorded = spec.get("max_episode_steps")
-    note = f" (the data was recorded with max_episode_steps={recorded})" if recorded else ""
-    if given:
-        return given, f"{given}, env.episode_length{note}"
-    if eval_spec.get("max_episode_steps"):
-        steps = int(eval_spec["max_episode_steps"])
-        return steps, f"{steps}, the dataset's eval_env_spec{note}"
-    return None, f"the env's own limit{note}"
+from wsrl_mjx.setup import HOLDOUT_FILE, load_offline_data, resolve_env
 
 
 @holds_run_dir  # one writer per run dir, for the run's whole life
