@@ -543,3 +543,18 @@ def test_a_pretraining_that_cannot_fit_is_refused_before_allocation(
     err = capsys.readouterr().err
     assert "before its first step" in err and f"{part} " in err and "dataset " in err
     assert [p.name for p in run_dir.rglob("*") if p.is_file()] == [LOCK_FILE]  # nothing saved
+
+
+def test_a_signal_during_shutdown_keeps_the_commands_exit_code():
+    """A SIGTERM that lands after a command finished (while Orbax / XLA threads wind down) must
+    not turn a saved, complete run into 'killed by signal 15'."""
+    script = (
+        "import os, signal, time\n"
+        "from wsrl_mjx.hostloop import exit_at_once_on_signal\n"
+        "exit_at_once_on_signal(0)\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "time.sleep(30)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, "-c", script], env=env, timeout=120)
+    assert done.returncode == 0

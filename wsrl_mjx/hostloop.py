@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -84,6 +85,20 @@ def graceful_stop() -> Iterator[None]:
         for s, old in previous.items():
             signal.signal(s, old)
         _requested.clear()
+
+
+def exit_at_once_on_signal(code: int) -> None:
+    """After a command has finished and saved everything: a SIGINT / SIGTERM that arrives while
+    the interpreter shuts down (Orbax and XLA threads can take seconds) ends the process with the
+    command's own exit code instead of being reported as killed by the signal."""
+
+    def handler(signum: int, frame) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+    for s in _STOP_SIGNALS:
+        signal.signal(s, handler)
 
 
 @dataclass
