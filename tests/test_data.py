@@ -324,3 +324,25 @@ def test_to_device():
     np.testing.assert_array_equal(batch.truncated, a["timeouts"].astype(np.float32))
     with pytest.raises(D.DatasetError, match="mc_returns has 3 rows"):
         D.to_device(a, np.zeros(3))
+
+
+def test_next_actions_follow_each_trajectory_and_stop_at_its_end():
+    """Rows 0-2: a trajectory ending in a terminal; rows 3-4: one cut by a timeout; rows 5-6:
+    an unflagged boundary (next_obs of row 5 is not obs of row 6), then the last row."""
+    actions = np.arange(7, dtype=np.float32)[:, None] / 10
+    obs = np.arange(7, dtype=np.float32)[:, None].repeat(2, 1)
+    next_obs = obs + 1
+    next_obs[5] = 99.0  # row 6 does not continue row 5
+    arrays = {
+        "observations": obs,
+        "next_observations": next_obs,
+        "actions": actions,
+        "rewards": np.zeros(7, np.float32),
+        "terminals": np.array([0, 0, 1, 0, 0, 0, 0], bool),
+        "timeouts": np.array([0, 0, 0, 0, 1, 0, 0], bool),
+    }
+    want = np.array([0.1, 0.2, 0.2, 0.4, 0.4, 0.5, 0.6], np.float32)[:, None]
+    np.testing.assert_array_equal(D.next_actions(arrays), want)
+    batch = D.to_device(arrays, np.zeros(7, np.float32))
+    np.testing.assert_array_equal(batch.next_action, want)
+    assert D.device_bytes(arrays) == 4 * (2 * 14 + 7 + 7 + 7 + 7 + 7 + 7)

@@ -173,7 +173,6 @@ def test_iql_diagnostics_use_its_own_value_target():
 
 def test_restoring_into_the_online_loss_keeps_drops_or_refuses_its_state():
     from wsrl_mjx.agents.sac import make_sac
-    from wsrl_mjx.bridge import to_online
     from wsrl_mjx.checkpoint import CheckpointError
 
     lagrange = make_cql(CFG, OfflineConfig(cql_lagrange=True), OBS, ACT)
@@ -181,17 +180,15 @@ def test_restoring_into_the_online_loss_keeps_drops_or_refuses_its_state():
     pretrained = lagrange.init(jax.random.PRNGKey(0))
     # Same kind of state (CalQL -> CalQL): the multiplier carries over, not a fresh one.
     fresh = lagrange.init(jax.random.PRNGKey(1))
-    assert to_online(pretrained, fresh, "ckpt").extras is pretrained.extras
+    assert lagrange.from_pretrained(pretrained, fresh, "ckpt").extras is pretrained.extras
     # SAC has no state of its own: the offline loss's is left behind.
-    assert (
-        to_online(pretrained, make_sac(CFG, OBS, ACT).init(jax.random.PRNGKey(1)), "x").extras
-        is None
-    )
+    sac = make_sac(CFG, OBS, ACT)
+    assert sac.from_pretrained(pretrained, sac.init(jax.random.PRNGKey(1)), "x").extras is None
     # A loss that needs state the checkpoint lacks is refused, not given a fresh one.
     with pytest.raises(
         CheckpointError, match="needs its CQLExtras state but the checkpoint holds nothing"
     ):
-        to_online(plain.init(jax.random.PRNGKey(0)), fresh, "ckpt")
+        lagrange.from_pretrained(plain.init(jax.random.PRNGKey(0)), fresh, "ckpt")
     iql = make_iql(CFG, OfflineConfig(algorithm="iql"), OBS, ACT).init(jax.random.PRNGKey(0))
     with pytest.raises(CheckpointError, match="holds IQLExtras"):
-        to_online(iql, fresh, "ckpt")
+        lagrange.from_pretrained(iql, fresh, "ckpt")

@@ -1,5 +1,6 @@
 """The bridge from a checkpoint to an agent: restore a pre-trained agent for fine-tuning, or
 any run's agent to act with elsewhere. Every mismatch is refused by name, nothing is swapped in.
+How a pre-trained state becomes the online loss's is the online agent's own `from_pretrained`.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ def restore_pretrained(
     """Restore a pre-trained agent for `online_agent`, refusing any mismatch by name.
 
     The offline agent is rebuilt from the checkpoint's own config so its state (including its
-    loss's own `extras`) restores exactly; `to_online` then maps it onto the online loss.
+    loss's own `extras`) restores exactly; the online agent's `from_pretrained` then maps it
+    onto the online loss.
     """
     directory = checkpoint_dir(path)
     expected = {
@@ -61,29 +63,6 @@ def restore_pretrained(
             getattr(state, part), getattr(online_shapes, part), f"{directory} ({part})"
         )
     return state, meta
-
-
-def to_online(pretrained: AgentState, fresh: AgentState, what: str) -> AgentState:
-    """The pre-trained agent in the online loss's layout (`fresh` is that loss's init).
-
-    Actor, critics, targets, temperature, step and every optimizer state carry over. The loss's
-    own state carries over when the online loss keeps the same kind (CalQL -> CalQL keeps the
-    Lagrange multiplier); an online loss without one (SAC) leaves the offline loss's behind
-    (the CQL multiplier, IQL's V). An online loss that needs state the checkpoint does not
-    hold is refused: nothing is made up in its place.
-    """
-    if fresh.extras is None:
-        return pretrained.replace(extras=None)
-    kind = type(fresh.extras).__name__
-    if type(pretrained.extras) is not type(fresh.extras):
-        held = type(pretrained.extras).__name__ if pretrained.extras is not None else "nothing"
-        raise CheckpointError(
-            f"{what}: the online loss needs its {kind} state but the checkpoint holds {held}; "
-            "fine-tune with the offline settings it was pre-trained with (e.g. "
-            "offline.cql_lagrange) or pre-train again"
-        )
-    check_tree_matches(pretrained.extras, fresh.extras, f"{what} ({kind})")
-    return pretrained
 
 
 def load_agent(

@@ -444,16 +444,31 @@ DATASET_KEYS = {
 
 
 def device_bytes(arrays: Mapping[str, np.ndarray]) -> int:
-    """Bytes `to_device` allocates for `arrays` (every field as float32, mc_returns included)."""
-    return 4 * (sum(np.size(arrays[key]) for key in DATASET_KEYS.values()) + len(arrays["rewards"]))
+    """Bytes `to_device` allocates for `arrays` (every field as float32, mc_returns and the
+    next actions included)."""
+    fields = sum(np.size(arrays[key]) for key in DATASET_KEYS.values())
+    return 4 * (fields + len(arrays["rewards"]) + np.size(arrays["actions"]))
+
+
+def next_actions(arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The dataset's action at each row's next state: the next row's action within a trajectory,
+    the row's own on a trajectory's last row (`trajectory_ends`: a terminal there does not
+    bootstrap; after a timeout the true next action was never recorded)."""
+    actions = np.asarray(arrays["actions"])
+    ends = trajectory_ends(
+        arrays["terminals"], arrays["timeouts"], arrays["observations"], arrays["next_observations"]
+    )
+    following = np.concatenate([actions[1:], actions[-1:]])
+    return np.where(ends[:, None], actions, following)
 
 
 def to_device(arrays: Mapping[str, np.ndarray], mc_returns: np.ndarray) -> OfflineTransition:
-    """Put the dataset on the default device as float32 arrays (flags as 0.0/1.0)."""
+    """Put the dataset on the default device as float32 arrays (flags as 0.0/1.0), with each
+    row's next action (`next_actions`)."""
     f = lambda x: jnp.asarray(np.asarray(x, np.float32))  # noqa: E731
     if len(mc_returns) != len(arrays["rewards"]):
         raise DatasetError(
             f"mc_returns has {len(mc_returns)} rows but the dataset has {len(arrays['rewards'])}"
         )
     fields = {field: f(arrays[key]) for field, key in DATASET_KEYS.items()}
-    return OfflineTransition(**fields, mc_return=f(mc_returns))
+    return OfflineTransition(**fields, mc_return=f(mc_returns), next_action=f(next_actions(arrays)))

@@ -16,7 +16,7 @@ from pathlib import Path
 import jax
 
 from wsrl_mjx import data
-from wsrl_mjx.bridge import checkpoint_dir, restore_pretrained, to_online
+from wsrl_mjx.bridge import checkpoint_dir, restore_pretrained
 from wsrl_mjx.checkpoint import CheckpointError
 from wsrl_mjx.config import Config, ConfigError
 from wsrl_mjx.environment import make_env
@@ -108,7 +108,7 @@ def plan_finetune(cfg: Config, env) -> OnlinePlan:
     initial_agent = None
     if method.restores:
         fresh = agent.init(jax.random.PRNGKey(cfg.run.seed + 1))
-        restored = to_online(pretrained, fresh, f"checkpoint {ft.checkpoint}")
+        restored = agent.from_pretrained(pretrained, fresh, f"checkpoint {ft.checkpoint}")
         initial_agent = mix_init(restored, fresh, ft.init_actor, ft.init_critic)
     action_rule = method.acting(agent, cfg, env, pretrained) if method.acting else None
 

@@ -52,6 +52,10 @@ class Transition:
 @struct.dataclass
 class OfflineTransition(Transition):
     mc_return: jax.Array  # Monte-Carlo return-to-go on transformed rewards (CalQL's bound)
+    # The dataset's action at s' (the trajectory's next row; its own action on a trajectory's
+    # last row), for losses that penalise the policy against it (ReBRAC's critic term). None
+    # where rows do not come from a dataset (online rows).
+    next_action: jax.Array | None = None
 
 
 @struct.dataclass

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from wsrl_mjx.checkpoint import CheckpointError, check_tree_matches
 from wsrl_mjx.config import AgentConfig
 from wsrl_mjx.networks import Networks, critic_ensemble, sample_tanh_gaussian
 from wsrl_mjx.types import AgentState, Learner, Params, Transition
@@ -44,6 +45,11 @@ class Agent(Protocol):
     ) -> tuple[AgentState, Metrics]: ...
 
     def diagnostics(self, state: AgentState, batch: Transition, rng: jax.Array) -> Metrics: ...
+
+    def from_pretrained(self, pretrained: AgentState, fresh: AgentState, what: str) -> AgentState:
+        """The hand-over: a pre-trained agent's state (any offline loss's) as this online loss
+        starts from it; `fresh` is this loss's own init, `what` names the checkpoint."""
+        ...
 
 
 def polyak(target: Params, online: Params, tau: float) -> Params:
@@ -115,6 +121,28 @@ class ActorCritic:
             extras=self.init_extras(extras_key),
             step=jnp.zeros((), jnp.int32),
         )
+
+    def from_pretrained(self, pretrained: AgentState, fresh: AgentState, what: str) -> AgentState:
+        """The pre-trained agent in this loss's layout (`fresh` is this loss's init).
+
+        Actor, critics, targets, temperature, step and every optimizer state carry over. The
+        loss's own state carries over when it is of the same kind (CalQL -> CalQL keeps the
+        Lagrange multiplier); a loss without one (SAC) leaves the offline loss's behind (the CQL
+        multiplier, IQL's V). A loss that needs state the checkpoint does not hold is refused:
+        nothing is made up in its place. A loss with another layout overrides this.
+        """
+        if fresh.extras is None:
+            return pretrained.replace(extras=None)
+        kind = type(fresh.extras).__name__
+        if type(pretrained.extras) is not type(fresh.extras):
+            held = type(pretrained.extras).__name__ if pretrained.extras is not None else "nothing"
+            raise CheckpointError(
+                f"{what}: the online loss needs its {kind} state but the checkpoint holds {held}; "
+                "fine-tune with the offline settings it was pre-trained with (e.g. "
+                "offline.cql_lagrange) or pre-train again"
+            )
+        check_tree_matches(pretrained.extras, fresh.extras, f"{what} ({kind})")
+        return pretrained
 
     # --- acting and Q --------------------------------------------------------------------------
 
