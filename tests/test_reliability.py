@@ -508,14 +508,15 @@ def test_metadata_with_numpy_values_verifies(tmp_path):
 
 def test_a_warm_compilation_cache_prints_no_xla_log_lines(tmp_path):
     """XLA:CPU logs machine-feature lines (cpu_aot_loader, 'prefer-no-gather') for every cached
-    executable it loads; importing wsrl_mjx silences XLA's C++ log below FATAL."""
+    executable it loads (12 lines here before the fix, when the parent had imported jax);
+    importing wsrl_mjx silences XLA's C++ log below FATAL."""
     script = (
         "import wsrl_mjx, jax, jax.numpy as jnp\n"
         "jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)\n"
         "print(float(jax.jit(lambda x: jnp.sin(x) @ x)(jnp.ones((8, 8))).sum()))\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    env["WSRL_JAX_CACHE"] = str(tmp_path / "cache")
+    # "1": what a parent process that imported jax (a script, a test runner) passes on.
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "1", "WSRL_JAX_CACHE": str(tmp_path / "cache")}
     runs = [
         subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
         for _ in range(2)  # the second loads the executable from the cache

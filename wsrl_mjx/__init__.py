@@ -2,9 +2,12 @@
 
 import os
 
-# XLA:CPU logs an ERROR-level line per cached executable about CPU tuning flags
-# ("prefer-no-gather"); it is noise. Python exceptions are unaffected. Set it to 0 to see all.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# XLA:CPU logs ERROR-level lines for every executable it loads from the compilation cache
+# (cpu_aot_loader: CPU tuning flags such as "prefer-no-gather"); it is noise. Python exceptions
+# are unaffected. "1" is what importing jax sets, so a parent process that imported jax passes it
+# on: that is raised too. Set TF_CPP_MIN_LOG_LEVEL=0 (or 2) to see XLA's log.
+if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "1") == "1":
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 
 import jax  # noqa: E402
 
