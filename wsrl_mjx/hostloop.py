@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -87,18 +86,14 @@ def graceful_stop() -> Iterator[None]:
         _requested.clear()
 
 
-def exit_at_once_on_signal(code: int) -> None:
+def ignore_signals_while_exiting() -> None:
     """After a command has finished and saved everything: a SIGINT / SIGTERM that arrives while
-    the interpreter shuts down (Orbax and XLA threads can take seconds) ends the process with the
-    command's own exit code instead of being reported as killed by the signal."""
-
-    def handler(signum: int, frame) -> None:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-
+    the interpreter shuts down (Orbax and XLA threads and destructors can take a second or two)
+    is ignored, so the process ends with the command's own exit code instead of "killed by the
+    signal". Ignored at the OS level, since Python runs no handler late in its shutdown; a
+    shutdown that hangs still ends with SIGKILL."""
     for s in _STOP_SIGNALS:
-        signal.signal(s, handler)
+        signal.signal(s, signal.SIG_IGN)
 
 
 @dataclass

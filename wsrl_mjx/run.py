@@ -8,7 +8,7 @@ import sys
 from wsrl_mjx.checkpoint import CheckpointError, TrainingDiverged
 from wsrl_mjx.config import ConfigError, expand_run_dir, load_config
 from wsrl_mjx.data import DatasetError
-from wsrl_mjx.hostloop import StopRequested, exit_at_once_on_signal, graceful_stop
+from wsrl_mjx.hostloop import StopRequested, graceful_stop, ignore_signals_while_exiting
 from wsrl_mjx.rundir import RunDirError
 
 
@@ -321,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
 def cli() -> None:
     """The process entry point (`python -m wsrl_mjx.run`, the `wsrl-mjx` script)."""
     code = main()
-    exit_at_once_on_signal(code)  # the work is saved: a late signal keeps this exit code
+    ignore_signals_while_exiting()  # the work is saved: a late signal keeps this exit code
     sys.exit(code)
 
 
