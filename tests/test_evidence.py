@@ -180,4 +180,10 @@ def test_analyze_writes_tables_claims_and_figure(tmp_path):
     assert evidence.main(["analyze", str(tmp_path / "curves"), "--out", str(out)]) == 0
     assert (out / "curves.png").stat().st_size > 0
     assert "IQM" in (out / "claims.md").read_text()
+    for budgets in ([], ["5000", "10000"]):  # every table row has as many cells as its header
+        argv = ["analyze", str(tmp_path / "curves"), "--out", str(out), "--budgets", *budgets]
+        assert evidence.main(argv if budgets else argv[:-1]) == 0
+        for table in (out / "claims.md").read_text().split("\n\n"):
+            rows = [r for r in table.splitlines() if r.startswith("|")]
+            assert len({r.count("|") for r in rows}) <= 1, table
     assert evidence.main(["analyze", str(tmp_path / "nothing"), "--out", str(out)]) == 2

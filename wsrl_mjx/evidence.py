@@ -317,10 +317,21 @@ def score_table(tasks: dict[str, dict], budgets: list[int]) -> str:
         lines += [
             f"### {env_name}",
             "",
-            "| method | seeds | "
-            + " | ".join(f"{b:,} steps" for b in budgets)
-            + " | end | WSRL − method at the end (paired) | WSRL higher in | one-sided p "
-            "| IQM end [95 % CI] | P(WSRL > method) [95 % CI] |",
+            "| "
+            + " | ".join(
+                [
+                    "method",
+                    "seeds",
+                    *(f"{b:,} steps" for b in budgets),
+                    "end",
+                    "WSRL − method at the end (paired)",
+                    "WSRL higher in",
+                    "one-sided p",
+                    "IQM end [95 % CI]",
+                    "P(WSRL > method) [95 % CI]",
+                ]
+            )
+            + " |",
             "|---|---|" + "---|" * len(budgets) + "---|---|---|---|---|---|",
         ]
         for method, by_seed in runs.items():
