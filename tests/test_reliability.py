@@ -133,7 +133,7 @@ def test_damaged_dataset_metadata_and_holdout_are_named(tmp_path):
     import numpy as np
 
     from wsrl_mjx import data
-    from wsrl_mjx.finetune import _load_holdout
+    from wsrl_mjx.setup import load_holdout
 
     arrays = data.random_transitions(40, 4, 2, episode_length=20)
     np.savez(tmp_path / "list_meta.npz", **arrays, metadata=np.asarray("[1, 2]"))
@@ -142,14 +142,14 @@ def test_damaged_dataset_metadata_and_holdout_are_named(tmp_path):
     run = tmp_path / "pre"
     run.mkdir()
     np.savez(run / "holdout.npz", **{**arrays, "mc_returns": arrays["rewards"]})
-    assert _load_holdout(run, 8) is not None
+    assert load_holdout(run, 8) is not None
     full = (run / "holdout.npz").read_bytes()
     (run / "holdout.npz").write_bytes(full[: len(full) // 2])  # cut short
     with pytest.raises(data.DatasetError, match="holdout.npz is damaged"):
-        _load_holdout(run, 8)
+        load_holdout(run, 8)
     np.savez(run / "holdout.npz", **arrays)  # no mc_returns
     with pytest.raises(data.DatasetError, match="lacks mc_returns"):
-        _load_holdout(run, 8)
+        load_holdout(run, 8)
 
 
 def test_a_torn_last_line_is_dropped_with_a_warning(tmp_path):
