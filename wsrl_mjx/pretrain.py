@@ -56,6 +56,10 @@ def run_pretrain(cfg: Config, *, resume: bool = False) -> dict:
             f"train on after holding out offline.holdout_fraction={cfg.offline.holdout_fraction}"
             "; pre-training needs at least 2"
         )
+    algorithm = cfg.offline.algorithm
+    agent = make_agent(algorithm, cfg.agent, cfg.offline, env.observation_size, env.action_size)
+    check_memory(agent, env, train, cfg.eval.num_episodes)  # before anything is allocated
+    dataset = data.to_device(train, train["mc_returns"])
     checkpointer = Checkpointer(run_dir / "checkpoints", keep=cfg.run.keep_checkpoints)
     if resume and checkpointer.latest_step() is None:
         raise CheckpointError(f"--resume: no checkpoint in {checkpointer.directory}")
@@ -64,10 +68,6 @@ def run_pretrain(cfg: Config, *, resume: bool = False) -> dict:
             f"{run_dir} already holds a pre-training checkpoint; pass --resume to continue it "
             "or choose another run.run_dir (nothing was overwritten)"
         )
-    algorithm = cfg.offline.algorithm
-    agent = make_agent(algorithm, cfg.agent, cfg.offline, env.observation_size, env.action_size)
-    check_memory(agent, env, train, cfg.eval.num_episodes)
-    dataset = data.to_device(train, train["mc_returns"])
     chunk = make_offline_chunk(
         agent, length=cfg.offline.chunk_length, batch_size=cfg.agent.batch_size
     )
