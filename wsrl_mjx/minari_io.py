@@ -29,6 +29,7 @@ Conventions here (docs/gymnasium_twins.md):
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -458,8 +459,9 @@ def _plain(x: Any) -> Any:
     return json.loads(json.dumps(x, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
 
 
+@functools.cache
 def _default_config(name: str) -> Mapping[str, Any]:
-    """The registered env's config without overrides."""
+    """The registered env's config without overrides (one env built per name, not per key)."""
     return envs.make(name).config
 
 
