@@ -32,6 +32,12 @@ def shape_bytes(fn: Callable[[], Any]) -> int:
     )
 
 
+def evaluation_bytes(env: Any, num_episodes: int) -> int:
+    """Bytes of the `num_episodes` env states an evaluation resets at once."""
+    key = jax.random.PRNGKey(0)
+    return shape_bytes(lambda: jax.vmap(env.reset)(jax.random.split(key, num_episodes)))
+
+
 def free_bytes(device: jax.Device | None = None) -> tuple[int | None, str]:
     """(free bytes, where) on `device`: the backend's count, else the host's MemAvailable."""
     device = device or jax.devices()[0]

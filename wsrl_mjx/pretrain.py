@@ -27,7 +27,7 @@ from wsrl_mjx.evaluate import make_evaluator
 from wsrl_mjx.hostloop import Cadence, HostLoop
 from wsrl_mjx.logger import Logger, Progress, read_metrics
 from wsrl_mjx.loops import make_offline_chunk
-from wsrl_mjx.memory import check_fits, shape_bytes
+from wsrl_mjx.memory import check_fits, evaluation_bytes, shape_bytes
 from wsrl_mjx.methods import make_agent
 from wsrl_mjx.rundir import atomic_write, holds_run_dir
 from wsrl_mjx.setup import HOLDOUT_FILE, load_offline_data, resolve_env
@@ -160,9 +160,7 @@ def check_memory(agent: Agent, env: envs.Env, train: dict, num_episodes: int) ->
         {
             "dataset": data.device_bytes(train),
             "agent": shape_bytes(lambda: agent.init(key)),
-            "evaluation envs": shape_bytes(
-                lambda: jax.vmap(env.reset)(jax.random.split(key, num_episodes))
-            ),
+            "evaluation envs": evaluation_bytes(env, num_episodes),
         },
         "use fewer transitions, lower the network widths or eval.num_episodes",
     )

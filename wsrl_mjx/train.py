@@ -59,7 +59,7 @@ from wsrl_mjx.loops import (
     summarize_chunk,
 )
 from wsrl_mjx.mc_replay import make_mc_replay
-from wsrl_mjx.memory import check_fits, shape_bytes
+from wsrl_mjx.memory import check_fits, evaluation_bytes, shape_bytes
 from wsrl_mjx.replay import buffer_nbytes, example_transition, make_replay
 from wsrl_mjx.rundir import exclusive
 from wsrl_mjx.sharding import (
@@ -268,8 +268,7 @@ class OnlineSystem:
             "replay buffer": seeds * shape_bytes(lambda: self.buffer.init(example)),
             "agent": seeds * shape_bytes(lambda: self.agent.init(key)),
             "envs": seeds * shape_bytes(lambda: self.batch_env.reset(key)),
-            "evaluation envs": seeds
-            * shape_bytes(lambda: jax.vmap(self.env.reset)(jax.random.split(key, episodes))),
+            "evaluation envs": seeds * evaluation_bytes(self.env, episodes),
         }
         check_fits(
             parts,
