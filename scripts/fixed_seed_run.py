@@ -3,8 +3,9 @@
     python scripts/fixed_seed_run.py OUT.json [--root runs/fixed_seed]
 
 Runs through the command line only (so any version of the code can run it): online SAC,
-pre-training (CalQL with the Lagrange multiplier, IQL), and fine-tuning with every method of
-the registry (`wsrl_mjx.methods.METHODS` of the code under test). It
+pre-training (CalQL with the Lagrange multiplier, IQL), fine-tuning with every method of
+the registry (`wsrl_mjx.methods.METHODS` of the code under test), and two seeds in one vmapped
+program (online SAC, WSRL fine-tuning). It
 writes every logged metric except wall-clock rates to OUT.json; two versions behave the same when
 their files are equal (`python scripts/fixed_seed_run.py --compare A.json B.json`).
 """
@@ -114,6 +115,19 @@ def run_all(root: Path) -> dict:
             *extra,
         )
         out[f"finetune-{method}"] = _metrics(run_dir)
+    # Seeds in one program (vmapped): online SAC and WSRL fine-tuning, two seeds each.
+    _run("online", root / "online-seeds", "run.num_seeds=2")
+    _run(
+        "finetune",
+        root / "finetune-wsrl-seeds",
+        "run.num_seeds=2",
+        "finetune.method=wsrl",
+        f"finetune.checkpoint={root / 'pretrain-calql'}",
+        "offline.cql_lagrange=true",
+    )
+    for name in ("online-seeds", "finetune-wsrl-seeds"):
+        for seed in (0, 1):
+            out[f"{name}/seed{seed}"] = _metrics(root / name / f"seed{seed}")
     return out
 
 

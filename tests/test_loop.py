@@ -264,15 +264,14 @@ def test_a_signal_stops_after_the_chunk_with_a_checkpoint_and_resumes_bit_exactl
     from wsrl_mjx.run import main
 
     root, full = full_run
-    original = train.OnlineRun.run_chunk
+    original = train.OnlineRun.record
 
-    def signal_at_120(self, chunk, state, phase, timer):
-        state = original(self, chunk, state, phase, timer)
-        if int(state.env_steps) == 120:
+    def signal_at_120(self, state, metrics, phase, start):
+        original(self, state, metrics, phase, start)
+        if int(state.env_steps) == 120:  # the signal arrives while the chunk ends
             os.kill(os.getpid(), signum)
-        return state
 
-    monkeypatch.setattr(train.OnlineRun, "run_chunk", signal_at_120)
+    monkeypatch.setattr(train.OnlineRun, "record", signal_at_120)
     argv = ["online", *[a for item in TINY for a in ("--set", item)]]
     argv += ["--set", f"run.run_dir={tmp_path}"]
     assert main(argv) == 128 + signum
@@ -281,7 +280,7 @@ def test_a_signal_stops_after_the_chunk_with_a_checkpoint_and_resumes_bit_exactl
     assert "--resume" in err
     assert Checkpointer(tmp_path / "checkpoints").latest_step() == 120
     assert signal.getsignal(signum) is not None  # the handler was put back
-    monkeypatch.setattr(train.OnlineRun, "run_chunk", original)
+    monkeypatch.setattr(train.OnlineRun, "record", original)
     assert main([*argv, "--resume"]) == 0
     resumed, _ = Checkpointer(tmp_path / "checkpoints").restore(full["state"])
     expected, _ = Checkpointer(root / "checkpoints").restore(full["state"])

@@ -6,6 +6,7 @@ How a pre-trained state becomes the online loss's is the online agent's own `fro
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import jax
@@ -26,24 +27,28 @@ def checkpoint_dir(path: str | Path) -> Path:
     return path / "checkpoints" if (path / "checkpoints").is_dir() else path
 
 
-def restore_pretrained(
-    path: str | Path, online_agent: Agent, env_name: str
-) -> tuple[AgentState, dict]:
-    """Restore a pre-trained agent for `online_agent`, refusing any mismatch by name.
+@dataclass(frozen=True)
+class Pretrained:
+    """A finished pre-training's agent state and checkpoint metadata, read once."""
 
-    The offline agent is rebuilt from the checkpoint's own config so its state (including its
-    loss's own `extras`) restores exactly; the online agent's `from_pretrained` then maps it
-    onto the online loss.
-    """
+    directory: Path  # its checkpoints/ folder
+    state: AgentState
+    meta: dict
+
+    @property
+    def run_dir(self) -> Path:
+        """The pre-training's run dir (config.yaml, holdout.npz)."""
+        d = self.directory
+        return d.parent if d.name == "checkpoints" else d
+
+
+def read_pretrained(path: str | Path) -> Pretrained:
+    """The newest checkpoint of a finished pre-training; any other run's is refused by name.
+    The offline agent is rebuilt from the checkpoint's own config, so its state (including its
+    loss's own `extras`) restores exactly."""
     directory = checkpoint_dir(path)
-    expected = {
-        "env": env_name,
-        "observation_size": online_agent.observation_size,
-        "action_size": online_agent.action_size,
-    }
 
     def check(meta: dict) -> None:
-        check_env_matches(meta, expected, f"checkpoint {directory}")
         if "algorithm" not in meta:
             raise CheckpointError(
                 f"{directory} is not a pre-training checkpoint (it was written by a "
@@ -57,12 +62,33 @@ def restore_pretrained(
             f"{directory} holds an unfinished pre-training (newest intact step: {done} of "
             f"{planned} gradient steps); finish it with `pretrain --resume`"
         )
+    return Pretrained(directory, state, meta)
+
+
+def check_pretrained(pretrained: Pretrained, online_agent: Agent, env_name: str) -> None:
+    """Refuse, by name, a pre-trained agent of another env or of other shapes than
+    `online_agent`'s (its `from_pretrained` then maps the state onto the online loss)."""
+    expected = {
+        "env": env_name,
+        "observation_size": online_agent.observation_size,
+        "action_size": online_agent.action_size,
+    }
+    directory = pretrained.directory
+    check_env_matches(pretrained.meta, expected, f"checkpoint {directory}")
     online_shapes = jax.eval_shape(online_agent.init, jax.random.PRNGKey(0))
     for part in ("actor", "critic", "target_critic_params", "temperature"):
         check_tree_matches(
-            getattr(state, part), getattr(online_shapes, part), f"{directory} ({part})"
+            getattr(pretrained.state, part), getattr(online_shapes, part), f"{directory} ({part})"
         )
-    return state, meta
+
+
+def restore_pretrained(
+    path: str | Path, online_agent: Agent, env_name: str
+) -> tuple[AgentState, dict]:
+    """`read_pretrained` + `check_pretrained`: (state, metadata) for `online_agent`."""
+    pretrained = read_pretrained(path)
+    check_pretrained(pretrained, online_agent, env_name)
+    return pretrained.state, pretrained.meta
 
 
 def load_agent(

@@ -487,12 +487,21 @@ ONLINE_RESUME_MAY_CHANGE = {
 }
 
 
-def _flat_settings(values: dict) -> dict:
+def flat_settings(config: Any) -> dict[str, Any]:
+    """A config (or the dict a run recorded of one) as JSON-plain values by dotted key
+    ("env.name", "env.overrides.ctrl_cost_weight"): the one flattening that resume checks,
+    seeds in one program and experiment re-runs compare."""
+    values = config if isinstance(config, dict) else to_dict(config)
+    return _flatten(json.loads(json.dumps(_plain(values), default=str)))
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, dict) or not tree:  # a leaf, or an empty mapping (no overrides)
+        return {prefix: tree}
     return {
-        f"{section}.{key}": value
-        for section, keys in values.items()
-        if isinstance(keys, dict)
-        for key, value in keys.items()
+        k: v
+        for key, sub in tree.items()
+        for k, v in _flatten(sub, f"{prefix}.{key}" if prefix else str(key)).items()
     }
 
 
@@ -501,9 +510,8 @@ def check_resume_settings(saved: dict, config: Config, may_change: set[str]) -> 
     that differs from the ones the run started with (`saved`: its config as recorded in the
     checkpoint); keys in `may_change` are allowed and noted. A key the record lacks (added to
     the schema since) counts as unchanged while it has its default value."""
-    now = _flat_settings(json.loads(json.dumps(_plain(to_dict(config)))))
-    was = _flat_settings(saved)
-    defaults = _flat_settings(json.loads(json.dumps(_plain(to_dict(Config())))))
+    now, was = flat_settings(config), flat_settings(saved)
+    defaults = flat_settings(Config())
     differ = sorted(k for k in now if was.get(k, defaults.get(k)) != now[k])
     refused = [k for k in differ if k not in may_change]
     if refused:

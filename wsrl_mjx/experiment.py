@@ -49,6 +49,7 @@ from wsrl_mjx.config import (
     Config,
     ConfigError,
     expand_time,
+    flat_settings,
     from_dict,
     merge,
     read_yaml,
@@ -56,7 +57,7 @@ from wsrl_mjx.config import (
 )
 from wsrl_mjx.finetune import run_finetune, run_finetune_seeds
 from wsrl_mjx.logger import read_metrics
-from wsrl_mjx.methods import METHODS, check_registered
+from wsrl_mjx.methods import check_registered, online_mc_bound
 from wsrl_mjx.pipeline import collect
 from wsrl_mjx.plots import plot_groups
 from wsrl_mjx.pretrain import run_pretrain
@@ -203,40 +204,36 @@ def _once(run_dir: Path, fn) -> dict:
     return json.loads(json.dumps(record, default=str))
 
 
-def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(tree, dict):
-        return {prefix: tree}
-    return {k: v for key, sub in tree.items() for k, v in _flatten(sub, f"{prefix}{key}.").items()}
-
-
 def check_same_experiment(exp: Experiment) -> None:
     """Finished runs are reused on a re-run, so a run_dir must not mix settings: refuse a re-run
     in which a method already recorded there has other settings (e.g. other --set values).
     New methods and seeds may be added. A key the record does not hold (one added to the
     schema since) counts as unchanged while it has its default value."""
     record = exp.run_dir / SETTINGS_FILE
-    flat = lambda cfg: _flatten(  # noqa: E731
-        json.loads(json.dumps({"dataset": exp.dataset, **to_dict(cfg)}, default=str))
-    )
-    settings = {name: flat(cfg) for name, cfg in exp.methods.items()}
+    flat = lambda cfg: flat_settings({"dataset": exp.dataset, **to_dict(cfg)})  # noqa: E731
+    current = {name: flat(cfg) for name, cfg in exp.methods.items()}
     defaults = flat(Config())
-    saved = _read_record(record) if record.is_file() else {}
-    for name in saved.keys() & settings.keys():
-        old, new = saved[name], settings[name]
+    # Records written before the keys lost their trailing dot ("env.name.") still compare.
+    saved = {
+        name: {k.rstrip("."): v for k, v in flat_record.items()}
+        for name, flat_record in (_read_record(record) if record.is_file() else {}).items()
+    }
+    for name in saved.keys() & current.keys():
+        old, new = saved[name], current[name]
         changed = sorted(
             k
             for k in old.keys() | new.keys()
             if old.get(k, defaults.get(k)) != new.get(k, defaults.get(k))
-            and k.rstrip(".") != "run.run_dir"  # a moved experiment is the same experiment
+            and k != "run.run_dir"  # a moved experiment is the same experiment
         )
         if changed:
-            key = changed[0].rstrip(".")
+            key = changed[0]
             raise ConfigError(
                 f"{exp.run_dir} holds method {name!r} with other settings ({key} differs: "
-                f"{old.get(changed[0])!r} there, {new.get(changed[0])!r} now); its finished runs "
+                f"{old.get(key)!r} there, {new.get(key)!r} now); its finished runs "
                 "would be reused: choose another run_dir (--set run.run_dir=...) or delete that one"
             )
-    _write_record(record, {**saved, **settings}, indent=2)
+    _write_record(record, {**saved, **current}, indent=2)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -408,7 +405,7 @@ def run_seed_groups(jobs: list[Job], devices: int = 1) -> None:
             continue
         seeds = [j.seed for j in group]
         split = max(d for d in range(1, devices + 1) if len(group) % d == 0)
-        if split > 1 and _mc_bound(group[0].cfg):
+        if split > 1 and online_mc_bound(group[0].cfg):
             split = 1  # online CalQL's MC-return buffer runs on one device
             print(f"[experiment] {name}: online MC bound, seeds on one device", flush=True)
         print(
@@ -423,10 +420,6 @@ def run_seed_groups(jobs: list[Job], devices: int = 1) -> None:
             _once(job.run_dir, lambda summary=summary: summary)
     for job in pretrainings.values():  # pre-trainings no method restores (none today)
         run_job(job)
-
-
-def _mc_bound(cfg: Config) -> bool:
-    return METHODS[cfg.finetune.method].online_mc_bound and cfg.finetune.online_mc_bound
 
 
 def run_experiment(

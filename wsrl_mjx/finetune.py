@@ -11,25 +11,17 @@ checkpoint) and the bound applies to retained offline rows only.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import jax
 
 from wsrl_mjx import data
-from wsrl_mjx.bridge import checkpoint_dir, restore_pretrained
+from wsrl_mjx.bridge import Pretrained, check_pretrained, read_pretrained
 from wsrl_mjx.checkpoint import CheckpointError
 from wsrl_mjx.config import Config, ConfigError
-from wsrl_mjx.environment import make_env
-from wsrl_mjx.methods import METHODS, Method, make_agent
-from wsrl_mjx.setup import load_holdout, load_offline_data, resolve_env
+from wsrl_mjx.methods import METHODS, Method, make_agent, online_mc_bound
+from wsrl_mjx.setup import load_holdout, load_offline_data, setup_finetune
 from wsrl_mjx.train import OnlinePlan, run_seeds, seed_configs
 from wsrl_mjx.types import AgentState
-
-
-def _pretrain_dir(checkpoint: str) -> Path:
-    """The pre-training run dir (holding config.yaml and holdout.npz) for a checkpoint path."""
-    path = checkpoint_dir(checkpoint)
-    return path.parent if path.name == "checkpoints" else path
 
 
 def mix_init(pretrained: AgentState, fresh: AgentState, actor: bool, critic: bool) -> AgentState:
@@ -91,26 +83,29 @@ def _check_inputs(cfg: Config, method: Method, rows: int) -> None:
         )
 
 
-def plan_finetune(cfg: Config, env) -> OnlinePlan:
-    """The method's `OnlinePlan`: its online loss, initial agent, action rule and data."""
+def plan_finetune(cfg: Config, env, pretrained: Pretrained | None = None) -> OnlinePlan:
+    """The method's `OnlinePlan`: its online loss, initial agent, action rule and data.
+    `pretrained`: finetune.checkpoint already read (`wsrl_mjx.setup.setup_finetune`)."""
     ft = cfg.finetune
     method = METHODS[ft.method]
     agent = make_agent(method.loss, cfg.agent, cfg.offline, env.observation_size, env.action_size)
     rows = offline_rows(method, ft.offline_ratio, cfg.agent.batch_size)
     _check_inputs(cfg, method, rows)
 
-    pretrained, meta, holdout = None, {}, None
+    state, meta, holdout = None, {}, None
     if ft.checkpoint:
-        pretrained, meta = restore_pretrained(ft.checkpoint, agent, env.name)
+        pretrained = pretrained or read_pretrained(ft.checkpoint)
+        check_pretrained(pretrained, agent, env.name)
+        state, meta = pretrained.state, pretrained.meta
         check_same_targets(meta["config"], cfg)
-        holdout = load_holdout(_pretrain_dir(ft.checkpoint), ft.holdout_rows)
+        holdout = load_holdout(pretrained.run_dir, ft.holdout_rows)
 
     initial_agent = None
     if method.restores:
         fresh = agent.init(jax.random.PRNGKey(cfg.run.seed + 1))
-        restored = agent.from_pretrained(pretrained, fresh, f"checkpoint {ft.checkpoint}")
+        restored = agent.from_pretrained(state, fresh, f"checkpoint {ft.checkpoint}")
         initial_agent = mix_init(restored, fresh, ft.init_actor, ft.init_critic)
-    action_rule = method.acting(agent, cfg, env, pretrained) if method.acting else None
+    action_rule = method.acting(agent, cfg, env, state) if method.acting else None
 
     offline = None
     if rows:
@@ -127,7 +122,7 @@ def plan_finetune(cfg: Config, env) -> OnlinePlan:
         offline=offline,
         offline_per_minibatch=rows,
         holdout=holdout,
-        mc_bound=method.online_mc_bound and ft.online_mc_bound,
+        mc_bound=online_mc_bound(cfg),
         phase_name=f"finetune-{method.name}",
         meta={"method": method.name, "pretrained": meta.get("dataset", {})},
     )
@@ -136,13 +131,17 @@ def plan_finetune(cfg: Config, env) -> OnlinePlan:
 def run_finetune(cfg: Config, *, resume: bool = False):
     """Fine-tune with `finetune.method`; a summary (a list of them with run.num_seeds > 1:
     the seeds start from the same checkpoint and run as one vmapped program)."""
-    cfg = resolve_env(cfg, finetuning=True)  # an empty env.name: the checkpoint's env
     summaries = run_finetune_seeds(seed_configs(cfg), resume=resume)
     return summaries if cfg.run.num_seeds > 1 else summaries[0]
 
 
 def run_finetune_seeds(cfgs: list[Config], *, resume: bool = False) -> list[dict]:
     """One config per seed (each may name its own checkpoint, e.g. an experiment's per-seed
-    pre-trainings; every other setting shared), fine-tuned as one program."""
-    env = make_env(cfgs[0].env)
-    return run_seeds(cfgs, [plan_finetune(cfg, env) for cfg in cfgs], resume=resume)
+    pre-trainings; every other setting shared), fine-tuned as one program: the setup (each
+    checkpoint read once, the env built once), each seed's plan, then the online run."""
+    setup = setup_finetune(cfgs)
+    plans = [
+        plan_finetune(cfg, setup.env, pre)
+        for cfg, pre in zip(setup.cfgs, setup.pretrained, strict=True)
+    ]
+    return run_seeds(setup.cfgs, plans, env=setup.env, resume=resume)

@@ -124,3 +124,14 @@ class Progress:
 
     def close(self) -> None:
         self._bar.close()
+
+
+def read_evals(run_dir: str | Path, drop: tuple[str, ...] = ()) -> list[dict]:
+    """The evaluation records a run logged (a resumed run's summary keeps those made before the
+    kill), without their phase, time stamp and the `drop` keys."""
+    drop = ("phase", "time", *drop)
+    return [
+        {k: v for k, v in r.items() if k not in drop}
+        for r in read_metrics(run_dir)
+        if r["phase"] == "eval"
+    ]

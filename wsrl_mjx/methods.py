@@ -168,6 +168,12 @@ def make_agent(
     return ALGORITHMS[algorithm].make(agent_cfg, offline_cfg, observation_size, action_size)
 
 
+def online_mc_bound(cfg: Config) -> bool:
+    """Whether `finetune.method` keeps CalQL's bound online (its online episodes are stored
+    with their Monte-Carlo returns, a buffer that runs on one device)."""
+    return METHODS[cfg.finetune.method].online_mc_bound and cfg.finetune.online_mc_bound
+
+
 def method_loss(method: str) -> str:
     """The loss a checkpoint's run trained with online (an online run without a method: SAC)."""
     return METHODS[method].loss if method in METHODS else "sac"

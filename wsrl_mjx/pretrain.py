@@ -1,10 +1,16 @@
-"""Offline pre-training: CQL, CalQL or IQL on a dataset held on device; resumable."""
+"""Offline pre-training: CQL, CalQL or IQL on a dataset held on device; resumable.
+
+`run_pretrain` reads top to bottom: the setup (env, dataset split, agent; `wsrl_mjx.setup`),
+the guards and the initial or restored state, then one phase (`offline_phase`) run by the
+shared runner (`wsrl_mjx.runner.run_phase`) with `OfflineRun` as its host side."""
 
 from __future__ import annotations
 
 import json
 import math
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import jax
@@ -14,23 +20,85 @@ import numpy as np
 import envs
 from wsrl_mjx import data
 from wsrl_mjx.agents.base import Agent
-from wsrl_mjx.checkpoint import Checkpointer, CheckpointError
-from wsrl_mjx.config import (
-    Config,
-    check_budget,
-    check_single_seed,
-    save_config,
-    to_dict,
-)
-from wsrl_mjx.environment import env_meta, make_env
+from wsrl_mjx.checkpoint import CheckpointError
+from wsrl_mjx.config import Config, check_budget, check_single_seed, to_dict
+from wsrl_mjx.environment import env_meta
 from wsrl_mjx.evaluate import make_evaluator
-from wsrl_mjx.hostloop import Cadence, HostLoop
-from wsrl_mjx.logger import Logger, Progress, read_metrics
+from wsrl_mjx.hostloop import HostLoop
+from wsrl_mjx.logger import read_evals
 from wsrl_mjx.loops import make_offline_chunk
 from wsrl_mjx.memory import check_fits, evaluation_bytes, shape_bytes
-from wsrl_mjx.methods import make_agent
 from wsrl_mjx.rundir import atomic_write, holds_run_dir
-from wsrl_mjx.setup import HOLDOUT_FILE, load_offline_data, resolve_env
+from wsrl_mjx.runner import (
+    Cadences,
+    Phase,
+    begin,
+    eval_key,
+    open_checkpointers,
+    open_loops,
+    run_phase,
+    running,
+)
+from wsrl_mjx.setup import HOLDOUT_FILE, setup_pretrain
+from wsrl_mjx.types import AgentState, Transition
+
+
+@dataclass(frozen=True)
+class OfflineState:
+    """What the offline phase carries from chunk to chunk (the step count stays on the host)."""
+
+    agent: AgentState
+    rng: jax.Array
+    gradient_steps: int
+
+
+def offline_phase(agent: Agent, cfg: Config, dataset: Transition, total: int) -> Phase:
+    """CQL/CalQL/IQL updates on minibatches of `dataset` (held on device) in whole chunks of
+    offline.chunk_length gradient steps, until `total`."""
+    length = cfg.offline.chunk_length
+    compiled = make_offline_chunk(agent, length=length, batch_size=cfg.agent.batch_size)
+
+    def chunk(state: OfflineState) -> tuple[OfflineState, dict]:
+        agent_state, rng, metrics = compiled(state.agent, state.rng, dataset)
+        return OfflineState(agent_state, rng, state.gradient_steps + length), metrics
+
+    return Phase("pretrain", chunk, end=total, timer="pretrain_s")
+
+
+@dataclass
+class OfflineRun:
+    """The host side of a pre-training (`wsrl_mjx.runner.Run`): one seed, steps in gradient
+    steps, the rng in every checkpoint's metadata so a resume continues bit-exactly."""
+
+    loops: list[HostLoop]
+    total: int
+    evaluator: Callable
+    eval_key: jax.Array
+    meta: dict
+    evals: list[dict]
+
+    def step(self, state: OfflineState) -> int:
+        return state.gradient_steps
+
+    def record(self, state: OfflineState, metrics: dict, phase: Phase, start: int) -> None:
+        summary = {k: float(np.mean(v)) for k, v in jax.device_get(metrics).items()}
+        steps = state.gradient_steps
+        self.loops[0].record(steps, steps, phase.name, summary, _gradient_rate)
+
+    def evaluate(self, state: OfflineState, step: int, label: str) -> None:
+        result = self.evaluator(state.agent.actor.params, self.eval_key)
+        record = {"gradient_steps": step, **{f"eval_{k}": float(v) for k, v in result.items()}}
+        self.evals.append(record)
+        self.loops[0].log(step, "eval", record)
+
+    def save(self, state: OfflineState, step: int) -> None:
+        rng = np.asarray(jax.device_get(state.rng)).tolist()
+        meta = {**self.meta, "gradient_steps": step, "rng": rng}
+        self.loops[0].checkpointer.save(step, state.agent, meta)
+
+
+def _gradient_rate(rates: dict) -> dict:
+    return {"gradient_steps_per_s": rates["updates_per_s"]}
 
 
 @holds_run_dir  # one writer per run dir, for the run's whole life
@@ -39,108 +107,65 @@ def run_pretrain(cfg: Config, *, resume: bool = False) -> dict:
     offline.checkpoint_every_steps. `resume` continues the latest checkpoint bit-exactly: it
     holds the agent state and (in its metadata) the rng; the data split follows the seed."""
     check_single_seed(cfg, "pretrain")
-    jax.config.update("jax_default_matmul_precision", cfg.run.matmul_precision)
-    run_dir = Path(cfg.run.run_dir)
+    begin(cfg)
     chunks = math.ceil(cfg.offline.steps / cfg.offline.chunk_length)
     total = chunks * cfg.offline.chunk_length
     granule = f"whole chunks of offline.chunk_length = {cfg.offline.chunk_length}"
     check_budget("offline.steps", cfg.offline.steps, total, granule)
-    cfg = resolve_env(cfg)
-    env = make_env(cfg.env)
-    raw_fingerprint, loaded, returns = load_offline_data(cfg, env)
-    arrays = {**loaded.arrays, "mc_returns": returns}
-    train, holdout = data.split_holdout(arrays, cfg.offline.holdout_fraction, cfg.run.seed)
-    if len(train["rewards"]) < 2:
-        raise data.DatasetError(
-            f"{cfg.offline.dataset}: {loaded.size} transitions leave {len(train['rewards'])} to "
-            f"train on after holding out offline.holdout_fraction={cfg.offline.holdout_fraction}"
-            "; pre-training needs at least 2"
-        )
-    algorithm = cfg.offline.algorithm
-    agent = make_agent(algorithm, cfg.agent, cfg.offline, env.observation_size, env.action_size)
-    check_memory(agent, env, train, cfg.eval.num_episodes)  # before anything is allocated
-    dataset = data.to_device(train, train["mc_returns"])
-    checkpointer = Checkpointer(run_dir / "checkpoints", keep=cfg.run.keep_checkpoints)
-    if resume and checkpointer.latest_step() is None:
-        raise CheckpointError(f"--resume: no checkpoint in {checkpointer.directory}")
-    if not resume and checkpointer.latest_step() is not None:
-        raise CheckpointError(
-            f"{run_dir} already holds a pre-training checkpoint; pass --resume to continue it "
-            "or choose another run.run_dir (nothing was overwritten)"
-        )
-    chunk = make_offline_chunk(
-        agent, length=cfg.offline.chunk_length, batch_size=cfg.agent.batch_size
-    )
-    evaluate = make_evaluator(env, agent, cfg.eval.num_episodes, cfg.eval.episode_length)
-    key = jax.random.PRNGKey(cfg.run.seed)
-    init_key, rng = jax.random.split(key)
-    state = agent.init(init_key)
+    setup = setup_pretrain(cfg)
+    cfg, env, agent, loaded = setup.cfg, setup.env, setup.agent, setup.loaded
+    check_memory(agent, env, setup.train, cfg.eval.num_episodes)  # before anything is allocated
+    dataset = data.to_device(setup.train, setup.train["mc_returns"])
+    [checkpointer] = open_checkpointers([cfg], resume)
+    init_key, rng = jax.random.split(jax.random.PRNGKey(cfg.run.seed))
+    state = OfflineState(agent.init(init_key), rng, 0)
     meta = {
         **env_meta(env),
-        "algorithm": algorithm,
+        "algorithm": cfg.offline.algorithm,
         "config": to_dict(cfg),
         "total_gradient_steps": total,
         "dataset": {
             "path": str(cfg.offline.dataset),
-            "fingerprint": raw_fingerprint,  # of the file, before the reward transform
+            "fingerprint": setup.fingerprint,  # of the file, before the reward transform
             "size": loaded.size,
             "train_size": int(dataset.reward.shape[0]),
             "metadata": loaded.metadata,
         },
     }
-    start = 0
     if resume:  # checked before anything in the run dir is written: a refusal changes nothing
         check_resumable(checkpointer.meta(), meta)
-        state, saved = checkpointer.restore(state)
+        restored, saved = checkpointer.restore(state.agent)
         check_resumable(saved, meta)  # the step restored (a damaged newest one falls back)
-        start = saved["gradient_steps"]
         rng = jnp.asarray(saved["rng"], dtype=rng.dtype)
-    save_config(cfg, run_dir / "config.yaml")
+        state = OfflineState(restored, rng, saved["gradient_steps"])
+    start, run_dir = state.gradient_steps, Path(cfg.run.run_dir)
+    cadences = Cadences(
+        cfg.offline.eval_every_steps, cfg.offline.checkpoint_every_steps, "gradient step"
+    )
+    loops = open_loops(
+        [cfg],
+        [checkpointer],
+        start=start,
+        resume=resume,
+        total=total,
+        label=f"pretrain-{cfg.offline.algorithm}",
+        cadences=cadences,
+    )
     # The held-out slice travels with the agent so fine-tuning can track offline Q/TD error
     # (diagnostics only: no update ever samples it).
-    atomic_write(run_dir / HOLDOUT_FILE, lambda f: np.savez(f, **holdout))
-    logger = Logger(run_dir, tensorboard=cfg.run.tensorboard, resume_step=start if resume else None)
-    evals = [_eval_record(r) for r in read_metrics(run_dir) if r["phase"] == "eval"]
+    atomic_write(run_dir / HOLDOUT_FILE, lambda f: np.savez(f, **setup.holdout))
+    evals = read_evals(run_dir, drop=("env_steps",))  # steps: gradient_steps
     print(
-        f"[pretrain] {algorithm} on {env.name}: {loaded.size} transitions "
+        f"[pretrain] {cfg.offline.algorithm} on {env.name}: {loaded.size} transitions "
         f"({dataset.reward.shape[0]} train), {total} gradient steps"
         + (f", resumed at {start}" if resume else ""),
         flush=True,
     )
-    loop = HostLoop(
-        logger=logger,
-        checkpointer=checkpointer,
-        progress=Progress(total, start, cfg.run.progress, f"pretrain-{algorithm}"),
-        evaluation=Cadence.after(start, cfg.offline.eval_every_steps),
-        checkpoints=Cadence.after(start, cfg.offline.checkpoint_every_steps),
-        unit="gradient step",
-    )
-    eval_key = jax.random.PRNGKey(cfg.run.seed + 10_000)
-    gradient_rate = lambda rates: {"gradient_steps_per_s": rates["updates_per_s"]}  # noqa: E731
+    evaluator = make_evaluator(env, agent, cfg.eval.num_episodes, cfg.eval.episode_length)
+    run = OfflineRun(loops, total, evaluator, eval_key(cfg), meta, evals)
     t0 = time.perf_counter()
-    try:
-        for i in range(start // cfg.offline.chunk_length, chunks):
-            state, rng, metrics = chunk(state, rng, dataset)
-            steps = (i + 1) * cfg.offline.chunk_length
-            summary = {k: float(np.mean(v)) for k, v in jax.device_get(metrics).items()}
-            loop.record(steps, steps, "pretrain", summary, gradient_rate)
-            last = i == chunks - 1
-            if loop.eval_due(steps, force=last):
-                result = evaluate(state.actor.params, eval_key)
-                record = {
-                    "gradient_steps": steps,
-                    **{f"eval_{k}": float(v) for k, v in result.items()},
-                }
-                evals.append(record)
-                loop.log(steps, "eval", record)
-            if loop.checkpoint_due(steps, force=last):
-                rng_list = np.asarray(jax.device_get(rng)).tolist()
-                checkpointer.save(steps, state, {**meta, "gradient_steps": steps, "rng": rng_list})
-            if not last:
-                loop.stop_if_requested(steps)
-    finally:
-        loop.close()
-    checkpointer.close()
+    with running(loops):
+        state = run_phase(run, offline_phase(agent, cfg, dataset, total), state)
     return {
         "run_dir": str(run_dir),
         "checkpoint": str(run_dir / "checkpoints"),
@@ -149,7 +174,7 @@ def run_pretrain(cfg: Config, *, resume: bool = False) -> dict:
         "final_eval_return": evals[-1]["eval_return"] if evals else float("nan"),
         "target_entropy": agent.target_entropy,
         "seconds": time.perf_counter() - t0,
-        "state": state,
+        "state": state.agent,
     }
 
 
@@ -164,10 +189,6 @@ def check_memory(agent: Agent, env: envs.Env, train: dict, num_episodes: int) ->
         },
         "use fewer transitions, lower the network widths or eval.num_episodes",
     )
-
-
-def _eval_record(record: dict) -> dict:
-    return {k: v for k, v in record.items() if k not in ("env_steps", "phase", "time")}
 
 
 # Settings a resumed pre-training may change: budgets and cadences, not what is learnt.

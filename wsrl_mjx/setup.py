@@ -1,21 +1,25 @@
-"""What a phase starts from, read once: the env a config names (taken from the dataset or the
+"""What a run starts from, read once: the env a config names (taken from the dataset or the
 pre-training checkpoint when `env.name` is empty), the offline data with its reward transform and
-MC returns, and a pre-training's held-out split."""
+MC returns, a pre-training's held-out split, and the pre-trained agent. `setup_pretrain` bundles
+a pre-training's; `setup_finetune` a fine-tuning's (every file opened once)."""
 
 from __future__ import annotations
 
 import dataclasses
 import re
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 import envs
 from wsrl_mjx import data, minari_io, readers
-from wsrl_mjx.bridge import checkpoint_dir
-from wsrl_mjx.checkpoint import Checkpointer
+from wsrl_mjx.agents.base import Agent
+from wsrl_mjx.bridge import Pretrained, read_pretrained
 from wsrl_mjx.config import DEFAULT_ENV, Config
+from wsrl_mjx.environment import make_env
+from wsrl_mjx.methods import make_agent
 from wsrl_mjx.types import OfflineTransition
 
 HOLDOUT_FILE = "holdout.npz"
@@ -43,18 +47,17 @@ def load_offline_data(cfg: Config, env) -> tuple[str, data.OfflineData, np.ndarr
     return raw_fingerprint, loaded, returns
 
 
-def resolve_env(cfg: Config, *, finetuning: bool = False) -> Config:
-    """`cfg` with an empty env.name filled in: when `finetuning`, from the pre-training
-    checkpoint's config (or, without one, finetune.dataset); else from offline.dataset's env_spec
-    (Minari; its kwargs become env.overrides under the given ones; the episode length as
-    `episode_length` says) or its recorded env name."""
+def resolve_env(
+    cfg: Config, *, finetuning: bool = False, pretrained: Pretrained | None = None
+) -> Config:
+    """`cfg` with an empty env.name filled in: from the `pretrained` checkpoint's config when
+    given; else from the dataset (finetune.dataset when `finetuning`, else offline.dataset):
+    its env_spec (Minari; its kwargs become env.overrides under the given ones; the episode
+    length as `episode_length` says) or its recorded env name."""
     if cfg.env.name:
         return cfg
-    dataset = cfg.finetune.dataset if finetuning else cfg.offline.dataset
-    if finetuning and cfg.finetune.checkpoint:
-        checkpointer = Checkpointer(checkpoint_dir(cfg.finetune.checkpoint))
-        saved = checkpointer.meta()["config"]["env"]
-        checkpointer.close()
+    if pretrained is not None:
+        saved = pretrained.meta["config"]["env"]
         env = dataclasses.replace(
             cfg.env,
             name=saved["name"],
@@ -62,6 +65,7 @@ def resolve_env(cfg: Config, *, finetuning: bool = False) -> Config:
             episode_length=cfg.env.episode_length or saved.get("episode_length"),
         )
         return dataclasses.replace(cfg, env=env)
+    dataset = cfg.finetune.dataset if finetuning else cfg.offline.dataset
     if not dataset:  # nothing names an env: the default one (load_offline_data / plan_finetune
         # then name what is missing)
         return dataclasses.replace(cfg, env=dataclasses.replace(cfg.env, name=DEFAULT_ENV))
@@ -139,3 +143,57 @@ def load_holdout(run_dir: Path, rows: int) -> OfflineTransition | None:
             "to fine-tune without the offline diagnostics)"
         )
     return data.to_device(arrays, arrays["mc_returns"])
+
+
+@dataclass(frozen=True)
+class OfflineSetup:
+    """A pre-training's inputs: the config with its env resolved, the env, the offline agent,
+    the dataset (reward transform applied) split into train and held-out rows (host arrays,
+    MC returns included) and the raw file's fingerprint."""
+
+    cfg: Config
+    env: envs.Env
+    agent: Agent
+    loaded: data.OfflineData
+    fingerprint: str
+    train: dict
+    holdout: dict
+
+
+def setup_pretrain(cfg: Config) -> OfflineSetup:
+    cfg = resolve_env(cfg)
+    env = make_env(cfg.env)
+    fingerprint, loaded, returns = load_offline_data(cfg, env)
+    arrays = {**loaded.arrays, "mc_returns": returns}
+    train, holdout = data.split_holdout(arrays, cfg.offline.holdout_fraction, cfg.run.seed)
+    if len(train["rewards"]) < 2:
+        raise data.DatasetError(
+            f"{cfg.offline.dataset}: {loaded.size} transitions leave {len(train['rewards'])} to "
+            f"train on after holding out offline.holdout_fraction={cfg.offline.holdout_fraction}"
+            "; pre-training needs at least 2"
+        )
+    agent = make_agent(
+        cfg.offline.algorithm, cfg.agent, cfg.offline, env.observation_size, env.action_size
+    )
+    return OfflineSetup(cfg, env, agent, loaded, fingerprint, train, holdout)
+
+
+@dataclass(frozen=True)
+class FinetuneSetup:
+    """A fine-tuning's inputs, one entry per seed: its config with the env resolved and its
+    pre-trained checkpoint (None without one); and the env, built once for all seeds."""
+
+    cfgs: list[Config]
+    env: envs.Env
+    pretrained: list[Pretrained | None]
+
+
+def setup_finetune(cfgs: list[Config]) -> FinetuneSetup:
+    """Each seed's checkpoint read once (an empty env.name becomes the checkpoint's env)."""
+    pretrained = [
+        read_pretrained(c.finetune.checkpoint) if c.finetune.checkpoint else None for c in cfgs
+    ]
+    cfgs = [
+        resolve_env(c, finetuning=True, pretrained=p) for c, p in zip(cfgs, pretrained, strict=True)
+    ]
+    return FinetuneSetup(cfgs, make_env(cfgs[0].env), pretrained)

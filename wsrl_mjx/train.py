@@ -1,12 +1,13 @@
-"""An online run in three named steps: `build_online` -> `prefill_replay_buffer` -> `train_online`.
+"""An online run: `build_online` -> `warmup_phase` (WSRL's warmup) -> `online_phase`.
 
-`build_online` makes everything once (env, buffer, sampler, sharding, the two compiled chunks,
-the evaluator); `prefill_replay_buffer` is WSRL's warmup: the frozen (pre-trained, or random-init)
-policy fills the empty buffer, no updates; `train_online` runs whole chunks of env steps with
-`online.update_rounds` sampled-batch updates after each vector step. `run_online` strings them
-together with a `HostLoop` (eval, NaN guard, logs, checkpoints; shared with pre-training). What
-is trained and how it acts comes in an `OnlinePlan`: SAC from scratch by default, a fine-tuning
-method's plan from `wsrl_mjx.finetune`.
+`build_online` makes everything once (buffer, sampler, sharding, the two compiled chunks, the
+evaluator; the env unless given); the warmup phase (`prefill_replay_buffer`) lets the frozen
+(pre-trained, or random-init) policy fill the empty buffer, no updates; the online phase
+(`train_online`) runs whole chunks of env steps with `online.update_rounds` sampled-batch
+updates after each vector step. Both are `wsrl_mjx.runner.Phase` values run by the runner shared
+with pre-training (`run_phase`: eval, NaN guard, logs, checkpoints, graceful stop), with
+`OnlineRun` as the host side. What is trained and how it acts comes in an `OnlinePlan`: SAC from
+scratch by default, a fine-tuning method's plan from `wsrl_mjx.finetune`.
 
 Several seeds (`run.num_seeds`, or `run_seeds` with a config and plan per seed) are one program:
 every array of the training state gets a leading seed axis and the chunks, the evaluator and
@@ -40,13 +41,13 @@ from wsrl_mjx.config import (
     ConfigError,
     check_online_budget,
     check_resume_settings,
-    save_config,
+    flat_settings,
     to_dict,
 )
 from wsrl_mjx.environment import check_env_matches, env_meta, make_env
 from wsrl_mjx.evaluate import make_evaluator
-from wsrl_mjx.hostloop import Cadence, HostLoop
-from wsrl_mjx.logger import Logger, Progress, read_metrics
+from wsrl_mjx.hostloop import HostLoop
+from wsrl_mjx.logger import Logger, read_evals
 from wsrl_mjx.loops import (
     SEED_AXIS,
     ActionRule,
@@ -62,13 +63,17 @@ from wsrl_mjx.mc_replay import make_mc_replay
 from wsrl_mjx.memory import check_fits, evaluation_bytes, shape_bytes
 from wsrl_mjx.replay import buffer_nbytes, example_transition, make_replay
 from wsrl_mjx.rundir import exclusive
-from wsrl_mjx.sharding import (
-    DataSharding,
-    SeedSharding,
-    data_sharding,
-    initialize_distributed,
-    seed_sharding,
+from wsrl_mjx.runner import (
+    Cadences,
+    Phase,
+    begin,
+    eval_key,
+    open_checkpointers,
+    open_loops,
+    run_phase,
+    running,
 )
+from wsrl_mjx.sharding import DataSharding, SeedSharding, data_sharding, seed_sharding
 from wsrl_mjx.types import AgentState, Counter, OfflineTransition, Params, TrainingState
 
 
@@ -301,16 +306,13 @@ def _check_seeds_share(cfgs: list[Config], plans: list[OnlinePlan]) -> None:
     (an experiment's seeds each restore their own pre-training), and the offline data."""
 
     def flat(cfg: Config) -> dict:
-        cfg = dataclasses.replace(
-            cfg,
-            run=dataclasses.replace(cfg.run, seed=0, run_dir=""),
-            finetune=dataclasses.replace(cfg.finetune, checkpoint=""),
+        return flat_settings(
+            dataclasses.replace(
+                cfg,
+                run=dataclasses.replace(cfg.run, seed=0, run_dir=""),
+                finetune=dataclasses.replace(cfg.finetune, checkpoint=""),
+            )
         )
-        return {
-            f"{section}.{key}": value
-            for section, values in to_dict(cfg).items()
-            for key, value in values.items()
-        }
 
     first = flat(cfgs[0])
     for cfg in cfgs[1:]:
@@ -327,15 +329,20 @@ def _check_seeds_share(cfgs: list[Config], plans: list[OnlinePlan]) -> None:
         raise ConfigError(f"seeds retain offline data from different datasets: {sorted(sources)}")
 
 
-def build_online(cfgs: Config | list[Config], plans: OnlinePlan | list[OnlinePlan]) -> OnlineSystem:
-    """Env, buffer, sampler, sharding, the warmup and online chunks and the evaluator, for one
-    run or for several seeds (one config and plan each) vmapped in one program."""
+def build_online(
+    cfgs: Config | list[Config],
+    plans: OnlinePlan | list[OnlinePlan],
+    env: envs.Env | None = None,
+) -> OnlineSystem:
+    """Env (unless given), buffer, sampler, sharding, the warmup and online chunks and the
+    evaluator, for one run or for several seeds (one config and plan each) vmapped in one
+    program."""
     cfgs = [cfgs] if isinstance(cfgs, Config) else list(cfgs)
     plans = [plans] if isinstance(plans, OnlinePlan) else list(plans)
     cfg, plan = cfgs[0], plans[0]
     if len(cfgs) > 1:
         _check_seeds_share(cfgs, plans)
-    env = make_env(cfg.env)
+    env = env or make_env(cfg.env)
     seeds = len(cfgs)
     batch_env = envs.BatchEnv(
         env,
@@ -429,9 +436,36 @@ def build_online(cfgs: Config | list[Config], plans: OnlinePlan | list[OnlinePla
     )
 
 
+def warmup_phase(system: OnlineSystem) -> Phase:
+    """WSRL's warmup (`prefill_replay_buffer`): the frozen policy (pre-trained, or a random
+    init when training from scratch; uniform actions with online.warmup_policy=random) fills the
+    empty replay buffer for the schedule's no-update steps in one chunk, no gradient step; then
+    an evaluation."""
+    return Phase(
+        "warmup",
+        lambda state: system.warmup_chunk(state, system.aux),
+        end=system.schedule.warmup_env_steps,
+        timer="warmup_s",
+        evaluate_at_end=True,
+        eval_label="after_warmup",
+    )
+
+
+def online_phase(system: OnlineSystem) -> Phase:
+    """Whole chunks of online.chunk_length vector steps, each followed by
+    online.update_rounds sampled-batch updates, until the run's env-step budget."""
+    return Phase(
+        system.plan.phase_name,
+        lambda state: system.online_chunk(state, system.aux),
+        end=system.schedule.total_env_steps,
+        timer="online_s",
+    )
+
+
 @dataclass
 class OnlineRun:
-    """One online program on the host: a `HostLoop` per seed, evaluations, actor snapshots."""
+    """The host side of one online program (`wsrl_mjx.runner.Run`): a `HostLoop` per seed,
+    evaluations, the held-out diagnostics and actor snapshots."""
 
     system: OnlineSystem
     loops: list[HostLoop]
@@ -440,13 +474,15 @@ class OnlineRun:
     snapshots: list[tuple[int, float, dict]] = field(default_factory=list)  # (step, return, actor)
 
     @property
-    def loop(self) -> HostLoop:
-        """The first seed's loop: the one with the progress bar and the time totals."""
-        return self.loops[0]
+    def total(self) -> int:
+        return self.system.schedule.total_env_steps
+
+    def step(self, state: TrainingState) -> int:
+        return int(_seed(state.env_steps, 0, self.system.seeded))
 
     def evaluate(self, state: TrainingState, step: int, label: str) -> None:
         seeded = self.system.seeded
-        with self.loop.timed("eval_s"):
+        with self.loops[0].timed("eval_s"):
             results = jax.device_get(self.system.evaluate(state.agent.actor.params, self.eval_keys))
             for k, loop in enumerate(self.loops):
                 result = {f"eval_{n}": float(v) for n, v in _seed(results, k, seeded).items()}
@@ -456,134 +492,81 @@ class OnlineRun:
                 params = jax.device_get(state.agent.actor.params)
                 self.snapshots.append((step, self.evals[0][-1]["eval_return"], params))
 
-    def run_chunk(self, chunk: Callable, state: TrainingState, phase: str, timer: str):
-        """One compiled chunk, then each seed's log record (the NaN guard first)."""
+    def record(self, state: TrainingState, metrics: dict, phase: Phase, start: int) -> None:
+        """Each seed's log record of a chunk that began at env step `start` (the NaN guard
+        first), with the held-out diagnostics after every online chunk."""
         system, seeded = self.system, self.system.seeded
-        step = int(_seed(state.env_steps, 0, seeded))
-        with self.loop.timed(timer):
-            state, metrics = chunk(state, system.aux)
-            metrics = jax.device_get(metrics)
-            diagnostics = None
-            if system.diagnose is not None and phase != "warmup":
-                key = (
-                    jax.random.fold_in(self.eval_keys, step)
-                    if not seeded
-                    else jax.vmap(lambda k: jax.random.fold_in(k, step))(self.eval_keys)
-                )
-                diagnostics = jax.device_get(system.diagnose(state.agent, system.holdout, key))
-        step = int(_seed(state.env_steps, 0, seeded))
+        metrics = jax.device_get(metrics)
+        diagnostics = None
+        if system.diagnose is not None and phase.name != "warmup":
+            key = (
+                jax.random.fold_in(self.eval_keys, start)
+                if not seeded
+                else jax.vmap(lambda k: jax.random.fold_in(k, start))(self.eval_keys)
+            )
+            diagnostics = jax.device_get(system.diagnose(state.agent, system.holdout, key))
+        step = self.step(state)
         updates = int(_seed(state.updates, 0, seeded))
         for k, loop in enumerate(self.loops):
             seed_metrics = _seed(metrics, k, seeded)
             summary = summarize_chunk(seed_metrics, system.env.has_success)
             if diagnostics is not None:
                 summary.update({n: float(v) for n, v in _seed(diagnostics, k, seeded).items()})
-            loop.record(step, updates, phase, summary, lambda r: {**r, "updates": updates})
-            if phase != "warmup" and "q_pred" in seed_metrics:
+            loop.record(step, updates, phase.name, summary, lambda r: {**r, "updates": updates})
+            if phase.name != "warmup" and "q_pred" in seed_metrics:
                 _log_q_trace(loop.logger, step, system.schedule, seed_metrics)
-        return state
 
-    def after_chunk(self, state: TrainingState, label: str, end_of_phase: bool = False) -> None:
-        """Evaluate and checkpoint when due, and always at the end of a phase or of the run."""
-        step = int(_seed(state.env_steps, 0, self.system.seeded))
-        finished = step >= self.system.schedule.total_env_steps
-        if self.loop.eval_due(step, force=finished or end_of_phase):
-            self.evaluate(state, step, label)
-        if self.loop.checkpoint_due(step, force=finished):
-            for k, loop in enumerate(self.loops):
-                meta = {**self.system.metas[k], "env_steps": step}
-                loop.checkpointer.save(step, _seed(state, k, self.system.seeded), meta)
-        if not finished:
-            self.loop.stop_if_requested(step)
+    def save(self, state: TrainingState, step: int) -> None:
+        for k, loop in enumerate(self.loops):
+            meta = {**self.system.metas[k], "env_steps": step}
+            loop.checkpointer.save(step, _seed(state, k, self.system.seeded), meta)
 
 
-def prefill_replay_buffer(run: OnlineRun, state: TrainingState) -> TrainingState:
-    """WSRL's warmup: the frozen policy (pre-trained, or a random init when training from
-    scratch; uniform actions with online.warmup_policy=random) fills the empty replay buffer
-    for the schedule's no-update steps in one chunk, no gradient step; then an evaluation."""
-    step = int(_seed(state.env_steps, 0, run.system.seeded))
-    if step >= run.system.schedule.warmup_env_steps:  # none, or resumed past it
-        return state
-    state = run.run_chunk(run.system.warmup_chunk, state, "warmup", "warmup_s")
-    run.after_chunk(state, "after_warmup", end_of_phase=True)
-    return state
-
-
-def train_online(run: OnlineRun, state: TrainingState) -> TrainingState:
-    """Whole chunks of online.chunk_length vector steps, each followed by
-    online.update_rounds sampled-batch updates, until the run's env-step budget."""
-    phase, seeded = run.system.plan.phase_name, run.system.seeded
-    while int(_seed(state.env_steps, 0, seeded)) < run.system.schedule.total_env_steps:
-        state = run.run_chunk(run.system.online_chunk, state, phase, "online_s")
-        run.after_chunk(state, phase)
+def _restore(
+    system: OnlineSystem, checkpointers: list[Checkpointer], state: TrainingState
+) -> TrainingState:
+    """Each seed's newest checkpoint, refused if it was made for another env or with settings
+    a resume may not change, or if the seeds stopped at different steps."""
+    restored = []
+    for k, ckpt in enumerate(checkpointers):
+        saved = ckpt.meta()
+        check_env_matches(saved, system.metas[k], "checkpoint")
+        check_resume_settings(saved.get("config", {}), system.cfgs[k], ONLINE_RESUME_MAY_CHANGE)
+        restored.append(ckpt.restore(_seed(state, k, system.seeded))[0])
+    state = system.place(strong_copy(_stack(restored))) if system.seeded else restored[0]
+    steps = {int(_seed(state.env_steps, k, system.seeded)) for k in range(len(restored))}
+    if len(steps) > 1:
+        raise CheckpointError(
+            f"--resume: the seeds' newest checkpoints are at different env steps {sorted(steps)}"
+        )
     return state
 
 
 def _start(system: OnlineSystem, resume: bool) -> tuple[OnlineRun, TrainingState]:
-    """The initial (or restored) state and each seed's HostLoop; refuses to overwrite a run."""
-    checkpointers = [
-        Checkpointer(Path(c.run.run_dir) / "checkpoints", keep=c.run.keep_checkpoints)
-        for c in system.cfgs
-    ]
+    """The initial (or restored) state and each seed's host loop; refuses to overwrite a run."""
     system.check_memory()
+    checkpointers = open_checkpointers(system.cfgs, resume)
     state = system.init_state()
     if resume:
-        restored = []
-        for k, ckpt in enumerate(checkpointers):
-            if ckpt.latest_step() is None:
-                raise CheckpointError(f"--resume: no checkpoint in {ckpt.directory}")
-            saved = ckpt.meta()
-            check_env_matches(saved, system.metas[k], "checkpoint")
-            check_resume_settings(saved.get("config", {}), system.cfgs[k], ONLINE_RESUME_MAY_CHANGE)
-            restored.append(ckpt.restore(_seed(state, k, system.seeded))[0])
-        state = system.place(strong_copy(_stack(restored))) if system.seeded else restored[0]
-        steps = {int(_seed(state.env_steps, k, system.seeded)) for k in range(len(restored))}
-        if len(steps) > 1:
-            raise CheckpointError(
-                "--resume: the seeds' newest checkpoints are at different env steps "
-                f"{sorted(steps)}"
-            )
-    else:
-        for ckpt in checkpointers:
-            if ckpt.latest_step() is not None:
-                raise CheckpointError(
-                    f"{ckpt.directory.parent} already holds checkpoints; pass --resume to "
-                    "continue that run or choose another run.run_dir (nothing was overwritten)"
-                )
+        state = _restore(system, checkpointers, state)
     step = int(_seed(state.env_steps, 0, system.seeded))
-    total, phase = system.schedule.total_env_steps, system.plan.phase_name
-    loops = []
-    for k, (cfg, ckpt) in enumerate(zip(system.cfgs, checkpointers, strict=True)):
-        run_dir = Path(cfg.run.run_dir)
-        save_config(cfg, run_dir / "config.yaml")
-        logger = Logger(
-            run_dir, tensorboard=cfg.run.tensorboard, resume_step=step if resume else None
-        )
-        loops.append(
-            HostLoop(
-                logger=logger,
-                checkpointer=ckpt,
-                progress=Progress(total, step, cfg.run.progress and k == 0, phase),
-                evaluation=Cadence.after(step, cfg.eval.every_env_steps),
-                checkpoints=Cadence.after(step, cfg.run.checkpoint_every_env_steps),
-                times={"warmup_s": 0.0, "online_s": 0.0, "eval_s": 0.0},
-            )
-        )
-    keys = [jax.random.PRNGKey(c.run.seed + 10_000) for c in system.cfgs]
+    cfg = system.cfg
+    loops = open_loops(
+        system.cfgs,
+        checkpointers,
+        start=step,
+        resume=resume,
+        total=system.schedule.total_env_steps,
+        label=system.plan.phase_name,
+        cadences=Cadences(cfg.eval.every_env_steps, cfg.run.checkpoint_every_env_steps),
+        times={"warmup_s": 0.0, "online_s": 0.0, "eval_s": 0.0},
+    )
+    keys = [eval_key(c) for c in system.cfgs]
     eval_keys = jnp.stack(keys) if system.seeded else keys[0]
     # A resumed run's summary holds the evaluations made before the kill too (the log kept
     # them), so a run resumed after its end still reports its final evaluation.
-    evals = [_logged_evals(c.run.run_dir) if resume else [] for c in system.cfgs]
-    run = OnlineRun(system, loops, eval_keys, evals=evals)
-    return run, state
-
-
-def _logged_evals(run_dir: str) -> list[dict]:
-    return [
-        {k: v for k, v in r.items() if k not in ("phase", "time")}
-        for r in read_metrics(run_dir)
-        if r["phase"] == "eval"
-    ]
+    evals = [read_evals(c.run.run_dir) if resume else [] for c in system.cfgs]
+    return OnlineRun(system, loops, eval_keys, evals=evals), state
 
 
 def _announce(system: OnlineSystem, state: TrainingState) -> None:
@@ -599,20 +582,26 @@ def _announce(system: OnlineSystem, state: TrainingState) -> None:
     )
 
 
+def prefill_replay_buffer(run: OnlineRun, state: TrainingState) -> TrainingState:
+    """WSRL's warmup (`warmup_phase`), run by the shared runner; nothing when resumed past it."""
+    return run_phase(run, warmup_phase(run.system), state)
+
+
+def train_online(run: OnlineRun, state: TrainingState) -> TrainingState:
+    """The online phase (`online_phase`), run by the shared runner."""
+    return run_phase(run, online_phase(run.system), state)
+
+
 def _run(system: OnlineSystem, resume: bool) -> list[dict]:
-    """build is done: start (or restore), warmup, online; a summary per seed."""
+    """build is done: start (or restore), initial evaluation, warmup, online; a summary per
+    seed."""
     run, state = _start(system, resume)
     _announce(system, state)
-    try:
-        if int(_seed(state.env_steps, 0, system.seeded)) == 0:
+    with running(run.loops):
+        if run.step(state) == 0:
             run.evaluate(state, 0, "initial")
         state = prefill_replay_buffer(run, state)
         state = train_online(run, state)
-    finally:
-        for loop in run.loops:
-            loop.close()
-    for loop in run.loops:
-        loop.checkpointer.close()
     return [
         {
             "run_dir": str(cfg.run.run_dir),
@@ -620,7 +609,7 @@ def _run(system: OnlineSystem, resume: bool) -> list[dict]:
             "updates": int(_seed(state.updates, k, system.seeded)),
             "evals": run.evals[k],
             "final_eval_return": run.evals[k][-1]["eval_return"] if run.evals[k] else float("nan"),
-            "times": run.loop.times,
+            "times": run.loops[0].times,
             "state": _seed(state, k, system.seeded),
             "snapshots": run.snapshots,
             "num_envs": cfg.online.num_envs,
@@ -628,12 +617,6 @@ def _run(system: OnlineSystem, resume: bool) -> list[dict]:
         }
         for k, cfg in enumerate(system.cfgs)
     ]
-
-
-def _begin(cfg: Config) -> None:
-    if cfg.run.distributed:
-        initialize_distributed()
-    jax.config.update("jax_default_matmul_precision", cfg.run.matmul_precision)
 
 
 def run_online(cfg: Config, plan: OnlinePlan | None = None, *, resume: bool = False):
@@ -648,15 +631,21 @@ def run_online(cfg: Config, plan: OnlinePlan | None = None, *, resume: bool = Fa
     return summaries if cfg.run.num_seeds > 1 else summaries[0]
 
 
-def run_seeds(cfgs: list[Config], plans: list[OnlinePlan], *, resume: bool = False) -> list[dict]:
+def run_seeds(
+    cfgs: list[Config],
+    plans: list[OnlinePlan],
+    env: envs.Env | None = None,
+    *,
+    resume: bool = False,
+) -> list[dict]:
     """Several seeds (one config and plan each; settings shared) trained as one vmapped program,
-    each holding its own run dir; one seed is a plain run."""
-    _begin(cfgs[0])
+    each holding its own run dir; one seed is a plain run. `env`: the env, if already built."""
+    begin(cfgs[0])
     with contextlib.ExitStack() as held:
         if not cfgs[0].run.distributed:  # one writer per run dir, for the run's whole life
             for cfg in cfgs:
                 held.enter_context(exclusive(cfg.run.run_dir))
-        return _run(build_online(cfgs, plans), resume)
+        return _run(build_online(cfgs, plans, env), resume)
 
 
 def _log_q_trace(logger: Logger, env_steps: int, schedule: Schedule, metrics: dict) -> None:
