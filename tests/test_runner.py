@@ -93,3 +93,27 @@ def test_no_stop_check_after_the_last_chunk_the_run_finishes_with_its_final_chec
     with graceful_stop():
         assert run_phase(run, toy_phase("online", 30), 0) == 30
     assert run.saves == [30]
+
+
+def test_seeds_killed_between_their_saves_resume_from_the_newest_step_they_all_hold(tmp_path):
+    import numpy as np
+
+    from wsrl_mjx.checkpoint import Checkpointer, CheckpointError
+    from wsrl_mjx.runner import align_seeds
+
+    def saved(name: str, steps: list[int]) -> Checkpointer:
+        ckpt = Checkpointer(tmp_path / name, keep=3)
+        for step in steps:
+            ckpt.save(step, {"x": np.full(2, step, np.float32)}, {"env_steps": step})
+        return ckpt
+
+    behind, ahead = saved("seed0", [10, 20]), saved("seed1", [10, 20, 30])
+    assert align_seeds([behind, ahead]) == 20
+    assert ahead.all_steps() == [10, 20] and behind.all_steps() == [10, 20]
+    assert align_seeds([behind, ahead]) is None  # they agree now
+    state, meta = ahead.restore({"x": np.zeros(2, np.float32)})
+    assert meta["env_steps"] == 20 and state["x"].tolist() == [20.0, 20.0]
+    with pytest.raises(CheckpointError, match="no step in common"):
+        align_seeds([saved("seed2", [10]), saved("seed3", [20])])
+    for ckpt in (behind, ahead):
+        ckpt.close()

@@ -139,6 +139,16 @@ class Checkpointer:
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
 
+    def all_steps(self) -> list[int]:
+        return sorted(self._manager.all_steps())
+
+    def discard_after(self, step: int) -> list[int]:
+        """Delete the steps newer than `step` (a run about to redo them); returns them."""
+        newer = [s for s in self.all_steps() if s > step]
+        for s in newer:
+            self._manager.delete(s)
+        return newer
+
     def meta(self, step: int | None = None) -> dict:
         """The JSON metadata of `step`, or of the newest step whose metadata reads back."""
         meta = self._first_good(step, self._read_meta)

@@ -11,6 +11,7 @@ overwrite and resume guards, the saved config and each seed's logger, progress b
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -105,6 +106,32 @@ def open_checkpointers(cfgs: Sequence[Config], resume: bool) -> list[Checkpointe
                 "that run or choose another run.run_dir (nothing was overwritten)"
             )
     return checkpointers
+
+
+def align_seeds(checkpointers: Sequence[Checkpointer]) -> int | None:
+    """The step seeds in one program resume from when their newest checkpoints differ (a kill
+    between the seeds' saves of one step): the newest step all of them hold, after the newer
+    ones are deleted (the resumed run redoes them bit-exactly). None when they agree."""
+    newest = [c.latest_step() for c in checkpointers]
+    if len(set(newest)) <= 1:
+        return None
+    shared = set.intersection(*(set(c.all_steps()) for c in checkpointers))
+    if not shared:
+        raise CheckpointError(
+            f"--resume: the seeds' newest checkpoints are at different steps {sorted(set(newest))}"
+            " and they hold no step in common; start a new run.run_dir"
+        )
+    step = max(shared)
+    for ckpt in checkpointers:
+        newer = ckpt.discard_after(step)
+        if newer:
+            print(
+                f"note: --resume: {ckpt.directory} also held step(s) {newer}, which the other "
+                f"seeds did not reach before the stop; every seed resumes from {step}",
+                file=sys.stderr,
+                flush=True,
+            )
+    return step
 
 
 @dataclass(frozen=True)

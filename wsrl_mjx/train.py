@@ -66,6 +66,7 @@ from wsrl_mjx.rundir import exclusive
 from wsrl_mjx.runner import (
     Cadences,
     Phase,
+    align_seeds,
     begin,
     eval_key,
     open_checkpointers,
@@ -525,14 +526,16 @@ class OnlineRun:
 def _restore(
     system: OnlineSystem, checkpointers: list[Checkpointer], state: TrainingState
 ) -> TrainingState:
-    """Each seed's newest checkpoint, refused if it was made for another env or with settings
-    a resume may not change, or if the seeds stopped at different steps."""
+    """Each seed's newest checkpoint (the newest step all seeds hold, when a kill came between
+    their saves), refused if it was made for another env or with settings a resume may not
+    change, or if the seeds still end up at different steps (a broken newest checkpoint)."""
+    step = align_seeds(checkpointers)  # None: each seed's newest
     restored = []
     for k, ckpt in enumerate(checkpointers):
-        saved = ckpt.meta()
+        saved = ckpt.meta(step)
         check_env_matches(saved, system.metas[k], "checkpoint")
         check_resume_settings(saved.get("config", {}), system.cfgs[k], ONLINE_RESUME_MAY_CHANGE)
-        restored.append(ckpt.restore(_seed(state, k, system.seeded))[0])
+        restored.append(ckpt.restore(_seed(state, k, system.seeded), step)[0])
     state = system.place(strong_copy(_stack(restored))) if system.seeded else restored[0]
     steps = {int(_seed(state.env_steps, k, system.seeded)) for k in range(len(restored))}
     if len(steps) > 1:
