@@ -146,9 +146,13 @@ def test_rerun_with_other_settings_is_refused(tmp_path):
     # A record made before a key existed: the key at its default changes nothing; set, it does.
     record = json.loads((exp.run_dir / "experiment.json").read_text())
     for settings in record.values():
-        del settings["online.first_update."]  # flattened keys end with a dot
+        del settings["online.first_update"]
+    # Records of older versions spelt every key with a trailing dot ("env.name."): the same.
+    record = {m: {f"{k}.": v for k, v in settings.items()} for m, settings in record.items()}
     (exp.run_dir / "experiment.json").write_text(json.dumps(record))
     check_same_experiment(load_experiment(EXPERIMENTS[0], moved))
+    with pytest.raises(ConfigError, match="agent.init_temperature differs"):
+        check_same_experiment(other)
     newer = load_experiment(EXPERIMENTS[0], {**moved, "online": {"first_update": "after_warmup"}})
     with pytest.raises(ConfigError, match="online.first_update differs"):
         check_same_experiment(newer)
