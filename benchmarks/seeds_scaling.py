@@ -42,10 +42,15 @@ from benchmarks.common import (  # noqa: E402
     start_run,
     write_results,
 )
-from wsrl_mjx.config import Config, from_dict, parse_overrides  # noqa: E402
+from wsrl_mjx.config import (  # noqa: E402
+    Config,
+    from_dict,
+    parse_overrides,
+    seed_configs,  # noqa: E402
+)
 from wsrl_mjx.experiment import load_experiment  # noqa: E402
 from wsrl_mjx.sharding import request_cpu_devices  # noqa: E402
-from wsrl_mjx.train import OnlinePlan, build_online, seed_configs  # noqa: E402
+from wsrl_mjx.train import OnlinePlan, build_online  # noqa: E402
 
 DEFAULT_CONFIGS = (
     "configs/experiments/pointmaze_wsrl.yaml",

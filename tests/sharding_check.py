@@ -21,12 +21,16 @@ import numpy as np  # noqa: E402
 import envs  # noqa: E402
 from tests.common import TINY  # noqa: E402
 from wsrl_mjx.agents.sac import make_sac  # noqa: E402
-from wsrl_mjx.config import ConfigError, load_config  # noqa: E402
+from wsrl_mjx.config import (  # noqa: E402
+    ConfigError,
+    load_config,
+    seed_configs,  # noqa: E402
+)
 from wsrl_mjx.environment import make_env  # noqa: E402
 from wsrl_mjx.loops import make_chunk, policy_actions  # noqa: E402
 from wsrl_mjx.replay import make_replay  # noqa: E402
 from wsrl_mjx.sharding import data_sharding, seed_sharding  # noqa: E402
-from wsrl_mjx.train import OnlinePlan, build_online, init_training_state, seed_configs  # noqa: E402
+from wsrl_mjx.train import OnlinePlan, build_online, init_training_state  # noqa: E402
 
 ONLINE_CHUNKS = 2
 # Cross-device communication in a compiled (partitioned) program's HLO.

@@ -577,3 +577,18 @@ def _plain(x: Any) -> Any:
     if isinstance(x, tuple | list):
         return [_plain(v) for v in x]
     return x
+
+
+def seed_configs(cfg: Config) -> list[Config]:
+    """`run.num_seeds` runs: seeds seed, seed+1, ... each in its own run_dir/seed<k>."""
+    if cfg.run.num_seeds == 1:
+        return [cfg]
+    return [
+        dataclasses.replace(
+            cfg,
+            run=dataclasses.replace(
+                cfg.run, seed=seed, num_seeds=1, run_dir=str(Path(cfg.run.run_dir) / f"seed{seed}")
+            ),
+        )
+        for seed in range(cfg.run.seed, cfg.run.seed + cfg.run.num_seeds)
+    ]

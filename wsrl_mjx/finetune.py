@@ -17,10 +17,10 @@ import jax
 from wsrl_mjx import data
 from wsrl_mjx.bridge import Pretrained, check_pretrained, read_pretrained
 from wsrl_mjx.checkpoint import CheckpointError
-from wsrl_mjx.config import Config, ConfigError
+from wsrl_mjx.config import Config, ConfigError, seed_configs
 from wsrl_mjx.methods import METHODS, Method, make_agent, online_mc_bound
 from wsrl_mjx.setup import load_holdout, load_offline_data, setup_finetune
-from wsrl_mjx.train import OnlinePlan, run_seeds, seed_configs
+from wsrl_mjx.train import OnlinePlan, run_seeds
 from wsrl_mjx.types import AgentState
 
 

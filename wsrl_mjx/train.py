@@ -24,7 +24,6 @@ import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import jax
@@ -42,6 +41,7 @@ from wsrl_mjx.config import (
     check_online_budget,
     check_resume_settings,
     flat_settings,
+    seed_configs,
     to_dict,
 )
 from wsrl_mjx.environment import check_env_matches, env_meta, make_env
@@ -180,12 +180,6 @@ def online_replay_maker(cfg: Config, env: envs.Env, mc_bound: bool):
     return make
 
 
-def make_diagnostics(agent: Agent):
-    """Q and TD error (against the loss's own target) on a held-out offline batch, no gradient:
-    the downward-spiral probe."""
-    return jax.jit(agent.diagnostics)
-
-
 @dataclass(frozen=True)
 class OnlinePlan:
     """What an online run trains and how it acts; the defaults are SAC from scratch."""
@@ -200,21 +194,6 @@ class OnlinePlan:
     phase_name: str = "online"
     meta: dict = field(default_factory=dict)  # recorded with every checkpoint
     keep_actor_snapshots: bool = False  # actor params at every evaluation (collect)
-
-
-def seed_configs(cfg: Config) -> list[Config]:
-    """`run.num_seeds` runs: seeds seed, seed+1, ... each in its own run_dir/seed<k>."""
-    if cfg.run.num_seeds == 1:
-        return [cfg]
-    return [
-        dataclasses.replace(
-            cfg,
-            run=dataclasses.replace(
-                cfg.run, seed=seed, num_seeds=1, run_dir=str(Path(cfg.run.run_dir) / f"seed{seed}")
-            ),
-        )
-        for seed in range(cfg.run.seed, cfg.run.seed + cfg.run.num_seeds)
-    ]
 
 
 def _stack(trees: list) -> Any:
@@ -406,7 +385,9 @@ def build_online(
         **chunk,
     )
     evaluate = make_evaluator(env, agent, cfg.eval.num_episodes, cfg.eval.episode_length)
-    diagnose = make_diagnostics(agent) if holdout is not None else None
+    # Q and TD error (against the loss's own target) on a held-out offline batch, no gradient:
+    # the downward-spiral probe.
+    diagnose = jax.jit(agent.diagnostics) if holdout is not None else None
     if seeds > 1:
         evaluate = jax.jit(jax.vmap(evaluate))
         diagnose = diagnose and jax.jit(jax.vmap(diagnose))
