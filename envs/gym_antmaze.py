@@ -56,7 +56,7 @@ import mujoco
 import numpy as np
 from ml_collections import config_dict
 from mujoco import mjx
-from mujoco.mjx._src import collision_convex
+from mujoco.mjx._src import collision_convex, collision_driver
 from mujoco.mjx._src import types as mjx_types
 
 from envs.base import Env
@@ -167,6 +167,18 @@ def ant_reach(model: mujoco.MjModel, torso: int, margin: float) -> float:
     return float(reach)
 
 
+def _add_first_numeric(spec: mujoco.MjSpec, name: str, value: int) -> None:
+    """Add a one-value numeric as the model's first: MJX reads `numeric_data[id]` (not at the
+    numeric's address), so after ant.xml's 15-value `init_qpos` it would read a wrong value
+    (0 here: every contact dropped). The other numerics are re-added after it unchanged."""
+    others = [(n.name, list(n.data)) for n in spec.numerics]
+    for numeric in list(spec.numerics):
+        spec.delete(numeric)
+    spec.add_numeric(name=name, data=[value])
+    for other, data in others:
+        spec.add_numeric(name=other, data=data)
+
+
 class GymAntMaze(GymMazeTask):
     """AntMaze as a pure reset/step pair over MJX (`envs.base.Task`); see the module doc."""
 
@@ -227,8 +239,10 @@ class GymAntMaze(GymMazeTask):
                 rgba=[0, 0, 0, 0],
             )
             spec.add_exclude(bodyname1="world", bodyname2=body.name)
-        spec.add_numeric(name="max_contact_points", data=[MAX_CONTACTS])
+        _add_first_numeric(spec, "max_contact_points", MAX_CONTACTS)
         model = spec.compile()
+        if collision_driver.make_condim(model).size != MAX_CONTACTS:
+            raise ValueError(f"{self.name}: MJX would not keep {MAX_CONTACTS} contacts")
         slots = np.arange(model.ngeom - WALL_SLOTS, model.ngeom)
         for field in CONTACT_FIELDS:
             if not np.allclose(getattr(model, field)[slots], getattr(native, field)[first]):

@@ -23,8 +23,8 @@ $PY -m wsrl_mjx.run pretrain "${NET[@]}" --set offline.dataset="$DATASET" \
   --set offline.cql_num_actions=2 --set offline.terminals_from_reward=true \
   --set run.run_dir="$OUT/pretrain"
 $PY -m wsrl_mjx.run finetune --checkpoint "$OUT/pretrain" --method wsrl "${NET[@]}" \
-  --set online.num_envs=2 --set online.total_env_steps=400 --set online.warmup_steps=100 \
-  --set online.chunk_length=50 --set online.update_rounds=1 --set eval.every_env_steps=400 \
+  --set online.num_envs=2 --set online.total_env_steps=500 --set online.warmup_steps=100 \
+  --set online.chunk_length=50 --set online.update_rounds=1 --set eval.every_env_steps=500 \
   --set run.run_dir="$OUT/finetune"
 $PY -m wsrl_mjx.run evaluate "$OUT/finetune" --episodes 5 \
   --out results/native_evaluation/AntMaze_UMaze-v4-minari-random-wsrl-smoke.json
