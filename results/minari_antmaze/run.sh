@@ -17,14 +17,14 @@ NET=(--set agent.actor_hidden=[32,32] --set agent.critic_hidden=[32,32] --set ag
      --set env.episode_length=$LEN --set eval.num_episodes=2)
 
 [ -d "$MINARI_DATASETS_PATH/$DATASET" ] || $PY results/minari_antmaze/record_random.py "$DATASET" 4 100
-$PY -m wsrl_mjx.run pretrain "${NET[@]}" --set offline.dataset="$DATASET" \
+[ -f "$OUT/pretrain.done" ] || { $PY -m wsrl_mjx.run pretrain "${NET[@]}" --set offline.dataset="$DATASET" \
   --set offline.algorithm=calql --set offline.steps=200 --set offline.chunk_length=100 \
   --set offline.eval_every_steps=200 --set offline.checkpoint_every_steps=200 \
   --set offline.cql_num_actions=2 --set offline.terminals_from_reward=true \
-  --set run.run_dir="$OUT/pretrain"
+  --set run.run_dir="$OUT/pretrain" && touch "$OUT/pretrain.done"; }
 $PY -m wsrl_mjx.run finetune --checkpoint "$OUT/pretrain" --method wsrl "${NET[@]}" \
   --set online.num_envs=2 --set online.total_env_steps=500 --set online.warmup_steps=100 \
-  --set online.chunk_length=50 --set online.update_rounds=1 --set eval.every_env_steps=500 \
+  --set online.chunk_length=10 --set online.update_rounds=1 --set eval.every_env_steps=500 \
   --set run.run_dir="$OUT/finetune"
 $PY -m wsrl_mjx.run evaluate "$OUT/finetune" --episodes 5 \
   --out results/native_evaluation/AntMaze_UMaze-v4-minari-random-wsrl-smoke.json
