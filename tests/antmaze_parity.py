@@ -36,7 +36,7 @@ from scipy import stats
 import envs
 from envs import gym_antmaze
 
-WALL_GAP = 0.9  # m from the torso centre to a wall face at the start of `one-step`
+WALL_GAP = 0.6  # m from the torso centre to a wall face at the start of `one-step`
 
 
 def native_env(name: str):
