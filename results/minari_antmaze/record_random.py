@@ -27,7 +27,8 @@ def main(dataset_id: str, episodes: int, steps: int) -> None:
             _, _, terminated, truncated, _ = collector.step(rng.uniform(-1, 1, 8))
             done = terminated or truncated
     dataset = collector.create_dataset(dataset_id=dataset_id, algorithm_name="uniform-random")
-    print(json.dumps({"dataset_id": dataset_id, "episodes": episodes, "steps": dataset.total_steps}))
+    steps = dataset.total_steps
+    print(json.dumps({"dataset_id": dataset_id, "episodes": episodes, "steps": steps}))
 
 
 if __name__ == "__main__":
