@@ -294,20 +294,23 @@ def test_an_override_that_changes_the_reward_is_refused_by_name(datasets, tmp_pa
 
 
 def test_datasets_of_envs_without_a_twin_and_stray_paths_are_named(datasets, tmp_path, capsys):
+    import shutil
+
     paths, _ = datasets
     from wsrl_mjx.run import main
 
-    argv = [
-        "pretrain",
-        "--set",
-        f"offline.dataset={paths['ant']}",
-        "--set",
-        f"run.run_dir={tmp_path}",
-    ]
+    # The ant data relabelled as recorded in AntMaze_UMaze-v5, which has no twin (v4 has).
+    copy = tmp_path / "v5"
+    shutil.copytree(paths["ant"], copy)
+    meta_file = copy / "data" / "metadata.json"
+    meta = json.loads(meta_file.read_text())
+    meta["env_spec"] = json.dumps({**json.loads(meta["env_spec"]), "id": "AntMaze_UMaze-v5"})
+    meta_file.write_text(json.dumps(meta))
+    argv = ["pretrain", "--set", f"offline.dataset={copy}", "--set", f"run.run_dir={tmp_path}/r"]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert "recorded in 'AntMaze_UMaze-v4', which has no MJX twin here" in err
-    assert "PointMaze_*" in err and "Did you mean" not in err
+    assert "recorded in 'AntMaze_UMaze-v5', which has no MJX twin here" in err
+    assert "AntMaze_*" in err and "PointMaze_*" in err and "Did you mean" not in err
     episode = next((paths["maze"] / "data").glob("0/*.arrow"))
     with pytest.raises(D.DatasetError, match="one file of a Minari arrow dataset"):
         R.load_any(episode)
@@ -315,6 +318,20 @@ def test_datasets_of_envs_without_a_twin_and_stray_paths_are_named(datasets, tmp
         R.load_any(paths["ant"].parent)  # test/antmaze: the namespace, not a dataset
     import envs
 
-    with pytest.raises(ValueError, match="unknown env 'AntMaze_UMaze-v4'") as error:
-        envs.make("AntMaze_UMaze-v4")
-    assert "Did you mean" not in str(error.value)  # not a misspelt PointMaze
+    with pytest.raises(ValueError, match="unknown env 'AntMaze_UMaze-v5'") as error:
+        envs.make("AntMaze_UMaze-v5")
+    assert "Did you mean 'AntMaze_UMaze-v4'?" in str(error.value)
+
+
+def test_antmaze_dataset_resolves_to_its_twin(datasets):
+    """A dataset recorded in native AntMaze_UMaze-v4 resolves to the twin of that id, with the
+    recording's kwargs as overrides, and its rows have the twin's observation size."""
+    paths, _ = datasets
+    from wsrl_mjx.environment import make_env
+
+    cfg = resolve_env(load_config(None, [f"offline.dataset={paths['ant']}"]))
+    assert cfg.env.name == "AntMaze_UMaze-v4"
+    env = make_env(cfg.env)
+    arrays, meta = R.load_any(paths["ant"])
+    assert arrays["observations"].shape[1] == env.observation_size == 31
+    minari_io.check_env_matches(env, meta, cfg.env.overrides, "ant data")  # no mismatch

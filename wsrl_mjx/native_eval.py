@@ -34,7 +34,7 @@ def native_env(name: str, overrides: dict[str, Any], episode_length: int) -> Any
     if not re.search(r"-v\d+$", name):
         raise ConfigError(
             f"env {name!r} has no native Gymnasium env: `evaluate` runs the Gymnasium twins "
-            "(HalfCheetah-v5, Hopper-v5, Walker2d-v5, Ant-v5, PointMaze_*-v3)"
+            "(HalfCheetah-v5, Hopper-v5, Walker2d-v5, Ant-v5, PointMaze_*-v3, AntMaze_*-v4)"
         )
     import gymnasium as gym
 
