@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 
-import jax
-
 import envs
 from benchmarks import common
 from benchmarks.gym_twins_throughput import rollout_fn
@@ -54,12 +52,9 @@ def main(argv: list[str] | None = None) -> None:
             results.append({"num_envs": n, "variant": name, **t})
             results[-1]["env_steps_per_s"] = n * args.steps / t["median_s"]
     payload = common.results_payload("antmaze_twins_throughput", header, args, results)
-    stem = (
-        common.Path(args.out).with_suffix("")
-        if args.out
-        else common.RESULTS_DIR / f"antmaze_twins_throughput_{jax.default_backend()}"
+    common.write_results(
+        common.out_stem(args, "antmaze_twins_throughput"), payload, markdown(payload, args)
     )
-    common.write_results(stem, payload, markdown(payload, args))
 
 
 def markdown(payload: dict, args: argparse.Namespace) -> str:

@@ -103,12 +103,9 @@ def main() -> None:
                 {"num_envs": n, "variant": name, "env_steps_per_s": rate, "dt_s": dts[name], **t}
             )
     payload = common.results_payload("gym_twins_throughput", header, args, results)
-    stem = (
-        common.Path(args.out).with_suffix("")
-        if args.out
-        else common.RESULTS_DIR / f"gym_twins_throughput_{jax.default_backend()}"
+    common.write_results(
+        common.out_stem(args, "gym_twins_throughput"), payload, markdown(payload, args)
     )
-    common.write_results(stem, payload, markdown(payload, args))
 
 
 def markdown(payload: dict, args: argparse.Namespace) -> str:
