@@ -7,7 +7,8 @@ the goal is reached a new one is drawn (D4RL maze2d / antmaze style). Episodes l
 `episode_length` (or fewer steps when the collection is short), then every env is reset. A
 `MazeFrame` (the wall grid and its cell <-> (x, y) map) is all the steering knows of a maze, so
 the same machinery collects in this project's mazes (D4RL's frame) and in the Gymnasium-Robotics
-AntMaze twins (`collect_gym_antmaze`, Gymnasium-Robotics' centred frame).
+AntMaze twins (`collect_gym_antmaze`, Gymnasium-Robotics' centred frame; there the behaviour
+heads for the twin's own goal, which moves when reached: `env_goal`).
 
 Labels: observations are exactly the env's (the goal slot holds the env's EVALUATION goal, not
 the behaviour goal: this project's fixed one, or the twin's per-episode random goal), and
@@ -52,7 +53,8 @@ __all__ = [
 # D4RL's maze2d waypoint controller: action = P * (waypoint - pos) + D * velocity, clipped.
 POINT_P_GAIN, POINT_D_GAIN = 10.0, -1.0
 REACH_RADIUS = 0.3  # cells: behaviour goal counts as reached (new goal drawn) within this
-TWIN_LABELS = {"continuing_task": False}  # twin kwargs of collection: success terminates
+# Twin kwargs of collection: a reached goal moves to a new random goal (Minari's antmaze recipe).
+TWIN_COLLECTION = {"continuing_task": True, "reset_target": True}
 
 # act(params, state, waypoint_xy) -> action before noise; one env, jittable.
 ActFn = Callable[[Any, State, jax.Array], jax.Array]
@@ -115,6 +117,7 @@ def _collect(
     goal_cells: np.ndarray,
     restart_fn: Callable[[State], jax.Array] | None = None,
     frame: MazeFrame | None = None,
+    env_goal: bool = False,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Shared steering machinery; see the module docstring.
 
@@ -122,6 +125,8 @@ def _collect(
     (an `envs.maze.MazeTask`, or `_TwinAtCell`). `frame`: its maze (default: the MazeTask's).
     `restart_fn(state) -> bool`: an env whose new state satisfies it (e.g. an ant on its back)
     ends its trajectory there (`timeouts`) and restarts from a fresh start cell and goal.
+    `env_goal`: the behaviour heads for the env's own goal (`info["goal"]`) instead of drawn
+    `goal_cells`; `behavior_goals_reached` then counts the env's successes.
     """
     if num_transitions < 1 or num_envs < 1:
         raise ValueError("num_transitions and num_envs must be >= 1")
@@ -140,19 +145,31 @@ def _collect(
         start = starts[jax.random.randint(k_s, (), 0, len(start_cells))]
         return task.reset_to(k_r, start), jax.random.randint(k_g, (), 0, n_goals)
 
+    def behaviour_goal(state: State, goal_idx: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(cell, x y) the behaviour heads for."""
+        if env_goal:
+            xy = state.info["goal"].astype(jnp.float32)
+            return frame.xy_cell(xy), xy
+        return goals[goal_idx], frame.cell_xy(goals[goal_idx])
+
     def step_one(
         carry: tuple[State, jax.Array], key: jax.Array
     ) -> tuple[tuple[State, jax.Array], dict[str, jax.Array]]:
         state, goal_idx = carry
         k_noise, k_goal, k_restart = jax.random.split(key, 3)
         cell = frame.xy_cell(state.data.qpos[:2])
-        nxt = table[flat(cell), flat(goals[goal_idx])]  # flat index of the next BFS cell
+        goal_cell, goal_xy = behaviour_goal(state, goal_idx)
+        nxt = table[flat(cell), flat(goal_cell)]  # flat index of the next BFS cell
         waypoint = frame.cell_xy(jnp.stack([nxt // ncols, nxt % ncols]))
+        # In the goal's cell: the goal itself (its centre, or the env's goal point).
+        waypoint = jnp.where(flat(cell) == flat(goal_cell), goal_xy, waypoint)
         action = act(params, state, waypoint)
         action = jnp.clip(action + noise * jax.random.normal(k_noise, action.shape), -1.0, 1.0)
         nstate = task.step(state, action)
-        goal_xy = frame.cell_xy(goals[goal_idx])
-        reached = jnp.linalg.norm(nstate.data.qpos[:2] - goal_xy) < REACH_RADIUS * frame.scaling
+        if env_goal:  # the env's success (a reset_target env then draws its next goal)
+            reached = nstate.metrics["success"] > 0
+        else:
+            reached = jnp.linalg.norm(nstate.data.qpos[:2] - goal_xy) < REACH_RADIUS * frame.scaling
         # A different goal cell: shift the index by 1..n-1 (modulo n).
         new_idx = (goal_idx + jax.random.randint(k_goal, (), 1, max(n_goals, 2))) % n_goals
         out = {
@@ -286,7 +303,7 @@ def collect_antmaze(
     frame = MazeFrame.of_layout(layout, task.scaling)
     cells = frame.free_cells() if goals == "diverse" else np.array(maze.PLAY_CELLS[layout])
     steering = dict(num_transitions=num_transitions, num_envs=num_envs, seed=seed, noise=noise)
-    return _steer_ant(task, frame, policy_fn, params, cells, goals, **steering)
+    return _steer_ant(task, frame, policy_fn, params, cells, goals, False, **steering)
 
 
 def collect_gym_antmaze(
@@ -298,21 +315,21 @@ def collect_gym_antmaze(
     seed: int,
     noise: float = 0.1,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """D4RL-style data in a Gymnasium-Robotics AntMaze twin (`AntMaze_*-v4`) from the same
-    steered ant policy as `collect_antmaze`: starts and behaviour goals uniform over the maze's
-    free cells ("diverse"), waypoints in Gymnasium-Robotics' frame. The twin's observation
-    `[x, y, qpos[2:15], qvel, goal]` is the ant policy's input layout. The goal slot is the
-    twin's random goal of the episode; rewards and terminals are the twin's with
-    `TWIN_LABELS` (`continuing_task=False`: reward = terminal = success, D4RL antmaze's labels;
-    the behaviour goes on after a terminal)."""
-    env = make(env_name, **TWIN_LABELS)
+    """Data in a Gymnasium-Robotics AntMaze twin (`AntMaze_*-v4`) from the same steered ant
+    policy as `collect_antmaze`, waypoints in Gymnasium-Robotics' frame: starts uniform over the
+    maze's free cells, the behaviour heads for the twin's own goal (drawn from the maze's goal
+    cells + U(+-1)), and with `TWIN_COLLECTION` a reached goal moves to a new random one, so
+    every success is in the data (a goal drawn by the collector instead is almost never within
+    the 0.45 success radius of the twin's). The twin's observation `[x, y, qpos[2:15], qvel,
+    goal]` is the ant policy's input layout. Rewards are the twin's (sparse: success), and
+    terminals mark the successes (D4RL antmaze's labels; the behaviour goes on)."""
+    env = make(env_name, **TWIN_COLLECTION)
     frame = MazeFrame.of_gym_maze(env_name, env.task.maze)
     task = _TwinAtCell(env.task, frame, env.episode_length)
     steering = dict(num_transitions=num_transitions, num_envs=num_envs, seed=seed, noise=noise)
-    arrays, meta = _steer_ant(
-        task, frame, policy_fn, params, frame.free_cells(), "diverse", **steering
-    )
-    meta["env_overrides"] = TWIN_LABELS  # fine-tune and evaluate with them (episode ends)
+    cells = frame.free_cells()
+    arrays, meta = _steer_ant(task, frame, policy_fn, params, cells, "the twin's", True, **steering)
+    meta["env_overrides"] = TWIN_COLLECTION
     return arrays, meta
 
 
@@ -323,16 +340,17 @@ def _steer_ant(
     params: Any,
     cells: np.ndarray,
     goals: str,
+    env_goal: bool,
     **steering: Any,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """The ant policy steered along `frame`'s waypoints between `cells` (starts and behaviour
-    goals; `goals` names the recipe)."""
+    """The ant policy steered along `frame`'s waypoints from `cells` to behaviour goals among
+    `cells` or (`env_goal`) the env's own; `goals` names the recipe."""
 
     def act(params: Any, state: State, waypoint: jax.Array) -> jax.Array:
         return policy_fn(params, state.obs.at[-2:].set(waypoint.astype(state.obs.dtype)))
 
     arrays, meta = _collect(
-        task, act, params, start_cells=cells, goal_cells=cells, frame=frame,
+        task, act, params, start_cells=cells, goal_cells=cells, frame=frame, env_goal=env_goal,
         restart_fn=lambda state: ant_goal.tipped_over(state.data.qpos), **steering,
     )  # fmt: skip
     meta["method"] = (
@@ -357,7 +375,10 @@ class _TwinAtCell:
         return self.task.name
 
     def step(self, state: State, action: jax.Array) -> State:
-        return self.task.step(state, action)
+        """The twin's step, `done` = success: D4RL antmaze's terminal label (the continuing twin
+        itself goes on, and so does the collector)."""
+        state = self.task.step(state, action)
+        return state.replace(done=state.metrics["success"])
 
     def reset_to(self, rng: jax.Array, start_cell: jax.Array) -> State:
         k_reset, k_noise = jax.random.split(rng)

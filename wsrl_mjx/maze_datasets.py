@@ -13,7 +13,7 @@ DIR/pointmaze-<layout>.npz or DIR/antmaze-<layout>-<goals>.npz):
         --save data/
 
 `--twin ID` collects in a Gymnasium-Robotics AntMaze twin instead (`envs.maze_data.
-collect_gym_antmaze`: diverse goals, no PNG) and writes DIR/<ID>.npz, its `env` the twin's id:
+collect_gym_antmaze`: the twin's own goals, no PNG) and writes DIR/<ID>.npz (`env`: ID):
 
     python -m wsrl_mjx.maze_datasets --agent ant --twin AntMaze_Large_Diverse_GR-v4 --save data/
 """
