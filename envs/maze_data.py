@@ -375,10 +375,13 @@ class _TwinAtCell:
         return self.task.name
 
     def step(self, state: State, action: jax.Array) -> State:
-        """The twin's step, `done` = success: D4RL antmaze's terminal label (the continuing twin
-        itself goes on, and so does the collector)."""
+        """The twin's step with `done` = success, D4RL antmaze's terminal label (the continuing
+        twin goes on, and so does the collector), and the observation showing the goal of the
+        next step: natively a reached goal that moves still shows for one step while the next
+        reward is already for the new one (a reward-0 row at the shown goal)."""
         state = self.task.step(state, action)
-        return state.replace(done=state.metrics["success"])
+        shown = self.task.set_state(state, state.data)  # obs with info["goal"], the next one
+        return shown.replace(done=state.metrics["success"], metrics=state.metrics)
 
     def reset_to(self, rng: jax.Array, start_cell: jax.Array) -> State:
         k_reset, k_noise = jax.random.split(rng)
