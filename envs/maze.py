@@ -25,7 +25,7 @@ Observations (float32):
 Factories in `MAZE_TASKS` take config overrides (`default_config` keys); importing this module
 registers them with `envs.register` (`envs/__init__.py` imports it). Helpers for the dataset
 collectors (`envs/maze_data.py`): `get_layout`, `cell_to_xy`, `xy_to_cell`, `free_cells`,
-`next_cell_table`, `bfs_next_cell`.
+`next_cell_table`, `bfs_next_cell` (`grid_*`: the same for any wall grid).
 """
 
 from __future__ import annotations
@@ -64,6 +64,8 @@ __all__ = [
     "cell_to_xy",
     "free_cells",
     "get_layout",
+    "grid_distances",
+    "grid_next_cell_table",
     "make_maze",
     "maze_distances",
     "next_cell_table",
@@ -171,11 +173,22 @@ _MOVES = ((0, 1), (1, 0), (0, -1), (-1, 0))  # 4-connected maze graph
 
 @functools.cache
 def maze_distances(layout: str) -> np.ndarray:
-    """[R*C, R*C] int32 BFS path length in cells between flat cells (-1: wall/unreachable)."""
-    walls = get_layout(layout).walls
+    """`grid_distances` of a layout's walls."""
+    return grid_distances(get_layout(layout).walls)
+
+
+@functools.cache
+def next_cell_table(layout: str) -> np.ndarray:
+    """`grid_next_cell_table` of a layout's walls."""
+    return grid_next_cell_table(get_layout(layout).walls)
+
+
+def grid_distances(walls: np.ndarray) -> np.ndarray:
+    """[R*C, R*C] int32 BFS path length in cells between flat cells (-1: wall/unreachable) of a
+    [R, C] bool wall grid with a wall border (any maze: this project's or Gymnasium-Robotics')."""
     nr, nc = walls.shape
     dist = np.full((nr * nc, nr * nc), -1, np.int32)
-    for r0, c0 in free_cells(layout):
+    for r0, c0 in np.argwhere(~walls):
         d = dist[r0 * nc + c0]
         d[r0 * nc + c0] = 0
         queue = collections.deque([(r0, c0)])
@@ -189,18 +202,16 @@ def maze_distances(layout: str) -> np.ndarray:
     return dist
 
 
-@functools.cache
-def next_cell_table(layout: str) -> np.ndarray:
+def grid_next_cell_table(walls: np.ndarray) -> np.ndarray:
     """[R*C, R*C] int32: flat index of the next cell on a shortest path from cell i to goal j.
 
     Equal to i when i == j, i is a wall, or j is unreachable. Index on device with
     `table[r * C + c, gr * C + gc]` (the collectors' waypoint controller does this in jit).
     """
-    walls = get_layout(layout).walls
     nr, nc = walls.shape
-    dist = maze_distances(layout)
+    dist = grid_distances(walls)
     table = np.tile(np.arange(nr * nc, dtype=np.int32)[:, None], (1, nr * nc))
-    for r, c in free_cells(layout):
+    for r, c in np.argwhere(~walls):
         i = r * nc + c
         for goal in range(nr * nc):
             if dist[i, goal] <= 0:

@@ -1,14 +1,19 @@
 """Maze offline datasets made on device: waypoint-steered collection, coverage, plots.
 
-Both collectors run `num_envs` envs with `jax.vmap` inside one jitted `lax.scan` per episode
+The collectors run `num_envs` envs with `jax.vmap` inside one jitted `lax.scan` per episode
 batch. Each env starts an episode from a random start cell, gets a random behaviour goal cell
-and follows BFS waypoints (`envs.maze.next_cell_table`, indexed on device) towards it; when the
-goal is reached a new one is drawn (D4RL maze2d / antmaze style). Episodes last the env's
-`episode_length` (or fewer steps when the collection is short), then every env is reset.
+and follows BFS waypoints (`envs.maze.grid_next_cell_table`, indexed on device) towards it; when
+the goal is reached a new one is drawn (D4RL maze2d / antmaze style). Episodes last the env's
+`episode_length` (or fewer steps when the collection is short), then every env is reset. A
+`MazeFrame` (the wall grid and its cell <-> (x, y) map) is all the steering knows of a maze, so
+the same machinery collects in this project's mazes (D4RL's frame) and in the Gymnasium-Robotics
+AntMaze twins (`collect_gym_antmaze`, Gymnasium-Robotics' centred frame; there the behaviour
+heads for the twin's own goal, which moves when reached: `env_goal`).
 
 Labels: observations are exactly the env's (the goal slot holds the env's EVALUATION goal, not
-the behaviour goal), and `rewards` / `terminals` are the env's own success signal w.r.t. that
-evaluation goal, as D4RL antmaze relabels its data. The behaviour policy does not stop at a
+the behaviour goal: this project's fixed one, or the twin's per-episode random goal), and
+`rewards` / `terminals` are the env's own reward and termination w.r.t. that goal, as D4RL
+antmaze relabels its data. The behaviour policy does not stop at a
 terminal (it keeps going to its own goal), so the next row continues the same trajectory;
 `timeouts` marks episode ends (reset follows) and the last row of every env's block.
 The behaviour goals are kept as the extra array `behavior_goals` (x, y), for relabelling.
@@ -20,6 +25,7 @@ policy and the command line that saves datasets in the trainer's format live in
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -31,11 +37,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from envs import ant_goal, maze
-from envs.maze import MazeTask, State
+from envs.maze import State
+from envs.registry import make
 
 __all__ = [
+    "MazeFrame",
     "cell_coverage",
     "collect_antmaze",
+    "collect_gym_antmaze",
     "collect_pointmaze",
     "ant_policy_stats",
     "plot_maze_dataset",
@@ -44,13 +53,59 @@ __all__ = [
 # D4RL's maze2d waypoint controller: action = P * (waypoint - pos) + D * velocity, clipped.
 POINT_P_GAIN, POINT_D_GAIN = 10.0, -1.0
 REACH_RADIUS = 0.3  # cells: behaviour goal counts as reached (new goal drawn) within this
+# Twin kwargs of collection: a reached goal moves to a new random goal (Minari's antmaze recipe).
+TWIN_COLLECTION = {"continuing_task": True, "reset_target": True}
 
 # act(params, state, waypoint_xy) -> action before noise; one env, jittable.
 ActFn = Callable[[Any, State, jax.Array], jax.Array]
 
 
+@dataclasses.dataclass(frozen=True)
+class MazeFrame:
+    """A maze as the collector steers through it: the wall grid and the (x, y) of cell centres,
+    `centre(row, col) = origin + (col * scaling, row_sign * row * scaling)`."""
+
+    name: str
+    walls: np.ndarray  # [rows, cols] bool, with a wall border
+    scaling: float  # metres per cell
+    origin: tuple[float, float]  # (x, y) of cell (0, 0)'s centre
+    row_sign: float  # +1: y grows with the row (D4RL's frame); -1: it shrinks (Gymnasium's)
+
+    @classmethod
+    def of_layout(cls, layout: str, scaling: float) -> MazeFrame:
+        """This project's maze `layout` (D4RL's frame: the start cell at the origin)."""
+        lay = maze.get_layout(layout)
+        start_row, start_col = lay.start
+        return cls(layout, lay.walls, scaling, (-start_col * scaling, -start_row * scaling), 1.0)
+
+    @classmethod
+    def of_gym_maze(cls, name: str, gym_maze: Any) -> MazeFrame:
+        """A Gymnasium-Robotics `Maze` (its `cell_rowcol_to_xy`: a centred frame)."""
+        s = gym_maze.maze_size_scaling
+        walls = np.array([[cell == 1 for cell in row] for row in gym_maze.maze_map])
+        origin = (0.5 * s - gym_maze.x_map_center, gym_maze.y_map_center - 0.5 * s)
+        return cls(name, walls, s, origin, -1.0)
+
+    def cell_xy(self, cell: jax.Array) -> jax.Array:
+        """[..., 2] int (row, col) -> [..., 2] float32 (x, y) of the cell centre."""
+        rc = jnp.asarray(cell, jnp.float32)
+        step = jnp.asarray([self.row_sign, 1.0], jnp.float32) * self.scaling
+        return jnp.asarray(self.origin, jnp.float32) + (rc * step)[..., ::-1]
+
+    def xy_cell(self, xy: jax.Array) -> jax.Array:
+        """[..., 2] (x, y) -> [..., 2] int32 (row, col) of the containing cell (clipped)."""
+        offset = (jnp.asarray(xy, jnp.float32) - jnp.asarray(self.origin, jnp.float32))[..., ::-1]
+        step = jnp.asarray([self.row_sign, 1.0], jnp.float32) * self.scaling
+        rc = jnp.floor(offset / step + 0.5).astype(jnp.int32)
+        return jnp.clip(rc, 0, jnp.asarray(self.walls.shape, jnp.int32) - 1)
+
+    def free_cells(self) -> np.ndarray:
+        """[n, 2] int32 (row, col) of every free cell, row-major."""
+        return np.argwhere(~self.walls).astype(np.int32)
+
+
 def _collect(
-    task: MazeTask,
+    task: Any,
     act: ActFn,
     params: Any,
     *,
@@ -61,17 +116,23 @@ def _collect(
     start_cells: np.ndarray,
     goal_cells: np.ndarray,
     restart_fn: Callable[[State], jax.Array] | None = None,
+    frame: MazeFrame | None = None,
+    env_goal: bool = False,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Shared steering machinery; see the module docstring.
 
+    `task`: `name`, `episode_length`, `step(state, action)` and `reset_to(rng, start_cell)`
+    (an `envs.maze.MazeTask`, or `_TwinAtCell`). `frame`: its maze (default: the MazeTask's).
     `restart_fn(state) -> bool`: an env whose new state satisfies it (e.g. an ant on its back)
     ends its trajectory there (`timeouts`) and restarts from a fresh start cell and goal.
+    `env_goal`: the behaviour heads for the env's own goal (`info["goal"]`) instead of drawn
+    `goal_cells`; `behavior_goals_reached` then counts the env's successes.
     """
     if num_transitions < 1 or num_envs < 1:
         raise ValueError("num_transitions and num_envs must be >= 1")
-    layout = task.layout
-    ncols = layout.shape[1]
-    table = jnp.asarray(maze.next_cell_table(layout.name))
+    frame = frame or MazeFrame.of_layout(task.layout.name, task.scaling)
+    ncols = frame.walls.shape[1]
+    table = jnp.asarray(maze.grid_next_cell_table(frame.walls))
     starts, goals = jnp.asarray(start_cells), jnp.asarray(goal_cells)
     n_goals = len(goal_cells)
     steps = math.ceil(num_transitions / num_envs)  # per env
@@ -84,19 +145,31 @@ def _collect(
         start = starts[jax.random.randint(k_s, (), 0, len(start_cells))]
         return task.reset_to(k_r, start), jax.random.randint(k_g, (), 0, n_goals)
 
+    def behaviour_goal(state: State, goal_idx: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(cell, x y) the behaviour heads for."""
+        if env_goal:
+            xy = state.info["goal"].astype(jnp.float32)
+            return frame.xy_cell(xy), xy
+        return goals[goal_idx], frame.cell_xy(goals[goal_idx])
+
     def step_one(
         carry: tuple[State, jax.Array], key: jax.Array
     ) -> tuple[tuple[State, jax.Array], dict[str, jax.Array]]:
         state, goal_idx = carry
         k_noise, k_goal, k_restart = jax.random.split(key, 3)
-        cell = task.xy_cell(state.data.qpos[:2])
-        nxt = table[flat(cell), flat(goals[goal_idx])]  # flat index of the next BFS cell
-        waypoint = task.cell_xy(jnp.stack([nxt // ncols, nxt % ncols]))
+        cell = frame.xy_cell(state.data.qpos[:2])
+        goal_cell, goal_xy = behaviour_goal(state, goal_idx)
+        nxt = table[flat(cell), flat(goal_cell)]  # flat index of the next BFS cell
+        waypoint = frame.cell_xy(jnp.stack([nxt // ncols, nxt % ncols]))
+        # In the goal's cell: the goal itself (its centre, or the env's goal point).
+        waypoint = jnp.where(flat(cell) == flat(goal_cell), goal_xy, waypoint)
         action = act(params, state, waypoint)
         action = jnp.clip(action + noise * jax.random.normal(k_noise, action.shape), -1.0, 1.0)
         nstate = task.step(state, action)
-        goal_xy = task.cell_xy(goals[goal_idx])
-        reached = jnp.linalg.norm(nstate.data.qpos[:2] - goal_xy) < REACH_RADIUS * task.scaling
+        if env_goal:  # the env's success (a reset_target env then draws its next goal)
+            reached = nstate.metrics["success"] > 0
+        else:
+            reached = jnp.linalg.norm(nstate.data.qpos[:2] - goal_xy) < REACH_RADIUS * frame.scaling
         # A different goal cell: shift the index by 1..n-1 (modulo n).
         new_idx = (goal_idx + jax.random.randint(k_goal, (), 1, max(n_goals, 2))) % n_goals
         out = {
@@ -153,13 +226,13 @@ def _collect(
 
     metadata = {
         "env": task.name,
-        "layout": layout.name,
-        "scaling": task.scaling,
+        "layout": frame.name,
+        "scaling": frame.scaling,
         "num_envs": num_envs,
         "seed": seed,
         "noise": noise,
         "episode_length": ep_len,
-        "eval_goal": task.eval_goal.tolist(),
+        "eval_goal": None if task.eval_goal is None else np.asarray(task.eval_goal).tolist(),
         "labels": "rewards/terminals = env success w.r.t. the eval goal (D4RL antmaze style); "
         "behaviour continues after a terminal",
         "num_timeouts": int(arrays["timeouts"].sum()),
@@ -167,7 +240,7 @@ def _collect(
         "reward_sum": float(arrays["rewards"].sum()),
         "behavior_goals_reached": goals_reached,  # how well the behaviour policy steers
         "restarts": int(restarts.sum()),  # trajectories cut short by `restart_fn`
-        "coverage": cell_coverage(arrays["observations"], layout.name, task.scaling),
+        "coverage": frame_coverage(arrays["observations"], frame),
         "compile_seconds": round(t_compile, 2),
         "collect_seconds": round(t_run, 2),
         "steps_per_second": round(num_envs * n_eps * ep_len / t_run, 1),
@@ -227,15 +300,58 @@ def collect_antmaze(
     if goals not in ("diverse", "play"):
         raise ValueError(f"goals must be 'diverse' or 'play', got {goals!r}")
     task = maze.make_task(f"antmaze-{layout}")  # goal_in_obs=True: the goal slot is obs[-2:]
+    frame = MazeFrame.of_layout(layout, task.scaling)
+    cells = frame.free_cells() if goals == "diverse" else np.array(maze.PLAY_CELLS[layout])
+    steering = dict(num_transitions=num_transitions, num_envs=num_envs, seed=seed, noise=noise)
+    return _steer_ant(task, frame, policy_fn, params, cells, goals, False, **steering)
+
+
+def collect_gym_antmaze(
+    env_name: str,
+    policy_fn: Callable[[Any, jax.Array], jax.Array],
+    params: Any,
+    num_transitions: int,
+    num_envs: int,
+    seed: int,
+    noise: float = 0.1,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Data in a Gymnasium-Robotics AntMaze twin (`AntMaze_*-v4`) from the same steered ant
+    policy as `collect_antmaze`, waypoints in Gymnasium-Robotics' frame: starts uniform over the
+    maze's free cells, the behaviour heads for the twin's own goal (drawn from the maze's goal
+    cells + U(+-1)), and with `TWIN_COLLECTION` a reached goal moves to a new random one, so
+    every success is in the data (a goal drawn by the collector instead is almost never within
+    the 0.45 success radius of the twin's). The twin's observation `[x, y, qpos[2:15], qvel,
+    goal]` is the ant policy's input layout. Rewards are the twin's (sparse: success), and
+    terminals mark the successes (D4RL antmaze's labels; the behaviour goes on)."""
+    env = make(env_name, **TWIN_COLLECTION)
+    frame = MazeFrame.of_gym_maze(env_name, env.task.maze)
+    task = _TwinAtCell(env.task, frame, env.episode_length)
+    steering = dict(num_transitions=num_transitions, num_envs=num_envs, seed=seed, noise=noise)
+    cells = frame.free_cells()
+    arrays, meta = _steer_ant(task, frame, policy_fn, params, cells, "the twin's", True, **steering)
+    meta["env_overrides"] = TWIN_COLLECTION
+    return arrays, meta
+
+
+def _steer_ant(
+    task: Any,
+    frame: MazeFrame,
+    policy_fn: Callable[[Any, jax.Array], jax.Array],
+    params: Any,
+    cells: np.ndarray,
+    goals: str,
+    env_goal: bool,
+    **steering: Any,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The ant policy steered along `frame`'s waypoints from `cells` to behaviour goals among
+    `cells` or (`env_goal`) the env's own; `goals` names the recipe."""
 
     def act(params: Any, state: State, waypoint: jax.Array) -> jax.Array:
-        return policy_fn(params, state.obs.at[-2:].set(waypoint))
+        return policy_fn(params, state.obs.at[-2:].set(waypoint.astype(state.obs.dtype)))
 
-    cells = maze.free_cells(layout) if goals == "diverse" else np.array(maze.PLAY_CELLS[layout])
     arrays, meta = _collect(
-        task, act, params, num_transitions=num_transitions, num_envs=num_envs, seed=seed,
-        noise=noise, start_cells=cells, goal_cells=cells,
-        restart_fn=lambda state: ant_goal.tipped_over(state.data.qpos),
+        task, act, params, start_cells=cells, goal_cells=cells, frame=frame, env_goal=env_goal,
+        restart_fn=lambda state: ant_goal.tipped_over(state.data.qpos), **steering,
     )  # fmt: skip
     meta["method"] = (
         f"goal-conditioned policy steered along BFS waypoints, {goals} goals; an ant that "
@@ -244,13 +360,48 @@ def collect_antmaze(
     return arrays, meta
 
 
+@dataclasses.dataclass(frozen=True)
+class _TwinAtCell:
+    """A Gymnasium-Robotics maze twin's task as `_collect` drives it: reset with the twin's own
+    goal, the agent moved to a given start cell (+ the twin's position noise)."""
+
+    task: Any  # envs.gym_maze.GymMazeTask
+    frame: MazeFrame
+    episode_length: int
+    eval_goal: None = None  # the twin draws a goal per episode
+
+    @property
+    def name(self) -> str:
+        return self.task.name
+
+    def step(self, state: State, action: jax.Array) -> State:
+        """The twin's step with `done` = success, D4RL antmaze's terminal label (the continuing
+        twin goes on, and so does the collector), and the observation showing the goal of the
+        next step: natively a reached goal that moves still shows for one step while the next
+        reward is already for the new one (a reward-0 row at the shown goal)."""
+        state = self.task.step(state, action)
+        shown = self.task.set_state(state, state.data)  # obs with info["goal"], the next one
+        return shown.replace(done=state.metrics["success"], metrics=state.metrics)
+
+    def reset_to(self, rng: jax.Array, start_cell: jax.Array) -> State:
+        k_reset, k_noise = jax.random.split(rng)
+        state = self.task.reset(k_reset)
+        dtype = state.data.qpos.dtype
+        start = self.frame.cell_xy(start_cell).astype(dtype) + self.task._noise(k_noise, dtype)
+        return self.task.set_state(state, self.task._reset_data(start))
+
+
 def cell_coverage(observations: np.ndarray, layout: str, scaling: float) -> float:
-    """Fraction of the layout's free cells that some observation's (x, y) = obs[:, :2] is in."""
-    cells = np.asarray(maze.xy_to_cell(np.asarray(observations)[:, :2], layout, scaling))
-    ncols = maze.get_layout(layout).shape[1]
+    """`frame_coverage` in this project's maze `layout`."""
+    return frame_coverage(observations, MazeFrame.of_layout(layout, scaling))
+
+
+def frame_coverage(observations: np.ndarray, frame: MazeFrame) -> float:
+    """Fraction of the maze's free cells that some observation's (x, y) = obs[:, :2] is in."""
+    cells = np.asarray(frame.xy_cell(np.asarray(observations)[:, :2]))
+    ncols = frame.walls.shape[1]
     visited = set((cells[:, 0] * ncols + cells[:, 1]).tolist())
-    free = maze.free_cells(layout)
-    return float(np.mean([r * ncols + c in visited for r, c in free]))
+    return float(np.mean([r * ncols + c in visited for r, c in frame.free_cells()]))
 
 
 def plot_maze_dataset(

@@ -55,8 +55,9 @@ def constant_actions(action_size: int, seed: int, directions: int = 0) -> dict[s
     return {k: v.astype(np.float32) for k, v in actions.items()}
 
 
-def _normalized(env_name: str, ret: float) -> float:
-    return scores.normalized_score(env_name, ret) if scores.references(env_name) else math.nan
+def _normalized(env_name: str, record: dict) -> float:
+    score = scores.normalized_of(env_name, record)
+    return math.nan if score is None else score
 
 
 def evaluate_task(
@@ -67,23 +68,22 @@ def evaluate_task(
     rows = {}
     for name, action in constant_actions(env.action_size, seed, directions).items():
         result = evaluate(jnp.asarray(action), jax.random.PRNGKey(seed))
-        ret = float(result["return"])
-        rows[name] = {
+        row = {
             "action": action.round(3).tolist(),
-            "return": ret,
-            "normalized": _normalized(env_name, ret),
+            "return": float(result["return"]),
             "success": float(result.get("success", math.nan)),
             "length": float(result["length"]),
         }
+        rows[name] = {**row, "normalized": _normalized(env_name, row)}
     out = {"env": env_name, "episodes": episodes, "constant": rows}
     random_path = data_dir / f"{env_name}-random.npz"
     if random_path.is_file():
         meta = readers.load_any(random_path).metadata
         ret = meta.get("rollout_return", meta.get("behaviour_return"))
-        out["random"] = {"return": ret, "normalized": _normalized(env_name, ret)}
+        out["random"] = {"return": ret, "normalized": _normalized(env_name, {"return": ret})}
     refs = scores.references(env_name)
     if refs is not None:
-        out["references"] = {"random": refs.random, "expert": refs.expert}
+        out["references"] = refs._asdict()
     return out
 
 
@@ -91,8 +91,8 @@ def markdown(results: list[dict]) -> str:
     lines = [
         "# Trivial policies",
         "",
-        f"Deterministic evaluation in the MJX envs; normalized with D4RL's references "
-        f"(`wsrl_mjx/scores.py`) where the env has them. Command: `{' '.join(sys.argv)}`. "
+        f"Deterministic evaluation in the MJX envs; normalized with the references of "
+        f"`wsrl_mjx/scores.py` where the env has them. Command: `{' '.join(sys.argv)}`. "
         f"Machine: {platform.processor() or platform.machine()}, "
         f"jax {jax.__version__}.",
         "",

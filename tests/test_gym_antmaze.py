@@ -106,3 +106,24 @@ def test_frame_goal_reset_and_success_radius_are_gymnasium_robotics(twin):
     assert (np.linalg.norm(start_cell - goal, axis=1) > 2.0).all()  # redrawn when too close
     native_obs, _ = native.reset(seed=0)
     np.testing.assert_allclose(obs[0, 2:29], native_obs["observation"], atol=1e-6)  # ant at rest
+
+
+def test_collector_resets_the_twin_at_its_start_cell_with_the_twins_goal(twin):
+    """envs.maze_data's view of a twin (no step compiled): the ant at the collector's start
+    cell (+ the twin's U(+-1) noise) at rest, the goal the twin's own draw, walls moved along."""
+    from envs import maze_data
+
+    frame = maze_data.MazeFrame.of_gym_maze(twin.name, twin.task.maze)
+    at_cell = maze_data._TwinAtCell(twin.task, frame, twin.episode_length)
+    cells = frame.free_cells()[np.arange(64) % len(frame.free_cells())]
+    keys = jax.random.split(jax.random.PRNGKey(1), 64)
+    states = jax.jit(jax.vmap(at_cell.reset_to))(keys, cells)
+    start = np.asarray(states.data.qpos[:, :2])
+    offset = np.abs(start - np.asarray(frame.cell_xy(cells)))
+    assert offset.max() <= 1.0 + 1e-5 and offset.max() > 0.8
+    first = jax.vmap(lambda k: jax.random.split(k)[0])(keys)  # the key reset_to resets with
+    twin_goals = np.asarray(jax.vmap(twin.task.reset)(first).obs[:, -2:])
+    np.testing.assert_allclose(np.asarray(states.obs[:, -2:]), twin_goals, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(states.obs[:, :2]), start)
+    walls = jax.vmap(twin.task.near_walls)(states.data.qpos[:, :2])
+    np.testing.assert_array_equal(np.asarray(states.data.mocap_pos), np.asarray(walls))

@@ -94,6 +94,29 @@ def test_cell_xy_round_trip():
             np.testing.assert_array_equal(back, cells)
 
 
+def test_maze_frames_match_each_mazes_own_geometry():
+    """The collector's MazeFrame: this project's cell_to_xy (D4RL's frame) and
+    Gymnasium-Robotics' Maze.cell_rowcol_to_xy (its centred frame, y falling with the row)."""
+    cells = np.argwhere(np.ones(maze.get_layout("large").shape, bool))
+    frame = maze_data.MazeFrame.of_layout("large", 4.0)
+    np.testing.assert_array_equal(frame.cell_xy(cells), maze.cell_to_xy(cells, "large", 4.0))
+    pytest.importorskip("gymnasium_robotics")
+    from gymnasium_robotics.envs.maze.maps import LARGE_MAZE_DIVERSE_GR
+    from gymnasium_robotics.envs.maze.maze_v4 import Maze
+
+    gym_maze = Maze(LARGE_MAZE_DIVERSE_GR, 4.0, 0.5)
+    frame = maze_data.MazeFrame.of_gym_maze("AntMaze_Large_Diverse_GR-v4", gym_maze)
+    xy = np.array([gym_maze.cell_rowcol_to_xy(c) for c in cells])
+    np.testing.assert_allclose(frame.cell_xy(cells), xy)  # e.g. (0, 0) at (-22, 16)
+    for off in (-1.9, 0.0, 1.9):  # anywhere inside a 4 m cell maps back to it
+        np.testing.assert_array_equal(frame.xy_cell(xy + off), cells)
+    # Same map as this project's large maze (D4RL's), so the same BFS table.
+    np.testing.assert_array_equal(frame.walls, maze.get_layout("large").walls)
+    np.testing.assert_array_equal(
+        maze.grid_next_cell_table(frame.walls), maze.next_cell_table("large")
+    )
+
+
 # ---------------------------------------------------------------- pointmaze-umaze through BatchEnv
 
 

@@ -87,7 +87,8 @@ def medium_return(cfg: Config, env_name: str, snapshots: list) -> float:
     """The return `medium` aims at: medium_fraction x the final return, or with
     collect.medium_target=reference that share of the env's normalized range."""
     if cfg.collect.medium_target == "reference":
-        if scores.references(env_name) is None:
+        refs = scores.references(env_name)
+        if refs is None or refs.metric != "return":  # AntMaze's are for the success rate
             raise ConfigError(
                 f"collect.medium_target=reference: env {env_name!r} has no reference returns "
                 f"(wsrl_mjx.scores has {', '.join(sorted(scores.D4RL_REFERENCES))}); use final"

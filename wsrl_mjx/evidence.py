@@ -4,8 +4,10 @@ Two steps, so every number can be recomputed from files committed with the resul
 
 1. `export_curves` turns each finished run of an experiment's run dir into a small text file
    (`curves/<method>/seed<k>.tsv`, `curves/pretrain-<group>/seed<k>.tsv`): one row per
-   evaluation with the return, the normalized score, and the training diagnostics logged last
-   before it (online Q and TD on training batches, Q and TD on the held-out offline rows).
+   evaluation with the return, the success rate (NaN for tasks without one), the normalized
+   score (`wsrl_mjx.scores`: of the success rate for AntMaze), and the training diagnostics
+   logged last before it (online Q and TD on training batches, Q and TD on the held-out
+   offline rows).
 2. `analyze` reads only those files (one folder per task) and writes the tables, the claims
    and the figure. Statistics come from `rliable` (IQM with stratified bootstrap confidence
    intervals, probability of improvement) and `scipy.stats` (Wilcoxon signed-rank on paired
@@ -33,6 +35,7 @@ from wsrl_mjx.rundir import git_commit
 COLUMNS = (
     "env_steps",
     "eval_return",
+    "eval_success",
     "normalized",
     "eval_length",
     "online_q",
@@ -40,7 +43,15 @@ COLUMNS = (
     "offline_q",
     "offline_td",
 )
-PRETRAIN_COLUMNS = ("gradient_steps", "eval_return", "normalized", "eval_length", "q_pred", "alpha")
+PRETRAIN_COLUMNS = (
+    "gradient_steps",
+    "eval_return",
+    "eval_success",
+    "normalized",
+    "eval_length",
+    "q_pred",
+    "alpha",
+)
 TRAINING_PHASES_EXCLUDED = ("eval", "warmup", "q_trace")
 BOOTSTRAP_REPS = 10_000  # rliable's stratified bootstrap; fixed seed below
 CONFIDENCE = 0.95
@@ -50,8 +61,14 @@ REFERENCE = "wsrl"
 # --- 1. curve files ------------------------------------------------------------------------------
 
 
-def _normalized(env_name: str, value: float) -> float:
-    return scores.normalized_score(env_name, value) if scores.references(env_name) else math.nan
+def _evaluation(env_name: str, record: dict) -> list[float]:
+    """eval_return, eval_success, normalized of a logged evaluation (NaN where there is none)."""
+    score = scores.normalized_of(env_name, record, prefix="eval_")
+    return [
+        record["eval_return"],
+        record.get("eval_success", math.nan),
+        math.nan if score is None else score,
+    ]
 
 
 def _last_before(records: list[dict], step: int, key: str) -> float:
@@ -71,8 +88,7 @@ def finetune_curve(run_dir: Path, env_name: str) -> tuple[int, np.ndarray]:
         rows.append(
             [
                 step,
-                e["eval_return"],
-                _normalized(env_name, e["eval_return"]),
+                *_evaluation(env_name, e),
                 e.get("eval_length", math.nan),
                 _last_before(train, step, "q_pred"),
                 _last_before(train, step, "td_loss"),
@@ -89,8 +105,7 @@ def pretrain_curve(run_dir: Path, env_name: str) -> np.ndarray:
     rows = [
         [
             e["env_steps"],
-            e["eval_return"],
-            _normalized(env_name, e["eval_return"]),
+            *_evaluation(env_name, e),
             e.get("eval_length", math.nan),
             _last_before(train, e["env_steps"], "q_pred"),
             _last_before(train, e["env_steps"], "alpha"),
@@ -226,19 +241,30 @@ def load_task(task_dir: Path) -> tuple[str, dict[str, dict[int, Run]]]:
         if "method" not in header:  # a pre-training curve
             continue
         env_name = header["env"]
-        has_refs = scores.references(env_name) is not None
         run = Run(
             method=header["method"],
             seed=int(header["seed"]),
             switch=int(float(header["switch_env_steps"])),
             steps=curve["env_steps"],
-            score=curve["normalized"] if has_refs else curve["eval_return"],
+            score=task_score(env_name, curve, path),
             offline_td=curve["offline_td"],
         )
         runs.setdefault(run.method, {})[run.seed] = run
     if not runs:
         raise FileNotFoundError(f"{task_dir}: no fine-tuning curve files (*/seed*.tsv)")
     return env_name, runs
+
+
+def task_score(env_name: str, curve: dict, path: Path) -> np.ndarray:
+    """The normalized score of each evaluation of a curve, recomputed from its metric column
+    (wsrl_mjx.scores), or the return for envs without references."""
+    refs = scores.references(env_name)
+    if refs is None:
+        return curve["eval_return"]
+    column = f"eval_{refs.metric}"
+    if column not in curve:
+        raise ValueError(f"{path}: {env_name} is normalized from {column}, which the file lacks")
+    return np.asarray([scores.normalize(refs, x) for x in curve[column]])
 
 
 def paired(runs: dict[str, dict[int, Run]], a: str, b: str) -> list[int]:

@@ -62,7 +62,7 @@ from wsrl_mjx.pipeline import collect
 from wsrl_mjx.plots import plot_groups
 from wsrl_mjx.pretrain import run_pretrain
 from wsrl_mjx.rundir import atomic_write, git_commit
-from wsrl_mjx.scores import normalized_score, references
+from wsrl_mjx.scores import normalized_of, references
 
 KEYS = {"base", "dataset", "seeds", "budgets", "methods", "run_dir", "title", "outputs"}
 DONE_FILE = "done.json"
@@ -535,15 +535,18 @@ def pretrain_dir(exp: Experiment, group: str, seed: int) -> Path:
     return exp.run_dir / group / f"seed{seed}"
 
 
-def eval_at(records: list[dict], budget: int) -> float:
-    """The last evaluation at or before `budget` env steps (NaN if none)."""
+def eval_at(records: list[dict], budget: int, key: str = "eval_return") -> float:
+    """`key` of the last evaluation at or before `budget` env steps (NaN if none, or if it
+    lacks `key`: a task without a success rate)."""
     evals = [r for r in records if r["phase"] == "eval" and r["env_steps"] <= budget]
-    return evals[-1]["eval_return"] if evals else math.nan
+    return evals[-1].get(key, math.nan) if evals else math.nan
 
 
 def results_table(runs: dict[str, list[Path]], budgets: tuple[int, ...]) -> dict:
-    """{method: {budget or "final": {mean, std, min, max, seeds}}}; "final" is each run's last
-    evaluation (methods with a warmup may end a few steps past the others)."""
+    """{method: {budget or "final": {mean, std, min, max, seeds, success_seeds}}}: statistics of
+    the returns (`seeds`: per seed) and each seed's success rate (NaN for tasks without one);
+    "final" is each run's last evaluation (methods with a warmup may end a few steps past the
+    others)."""
     table = {}
     for name, dirs in runs.items():
         records = [read_metrics(d) for d in dirs]
@@ -565,6 +568,7 @@ def results_table(runs: dict[str, list[Path]], budgets: tuple[int, ...]) -> dict
                 "min": float(np.min(values)),
                 "max": float(np.max(values)),
                 "seeds": values.tolist(),
+                "success_seeds": [eval_at(r, budget, "eval_success") for r in records],
             }
         row["final"]["env_steps"] = ends
         table[name] = row
@@ -591,21 +595,27 @@ def results_markdown(exp: Experiment, table: dict, runs: dict | None = None) -> 
         cells = [f"{row[c]['mean']:.1f} ± {row[c]['std']:.1f}" for c in columns]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     env = exp.base.get("env", {}).get("name", "")
-    if references(env) is not None:
-        lines += [
-            "",
-            f"Normalized score (D4RL's reference returns for {env}, wsrl_mjx.scores):",
-            "",
-        ]
+    refs = references(env)
+    if refs is not None:
+        lines += ["", f"Normalized score ({NORMALIZED_FROM[refs.metric]}, wsrl_mjx.scores):", ""]
         lines += lines[4:6]
         for name, row in table.items():
-            cells = []
-            for c in columns:
-                scores = [normalized_score(env, v) for v in row[c]["seeds"]]
-                spread = np.std(scores, ddof=1) if len(scores) > 1 else math.nan
-                cells.append(f"{np.mean(scores):.1f} ± {spread:.1f}")
+            cells = [_normalized_cell(env, row[c]) for c in columns]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+NORMALIZED_FROM = {"return": "D4RL's reference returns", "success": "100 x success rate"}
+
+
+def _normalized_cell(env: str, cell: dict) -> str:
+    """Mean ± sample std over seeds of the normalized score ("n/a" if a seed has none)."""
+    records = zip(cell["seeds"], cell["success_seeds"], strict=True)
+    scores = [normalized_of(env, {"return": r, "success": s}) for r, s in records]
+    if None in scores:
+        return "n/a"
+    spread = np.std(scores, ddof=1) if len(scores) > 1 else math.nan
+    return f"{np.mean(scores):.1f} ± {spread:.1f}"
 
 
 # --- the switch report -------------------------------------------------------------------------

@@ -11,6 +11,11 @@ DIR/pointmaze-<layout>.npz or DIR/antmaze-<layout>-<goals>.npz):
     python -m wsrl_mjx.maze_datasets --layouts medium --num-transitions 1000000 --save data/
     python -m wsrl_mjx.maze_datasets --agent ant --policy runs/antgoal_sac --goals diverse \
         --save data/
+
+`--twin ID` collects in a Gymnasium-Robotics AntMaze twin instead (`envs.maze_data.
+collect_gym_antmaze`: the twin's own goals, no PNG) and writes DIR/<ID>.npz (`env`: ID):
+
+    python -m wsrl_mjx.maze_datasets --agent ant --twin AntMaze_Large_Diverse_GR-v4 --save data/
 """
 
 from __future__ import annotations
@@ -25,7 +30,14 @@ import jax
 
 import envs
 from envs import ant_goal, maze
-from envs.maze_data import ant_policy_stats, collect_antmaze, collect_pointmaze, plot_maze_dataset
+from envs.gym_antmaze import ANTMAZE_IDS
+from envs.maze_data import (
+    ant_policy_stats,
+    collect_antmaze,
+    collect_gym_antmaze,
+    collect_pointmaze,
+    plot_maze_dataset,
+)
 from wsrl_mjx.agents import make_sac
 from wsrl_mjx.bridge import load_agent
 from wsrl_mjx.config import from_dict
@@ -92,6 +104,25 @@ def load_ant_policy(
     return policy_fn, params
 
 
+TWIN_SHOWN = ("coverage", "behavior_goals_reached", "reward_sum", "restarts", "steps_per_second")
+
+
+def save_twin_dataset(
+    args: argparse.Namespace, policy_fn: Callable, params: Any, noise: float
+) -> Path:
+    """`--twin`: a dataset collected in the AntMaze twin `args.twin`, saved as <save>/<id>.npz."""
+    if not args.save:
+        raise SystemExit("--twin writes a dataset: give --save DIR")
+    arrays, meta = collect_gym_antmaze(
+        args.twin, policy_fn, params, args.num_transitions, args.num_envs, args.seed, noise
+    )
+    meta["policy"] = str(args.policy)
+    print(f"{args.twin}:", {k: meta[k] for k in TWIN_SHOWN})
+    path = save_dataset(Path(args.save) / args.twin, arrays, meta)
+    print("  wrote", path)
+    return path
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(
         description="Collect maze datasets (BFS waypoints, a noisy PD controller for the point "
@@ -121,6 +152,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--policy-stats", action="store_true",
         help="ant only: print how well --policy walks on antgoal (256 episodes) and exit",
     )  # fmt: skip
+    p.add_argument(
+        "--twin", metavar="ID", choices=ANTMAZE_IDS,
+        help="ant only: collect in this Gymnasium-Robotics AntMaze twin (e.g. "
+        "AntMaze_Large_Diverse_GR-v4) instead of --layouts; needs --save",
+    )  # fmt: skip
     p.add_argument("--save", default=None, help="also save each dataset as <save>/<name>.npz")
     p.add_argument("--max-trajectories", type=int, default=12, help="trajectories drawn")
     args = p.parse_args(argv)
@@ -132,6 +168,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.policy_stats:
             print(ant_policy_stats(policy_fn, params, noise=noise, seed=args.seed))
             return
+        if args.twin:
+            save_twin_dataset(args, policy_fn, params, noise)
+            return
+    elif args.twin:
+        p.error("--twin needs --agent ant")
     for layout in args.layouts:
         if args.agent == "ant":
             arrays, meta = collect_antmaze(

@@ -6,7 +6,8 @@ in, with its overrides and episode length. The same deterministic policy (tanh o
 `episodes` episodes in the twin (the project's own evaluator) and in `gymnasium.make(env name,
 **overrides, max_episode_steps=episode length)`, observations flattened as the twin's (goal-env
 dicts as `minari_io.flatten_order` says). Return, success (where the task has one), length and
-the normalized score (where D4RL references exist) are reported for both, with Welch's t-test of
+the normalized score (where references exist, wsrl_mjx.scores: from the success rate for
+AntMaze, the return for locomotion) are reported for both, with Welch's t-test of
 the two return samples: a twin that behaves like its native env gives a large p-value.
 """
 
@@ -26,7 +27,7 @@ from wsrl_mjx.bridge import load_agent
 from wsrl_mjx.config import ConfigError, from_dict
 from wsrl_mjx.environment import make_env
 from wsrl_mjx.minari_io import flatten_observation
-from wsrl_mjx.scores import normalized_or_none
+from wsrl_mjx.scores import normalized_of
 
 
 def native_env(name: str, overrides: dict[str, Any], episode_length: int) -> Any:
@@ -103,14 +104,17 @@ def _twin_episodes(twin: Any, agent: Any, state: Any, episodes: int, seed: int) 
 
 
 def _summary(env: str, result: dict[str, np.ndarray]) -> dict:
+    """Means over episodes (success: the share of episodes that reached the goal) and the
+    normalized score of those means."""
     mean = float(np.mean(result["return"]))
     success = result["success"]
+    rate = None if np.isnan(success).all() else float(np.nanmean(success))
     return {
         "return_mean": mean,
         "return_std": float(np.std(result["return"], ddof=1)) if len(success) > 1 else None,
-        "success": None if np.isnan(success).all() else float(np.nanmean(success)),
+        "success": rate,
         "length_mean": float(np.mean(result["length"])),
-        "normalized": normalized_or_none(env, mean),
+        "normalized": normalized_of(env, {"return": mean, "success": rate}),
         "returns": result["return"].tolist(),
     }
 

@@ -15,7 +15,7 @@ from wsrl_mjx.finetune import run_finetune
 from wsrl_mjx.logger import read_metrics
 from wsrl_mjx.pretrain import run_pretrain
 from wsrl_mjx.rundir import atomic_write, exclusive
-from wsrl_mjx.scores import normalized_or_none
+from wsrl_mjx.scores import normalized_of, references
 from wsrl_mjx.setup import resolve_env
 
 DEFAULT_CONFIG = Path(__file__).parent / "defaults" / "pipeline.yaml"
@@ -126,6 +126,7 @@ def _run_phases(cfg: Config, root: Path, resume: bool) -> dict:
         "behaviour_return": dataset.get("behaviour_return"),
         "offline_score": pre_evals[-1]["eval_return"],
         "after_warmup_score": by_label.get("after_warmup", {}).get("eval_return"),
+        "after_warmup_success": by_label.get("after_warmup", {}).get("eval_success"),
         "final_score": ft_evals[-1]["eval_return"],
         "offline_success": pre_evals[-1].get("eval_success"),  # None: no success signal
         "final_success": ft_evals[-1].get("eval_success"),
@@ -134,8 +135,7 @@ def _run_phases(cfg: Config, root: Path, resume: bool) -> dict:
         "seconds": {**times, "finetune_online_s": ft["times"]["online_s"]},
         "run_dir": str(root),
     }
-    for key in ("behaviour_return", "offline_score", "after_warmup_score", "final_score"):
-        summary[f"{key}_normalized"] = normalized_or_none(cfg.env.name, summary[key])
+    summary |= normalized_scores(summary)
     text = json.dumps(summary, indent=2, default=str).encode()
     atomic_write(root / "summary.json", lambda f: f.write(text))
     print_summary(summary)
@@ -143,19 +143,55 @@ def _run_phases(cfg: Config, root: Path, resume: bool) -> dict:
     return {**summary, "phases": {"collect": dataset, "pretrain": pre, "finetune": ft}}
 
 
-def print_summary(s: dict) -> None:
-    def fmt(key: str) -> str:
-        value, normalized = s[key], s.get(f"{key}_normalized")
-        text = "n/a" if value is None else f"{value:.2f}"
-        return text if normalized is None else f"{text} (normalized {normalized:.1f})"
+# Summary keys of each evaluation: (return, success rate; None where the summary has none).
+SUMMARY_EVALUATIONS = (
+    ("behaviour_return", None),  # the dataset records the behaviour's return only
+    ("offline_score", "offline_success"),
+    ("after_warmup_score", "after_warmup_success"),
+    ("final_score", "final_success"),
+)
+SUMMARY_LABELS = {
+    "behaviour_return": "behaviour policy return (dataset)",
+    "offline_score": "offline score (after pre-training)",
+    "offline_success": "offline success rate",
+    "after_warmup_score": "score after warmup",
+    "after_warmup_success": "success rate after warmup",
+    "final_score": "final score ({finetune_env_steps} online env steps)",
+    "final_success": "final success rate",
+}
 
+
+def normalized_scores(summary: dict) -> dict:
+    """`<return key>_normalized` per evaluation (wsrl_mjx.scores: from the success rate for
+    AntMaze, the return for locomotion, None without references) and `normalized_from`."""
+    env, out = summary["env"], {}
+    for ret, success in SUMMARY_EVALUATIONS:
+        record = {"return": summary[ret], "success": summary.get(success)}
+        out[f"{ret}_normalized"] = normalized_of(env, record)
+    refs = references(env)
+    out["normalized_from"] = None if refs is None else refs.metric
+    return out
+
+
+def _evaluation_rows(s: dict) -> list[tuple[str, str]]:
+    """(label, value) per return and success rate, the normalized score beside the number it
+    was computed from."""
+    from_success = s.get("normalized_from") == "success"
+    rows = []
+    for ret, success in SUMMARY_EVALUATIONS:
+        normalized = s.get(f"{ret}_normalized")
+        for key in (k for k in (ret, success) if k is not None):
+            value = s.get(key)
+            text = "n/a" if value is None else f"{value:.2f}"
+            if normalized is not None and (key == success) == from_success:
+                text += f" (normalized {normalized:.1f})"
+            rows.append((SUMMARY_LABELS[key].format(**s), text))
+    return rows
+
+
+def print_summary(s: dict) -> None:
     rows = [
-        ("behaviour policy return (dataset)", fmt("behaviour_return")),
-        ("offline score (after pre-training)", fmt("offline_score")),
-        ("offline success rate", fmt("offline_success")),
-        ("score after warmup", fmt("after_warmup_score")),
-        (f"final score ({s['finetune_env_steps']} online env steps)", fmt("final_score")),
-        ("final success rate", fmt("final_success")),
+        *_evaluation_rows(s),
         ("episode length (evaluation and fine-tuning)", str(s["episode_length"])),
     ] + [(f"wall-clock {k[:-2]}", f"{v:.0f} s") for k, v in s["seconds"].items()]
     width = max(len(r[0]) for r in rows)
