@@ -71,7 +71,8 @@ def run_phase(run: Run, phase: Phase, state: Any) -> Any:
             run.record(state, metrics, phase, start)
         step = run.step(state)
         finished = step >= run.total
-        if loop.eval_due(step, force=finished or phase.evaluate_at_end):
+        ended = phase.evaluate_at_end and step >= phase.end
+        if loop.eval_due(step, force=finished or ended):
             run.evaluate(state, step, phase.eval_label or phase.name)
         if loop.checkpoint_due(step, force=finished):
             run.save(state, step)

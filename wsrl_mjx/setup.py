@@ -189,10 +189,11 @@ class FinetuneSetup:
 
 
 def setup_finetune(cfgs: list[Config]) -> FinetuneSetup:
-    """Each seed's checkpoint read once (an empty env.name becomes the checkpoint's env)."""
-    pretrained = [
-        read_pretrained(c.finetune.checkpoint) if c.finetune.checkpoint else None for c in cfgs
-    ]
+    """Each checkpoint read once, however many seeds start from it (an empty env.name becomes
+    the checkpoint's env)."""
+    paths = {c.finetune.checkpoint for c in cfgs if c.finetune.checkpoint}
+    read = {path: read_pretrained(path) for path in sorted(paths)}
+    pretrained = [read.get(c.finetune.checkpoint) for c in cfgs]
     cfgs = [
         resolve_env(c, finetuning=True, pretrained=p) for c, p in zip(cfgs, pretrained, strict=True)
     ]
