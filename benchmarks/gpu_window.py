@@ -255,10 +255,11 @@ def sharded_chunk_check() -> dict:
     import envs
     from wsrl_mjx.agents.sac import make_sac
     from wsrl_mjx.config import load_config
+    from wsrl_mjx.environment import make_env
     from wsrl_mjx.loops import make_chunk, policy_actions
+    from wsrl_mjx.online_system import init_training_state
     from wsrl_mjx.replay import make_replay
     from wsrl_mjx.sharding import DataSharding, make_mesh
-    from wsrl_mjx.train import init_training_state, make_env
 
     small = ["agent.actor_hidden=[32,32]", "agent.critic_hidden=[32,32]", "agent.num_critics=2"]
     cfg = load_config(None, [*small, "env.name=PointMass", "agent.batch_size=16"])

@@ -27,6 +27,7 @@ from wsrl_mjx.logger import read_metrics
 from wsrl_mjx.networks import make_networks, tanh_gaussian_log_prob
 from wsrl_mjx.pretrain import run_pretrain
 from wsrl_mjx.run import main
+from wsrl_mjx.setup import setup_finetune
 
 LINE_SPEED = 0.1  # position change per step at full action
 LINE_GOAL = 1.0
@@ -134,7 +135,7 @@ def test_new_env_loss_and_method_train_end_to_end(registered, tmp_path):
             f"run.run_dir={tmp_path / 'ft'}",
         ],
     )
-    plan = plan_finetune(ft_cfg, make_line())
+    plan = plan_finetune(setup_finetune([ft_cfg]))[0]
     restored, _ = restore_pretrained(tmp_path / "pre", plan.agent, "test-line")
     assert isinstance(plan.agent, SACBCAgent)
     assert leaves_equal(plan.initial_agent.actor, restored.actor)  # it starts from pre-training

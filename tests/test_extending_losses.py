@@ -28,11 +28,11 @@ from wsrl_mjx.agents.base import apply_gradients, polyak
 from wsrl_mjx.agents.sac import SACAgent
 from wsrl_mjx.bridge import restore_pretrained
 from wsrl_mjx.config import load_config
-from wsrl_mjx.environment import make_env
 from wsrl_mjx.finetune import plan_finetune
 from wsrl_mjx.logger import read_metrics
 from wsrl_mjx.networks import make_networks
 from wsrl_mjx.run import main
+from wsrl_mjx.setup import setup_finetune
 from wsrl_mjx.types import AgentState
 
 EXPLORATION_NOISE = 0.1  # TD3's Gaussian noise on the deterministic action while acting
@@ -204,7 +204,7 @@ def test_td3_fine_tunes_from_a_calql_checkpoint(registered, dataset, tmp_path):
     )
     sets = [f"finetune.checkpoint={pre}", "finetune.method=test-td3", f"run.run_dir={ft}"]
     cfg = load_config(None, [*TINY, *sets])
-    plan = plan_finetune(cfg, make_env(cfg.env))
+    plan = plan_finetune(setup_finetune([cfg]))[0]
     restored, _ = restore_pretrained(pre, plan.agent, "PointMass")
     start = plan.initial_agent
     assert isinstance(plan.agent, TD3Agent) and isinstance(start.extras, TD3Extras)

@@ -21,13 +21,13 @@ from wsrl_mjx.bridge import restore_pretrained
 from wsrl_mjx.checkpoint import Checkpointer, CheckpointError
 from wsrl_mjx.collect import medium_return, pick_medium
 from wsrl_mjx.config import CollectConfig, Config, ConfigError, load_config
-from wsrl_mjx.environment import make_env
-from wsrl_mjx.finetune import offline_rows, plan_finetune, run_finetune
+from wsrl_mjx.finetune import plan_finetune, run_finetune
 from wsrl_mjx.loops import Aux, guided_actions, mixed_sampler, replay_sampler
-from wsrl_mjx.methods import make_agent
+from wsrl_mjx.methods import make_agent, offline_rows
 from wsrl_mjx.pipeline import run_pipeline
 from wsrl_mjx.replay import example_transition, make_replay
 from wsrl_mjx.scores import normalized_score
+from wsrl_mjx.setup import setup_finetune
 from wsrl_mjx.types import OfflineTransition
 
 TINY = [
@@ -175,7 +175,7 @@ def test_wsrl_plan_never_touches_offline_data(pipeline):
         None,
         [*TINY, f"finetune.checkpoint={result['phases']['pretrain']['run_dir']}"],
     )
-    plan = plan_finetune(ft_cfg, make_env(ft_cfg.env))
+    plan = plan_finetune(setup_finetune([ft_cfg]))[0]
     assert plan.offline_per_minibatch == 0
     assert plan.offline is None
     assert plan.holdout is not None  # diagnostics only
@@ -188,7 +188,7 @@ def test_finetune_refuses_another_reward_transform_or_discount(pipeline):
     for change in ("env.reward_scale=10", "agent.discount=0.9"):
         ft_cfg = load_config(None, [*TINY, checkpoint, change])
         with pytest.raises(ConfigError, match=change.split("=")[0] + ".*pre-trained with"):
-            plan_finetune(ft_cfg, make_env(ft_cfg.env))
+            plan_finetune(setup_finetune([ft_cfg]))[0]
 
 
 def test_offline_rows_per_method():

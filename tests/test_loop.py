@@ -27,9 +27,11 @@ from wsrl_mjx.config import (
 from wsrl_mjx.environment import make_env
 from wsrl_mjx.logger import read_metrics
 from wsrl_mjx.loops import make_chunk, policy_actions
+from wsrl_mjx.online_system import init_training_state
 from wsrl_mjx.pretrain import run_pretrain
 from wsrl_mjx.replay import buffer_size, make_replay
-from wsrl_mjx.train import Schedule, init_training_state, replay_ratio, run_online
+from wsrl_mjx.schedule import Schedule, replay_ratio
+from wsrl_mjx.train import run_online
 
 TINY = [
     *COMMON_TINY,
@@ -259,18 +261,18 @@ def test_a_signal_stops_after_the_chunk_with_a_checkpoint_and_resumes_bit_exactl
     """SIGTERM (a batch scheduler) or SIGINT (Ctrl-C) mid-run: the chunk finishes, a checkpoint
     is written at that step (120, off the 80-step cadence), the command exits 128 + signal
     saying how to resume, and `--resume` ends in the uninterrupted run's state."""
-    from wsrl_mjx import train
+    from wsrl_mjx import online_run
     from wsrl_mjx.run import main
 
     root, full = full_run
-    original = train.OnlineRun.record
+    original = online_run.OnlineRun.record
 
     def signal_at_120(self, state, metrics, phase, start):
         original(self, state, metrics, phase, start)
         if int(state.env_steps) == 120:  # the signal arrives while the chunk ends
             os.kill(os.getpid(), signum)
 
-    monkeypatch.setattr(train.OnlineRun, "record", signal_at_120)
+    monkeypatch.setattr(online_run.OnlineRun, "record", signal_at_120)
     argv = ["online", *[a for item in TINY for a in ("--set", item)]]
     argv += ["--set", f"run.run_dir={tmp_path}"]
     assert main(argv) == 128 + signum
@@ -279,7 +281,7 @@ def test_a_signal_stops_after_the_chunk_with_a_checkpoint_and_resumes_bit_exactl
     assert "--resume" in err
     assert Checkpointer(tmp_path / "checkpoints").latest_step() == 120
     assert signal.getsignal(signum) is not None  # the handler was put back
-    monkeypatch.setattr(train.OnlineRun, "record", original)
+    monkeypatch.setattr(online_run.OnlineRun, "record", original)
     assert main([*argv, "--resume"]) == 0
     resumed, _ = Checkpointer(tmp_path / "checkpoints").restore(full["state"])
     expected, _ = Checkpointer(root / "checkpoints").restore(full["state"])

@@ -8,9 +8,9 @@ import pytest
 
 from wsrl_mjx.config import ConfigError, load_config
 from wsrl_mjx.data import mc_returns
-from wsrl_mjx.mc_replay import discounted_returns, make_mc_replay
+from wsrl_mjx.mc_replay import discounted_returns, make_mc_replay, online_replay_maker
 from wsrl_mjx.replay import example_transition
-from wsrl_mjx.train import Schedule, online_replay_maker, steps_before_updates
+from wsrl_mjx.schedule import Schedule, steps_before_updates
 from wsrl_mjx.types import Transition
 
 GAMMA, N, T = 0.9, 3, 6
@@ -94,9 +94,8 @@ def test_capacity_must_hold_one_episode_per_env():
     with pytest.raises(ValueError, match="smaller than one episode of every env"):
         make_mc_replay(10, 4, N, T, GAMMA)
     cfg = load_config(None, ["online.num_envs=4", "online.buffer_capacity=1024"])
-    env = type("E", (), {"episode_length": 1000})()
     with pytest.raises(ConfigError, match="one episode of every env"):
-        online_replay_maker(cfg, env, mc_bound=True)(1024)
+        online_replay_maker(cfg, episode_length=1000, mc_bound=True)(1024)
 
 
 @pytest.mark.parametrize(

@@ -415,7 +415,7 @@ def test_budgets_refuse_big_overruns_and_note_small_ones(capsys):
 def test_shipped_configs_fit_their_budgets():
     from wsrl_mjx.experiment import load_experiment
     from wsrl_mjx.pipeline import DEFAULT_CONFIG
-    from wsrl_mjx.train import Schedule
+    from wsrl_mjx.schedule import Schedule
 
     configs = [load_config(p) for p in [DEFAULT_CONFIG, *sorted((REPO / "configs").glob("*.yaml"))]]
     for path in sorted((REPO / "configs" / "experiments").glob("*.yaml")):

@@ -23,8 +23,9 @@ from wsrl_mjx.config import Config, ConfigError, check_single_seed
 from wsrl_mjx.data import DATASET_KEYS, save_dataset
 from wsrl_mjx.environment import make_env
 from wsrl_mjx.loops import make_chunk, policy_actions, random_actions
+from wsrl_mjx.online_system import OnlinePlan, init_training_state
 from wsrl_mjx.replay import make_replay
-from wsrl_mjx.train import OnlinePlan, init_training_state, run_online
+from wsrl_mjx.train import run_online
 
 KINDS = ("random", "medium", "medium-replay", "expert")
 

@@ -505,6 +505,31 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     }
 
 
+def check_seeds_share(cfgs: list[Config]) -> None:
+    """Seeds in one program share every setting but seed, run dir and pre-trained checkpoint
+    (an experiment's seeds each restore their own pre-training)."""
+
+    def flat(cfg: Config) -> dict:
+        return flat_settings(
+            dataclasses.replace(
+                cfg,
+                run=dataclasses.replace(cfg.run, seed=0, run_dir=""),
+                finetune=dataclasses.replace(cfg.finetune, checkpoint=""),
+            )
+        )
+
+    first = flat(cfgs[0])
+    for cfg in cfgs[1:]:
+        other = flat(cfg)
+        differ = sorted(k for k in first.keys() | other.keys() if first.get(k) != other.get(k))
+        if differ:
+            raise ConfigError(
+                "seeds run as one program must share every setting but the seed, run dir and "
+                f"checkpoint; {differ[0]} differs: {first.get(differ[0])!r} and "
+                f"{other.get(differ[0])!r}"
+            )
+
+
 def check_resume_settings(saved: dict, config: Config, may_change: set[str]) -> None:
     """Refuse to resume a run with settings that change what it computes, naming every key
     that differs from the ones the run started with (`saved`: its config as recorded in the

@@ -233,6 +233,16 @@ def strong_copy(tree: Any) -> Any:
     )
 
 
+def stack_seeds(trees: list) -> Any:
+    """Seeds' trees as one tree with a leading seed axis."""
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def seed_slice(tree: Any, k: int, seeded: bool) -> Any:
+    """Seed k's slice of a tree with a leading seed axis (the tree itself for one seed)."""
+    return jax.tree.map(lambda x: x[k], tree) if seeded else tree
+
+
 def summarize_chunk(metrics: dict, has_success: bool = True) -> dict:
     """Host-side: per-iteration arrays -> scalars (episode means over completed episodes);
     `train_success` only for tasks with a success signal."""

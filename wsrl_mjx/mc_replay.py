@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from wsrl_mjx.config import Config, ConfigError
 from wsrl_mjx.replay import make_replay
 from wsrl_mjx.types import OfflineTransition, Transition
 
@@ -157,3 +158,30 @@ def make_mc_replay(
         sparse_negative_reward,
         make_replay(capacity, sample_batch_size),  # the plain buffer's checks run here
     )
+
+
+def online_replay_maker(cfg: Config, episode_length: int, mc_bound: bool):
+    """sample size -> the online buffer: plain FIFO, or with MC returns for online CalQL."""
+    capacity = cfg.online.buffer_capacity
+    if not mc_bound:
+        return lambda rows: make_replay(capacity, rows)
+    if cfg.run.num_devices > 1:
+        raise ConfigError(
+            "finetune.online_mc_bound=true runs on one device; set run.num_devices=1 or "
+            "finetune.online_mc_bound=false"
+        )
+
+    def make(rows: int):
+        try:
+            return make_mc_replay(
+                capacity,
+                rows,
+                cfg.online.num_envs,
+                episode_length,
+                cfg.agent.discount,
+                cfg.offline.sparse_negative_reward,
+            )
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+
+    return make

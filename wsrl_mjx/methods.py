@@ -31,6 +31,7 @@ from wsrl_mjx.agents.base import Agent
 from wsrl_mjx.agents.cql import make_cql
 from wsrl_mjx.agents.iql import make_iql
 from wsrl_mjx.agents.sac import make_sac
+from wsrl_mjx.checkpoint import CheckpointError
 from wsrl_mjx.config import AgentConfig, Config, ConfigError, OfflineConfig
 from wsrl_mjx.loops import ActionRule, guided_actions
 
@@ -166,6 +167,36 @@ def make_agent(
     if algorithm not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
     return ALGORITHMS[algorithm].make(agent_cfg, offline_cfg, observation_size, action_size)
+
+
+def offline_rows(method: str | Method, ratio: float | None, batch_size: int) -> int:
+    """Offline rows per critic minibatch: the method's default share unless set explicitly."""
+    method = METHODS[method] if isinstance(method, str) else method
+    ratio = method.offline_ratio if ratio is None else ratio
+    rows = int(round(ratio * batch_size))
+    if not 0.0 <= ratio < 1.0 or rows >= batch_size:
+        raise ConfigError(
+            f"finetune.offline_ratio={ratio} leaves no online rows in a batch of {batch_size}; "
+            "use a value in [0, 1)"
+        )
+    return rows
+
+
+def check_finetune_inputs(cfg: Config, method: Method, rows: int) -> None:
+    """A method that starts from or acts with the pre-trained agent needs its checkpoint; one
+    that samples offline rows needs data (the checkpoint's dataset, or finetune.dataset)."""
+    ft = cfg.finetune
+    if ft.checkpoint:
+        return
+    if method.needs_pretrained:
+        raise CheckpointError(
+            f"finetune.method={method.name} needs a pre-trained checkpoint: pass --checkpoint DIR"
+        )
+    if rows and not ft.dataset:
+        raise CheckpointError(
+            f"finetune.method={method.name} samples offline data: pass --checkpoint DIR (its "
+            "dataset is used) or finetune.dataset"
+        )
 
 
 def online_mc_bound(cfg: Config) -> bool:

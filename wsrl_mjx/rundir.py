@@ -100,14 +100,18 @@ def _owner() -> dict[str, Any]:
 
 
 def holds_run_dir(fn: Callable) -> Callable:
-    """Decorate `fn(cfg, ...)` to run while holding `cfg.run.run_dir` exclusively. Not with
-    run.distributed: there one process per host shares the run dir by design."""
+    """Decorate `fn(cfg, ...)` (or `fn(cfgs, ...)`: one config per seed) to run while holding
+    each run dir exclusively. Not with run.distributed: there one process per host shares the
+    run dir by design."""
 
     @functools.wraps(fn)
     def wrapper(cfg, *args, **kwargs):
-        if cfg.run.distributed:
+        cfgs = cfg if isinstance(cfg, list | tuple) else [cfg]
+        if cfgs[0].run.distributed:
             return fn(cfg, *args, **kwargs)
-        with exclusive(cfg.run.run_dir):
+        with contextlib.ExitStack() as held:
+            for c in cfgs:
+                held.enter_context(exclusive(c.run.run_dir))
             return fn(cfg, *args, **kwargs)
 
     return wrapper

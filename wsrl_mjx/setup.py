@@ -17,9 +17,9 @@ import envs
 from wsrl_mjx import data, minari_io, readers
 from wsrl_mjx.agents.base import Agent
 from wsrl_mjx.bridge import Pretrained, read_pretrained
-from wsrl_mjx.config import DEFAULT_ENV, Config
+from wsrl_mjx.config import DEFAULT_ENV, Config, ConfigError
 from wsrl_mjx.environment import make_env
-from wsrl_mjx.methods import make_agent
+from wsrl_mjx.methods import METHODS, check_finetune_inputs, make_agent, offline_rows
 from wsrl_mjx.types import OfflineTransition
 
 HOLDOUT_FILE = "holdout.npz"
@@ -180,21 +180,57 @@ def setup_pretrain(cfg: Config) -> OfflineSetup:
 
 @dataclass(frozen=True)
 class FinetuneSetup:
-    """A fine-tuning's inputs, one entry per seed: its config with the env resolved and its
-    pre-trained checkpoint (None without one); and the env, built once for all seeds."""
+    """A fine-tuning's inputs, each file read once. Per seed: its config with the env resolved,
+    its pre-trained checkpoint and that pre-training's held-out batch (None without them).
+    Shared: the env, and the offline data the method samples (`offline_rows` of every critic
+    minibatch; None for methods that never sample it)."""
 
     cfgs: list[Config]
     env: envs.Env
     pretrained: list[Pretrained | None]
+    holdouts: list[OfflineTransition | None]
+    offline: OfflineTransition | None
+    offline_rows: int
 
 
 def setup_finetune(cfgs: list[Config]) -> FinetuneSetup:
-    """Each checkpoint read once, however many seeds start from it (an empty env.name becomes
-    the checkpoint's env)."""
-    paths = {c.finetune.checkpoint for c in cfgs if c.finetune.checkpoint}
-    read = {path: read_pretrained(path) for path in sorted(paths)}
+    """Each checkpoint and held-out split read once, however many seeds start from it (an
+    empty env.name becomes the checkpoint's env); the offline data once, for the methods that
+    sample it (finetune.dataset, else the checkpoint's dataset)."""
+    first = cfgs[0]
+    method = METHODS[first.finetune.method]
+    rows = offline_rows(method, first.finetune.offline_ratio, first.agent.batch_size)
+    for cfg in cfgs:
+        check_finetune_inputs(cfg, method, rows)
+    paths = sorted({c.finetune.checkpoint for c in cfgs if c.finetune.checkpoint})
+    read = {path: read_pretrained(path) for path in paths}
     pretrained = [read.get(c.finetune.checkpoint) for c in cfgs]
     cfgs = [
         resolve_env(c, finetuning=True, pretrained=p) for c, p in zip(cfgs, pretrained, strict=True)
     ]
-    return FinetuneSetup(cfgs, make_env(cfgs[0].env), pretrained)
+    env = make_env(cfgs[0].env)
+    holdout = {p: load_holdout(read[p].run_dir, first.finetune.holdout_rows) for p in paths}
+    holdouts = [holdout.get(c.finetune.checkpoint) for c in cfgs]
+    offline = _retained_data(cfgs, pretrained, env) if rows else None
+    return FinetuneSetup(cfgs, env, pretrained, holdouts, offline, rows)
+
+
+def _retained_data(
+    cfgs: list[Config], pretrained: list[Pretrained | None], env: envs.Env
+) -> OfflineTransition:
+    """The offline data a method samples online, loaded once for all seeds (which must name the
+    same dataset): finetune.dataset, else the one the checkpoint was pre-trained on."""
+    sources = sorted(
+        {
+            c.finetune.dataset or (p.meta.get("dataset", {}).get("path", "") if p else "")
+            for c, p in zip(cfgs, pretrained, strict=True)
+        }
+    )
+    if len(sources) > 1:
+        raise ConfigError(f"seeds retain offline data from different datasets: {sources}")
+    cfg = cfgs[0]
+    data_cfg = dataclasses.replace(
+        cfg, offline=dataclasses.replace(cfg.offline, dataset=sources[0])
+    )
+    _, loaded, returns = load_offline_data(data_cfg, env)
+    return data.to_device(loaded.arrays, returns)
