@@ -182,6 +182,31 @@ def test_wsrl_plan_never_touches_offline_data(pipeline):
     assert leaves_equal(plan.initial_agent.actor, result["phases"]["pretrain"]["state"].actor)
 
 
+def test_setup_reads_retained_data_once_for_every_seed(pipeline, monkeypatch):
+    """RLPD's seeds share one load of the retained data (the plans hold the same arrays), and
+    seeds naming different datasets are refused before anything is loaded."""
+    from wsrl_mjx import setup
+
+    _, result = pipeline
+    written = result["phases"]["collect"]["all"]
+    seeds = [
+        load_config(None, [*TINY, "finetune.method=rlpd", f"finetune.dataset={path}"])
+        for path in (written["medium"]["path"], written["medium"]["path"])
+    ]
+    loads = []
+    original = setup.load_offline_data
+    monkeypatch.setattr(setup, "load_offline_data", lambda *a: loads.append(a) or original(*a))
+    plans = plan_finetune(setup_finetune(seeds))
+    assert len(loads) == 1
+    assert plans[0].offline is plans[1].offline and plans[0].offline_per_minibatch > 0
+    other = load_config(
+        None, [*TINY, "finetune.method=rlpd", f"finetune.dataset={written['random']['path']}"]
+    )
+    with pytest.raises(ConfigError, match="different datasets"):
+        setup_finetune([seeds[0], other])
+    assert len(loads) == 1
+
+
 def test_finetune_refuses_another_reward_transform_or_discount(pipeline):
     _, result = pipeline
     checkpoint = f"finetune.checkpoint={result['phases']['pretrain']['run_dir']}"
