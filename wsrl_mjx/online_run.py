@@ -20,7 +20,7 @@ from wsrl_mjx.logger import Logger, read_evals
 from wsrl_mjx.loops import seed_slice, stack_seeds, strong_copy, summarize_chunk
 from wsrl_mjx.online_system import OnlineSystem
 from wsrl_mjx.replay import buffer_nbytes
-from wsrl_mjx.runner import Cadences, Phase, align_seeds, eval_key, open_checkpointers, open_loops
+from wsrl_mjx.runner import Cadences, Phase, align_seeds, eval_key, open_run
 from wsrl_mjx.schedule import Schedule, replay_ratio
 from wsrl_mjx.types import TrainingState
 
@@ -88,17 +88,13 @@ class OnlineRun:
 def start_online(system: OnlineSystem, resume: bool) -> tuple[OnlineRun, TrainingState]:
     """The initial (or restored) state and each seed's host loop; refuses to overwrite a run
     before anything in its run dirs is written."""
-    checkpointers = open_checkpointers(system.cfgs, resume)
-    state = system.init_state()
-    if resume:
-        state = restore_seeds(system, checkpointers, state)
-    step = int(seed_slice(state.env_steps, 0, system.seeded))
     cfg = system.cfg
-    loops = open_loops(
+    loops, state = open_run(
         system.cfgs,
-        checkpointers,
-        start=step,
-        resume=resume,
+        resume,
+        system.init_state(),
+        lambda checkpointers, state: restore_seeds(system, checkpointers, state),
+        lambda state: int(seed_slice(state.env_steps, 0, system.seeded)),
         total=system.schedule.total_env_steps,
         label=system.plan.phase_name,
         cadences=Cadences(cfg.eval.every_env_steps, cfg.run.checkpoint_every_env_steps),

@@ -20,7 +20,7 @@ import numpy as np
 import envs
 from wsrl_mjx import data
 from wsrl_mjx.agents.base import Agent
-from wsrl_mjx.checkpoint import CheckpointError
+from wsrl_mjx.checkpoint import Checkpointer, CheckpointError
 from wsrl_mjx.config import Config, check_budget, check_single_seed, to_dict
 from wsrl_mjx.environment import env_meta
 from wsrl_mjx.evaluate import make_evaluator
@@ -29,16 +29,7 @@ from wsrl_mjx.logger import read_evals
 from wsrl_mjx.loops import make_offline_chunk
 from wsrl_mjx.memory import check_fits, evaluation_bytes, shape_bytes
 from wsrl_mjx.rundir import atomic_write, holds_run_dir
-from wsrl_mjx.runner import (
-    Cadences,
-    Phase,
-    begin,
-    eval_key,
-    open_checkpointers,
-    open_loops,
-    run_phase,
-    running,
-)
+from wsrl_mjx.runner import Cadences, Phase, begin, eval_key, open_run, run_phase, running
 from wsrl_mjx.setup import HOLDOUT_FILE, setup_pretrain
 from wsrl_mjx.types import AgentState, Transition
 
@@ -116,7 +107,6 @@ def run_pretrain(cfg: Config, *, resume: bool = False) -> dict:
     cfg, env, agent, loaded = setup.cfg, setup.env, setup.agent, setup.loaded
     check_memory(agent, env, setup.train, cfg.eval.num_episodes)  # before anything is allocated
     dataset = data.to_device(setup.train, setup.train["mc_returns"])
-    [checkpointer] = open_checkpointers([cfg], resume)
     init_key, rng = jax.random.split(jax.random.PRNGKey(cfg.run.seed))
     state = OfflineState(agent.init(init_key), rng, 0)
     meta = {
@@ -132,25 +122,19 @@ def run_pretrain(cfg: Config, *, resume: bool = False) -> dict:
             "metadata": loaded.metadata,
         },
     }
-    if resume:  # checked before anything in the run dir is written: a refusal changes nothing
-        check_resumable(checkpointer.meta(), meta)
-        restored, saved = checkpointer.restore(state.agent)
-        check_resumable(saved, meta)  # the step restored (a damaged newest one falls back)
-        rng = jnp.asarray(saved["rng"], dtype=rng.dtype)
-        state = OfflineState(restored, rng, saved["gradient_steps"])
-    start, run_dir = state.gradient_steps, Path(cfg.run.run_dir)
-    cadences = Cadences(
-        cfg.offline.eval_every_steps, cfg.offline.checkpoint_every_steps, "gradient step"
-    )
-    loops = open_loops(
+    loops, state = open_run(
         [cfg],
-        [checkpointer],
-        start=start,
-        resume=resume,
+        resume,
+        state,
+        lambda checkpointers, state: restore_offline(checkpointers[0], state, meta),
+        lambda state: state.gradient_steps,
         total=total,
         label=f"pretrain-{cfg.offline.algorithm}",
-        cadences=cadences,
+        cadences=Cadences(
+            cfg.offline.eval_every_steps, cfg.offline.checkpoint_every_steps, "gradient step"
+        ),
     )
+    start, run_dir = state.gradient_steps, Path(cfg.run.run_dir)
     # The held-out slice travels with the agent so fine-tuning can track offline Q/TD error
     # (diagnostics only: no update ever samples it).
     atomic_write(run_dir / HOLDOUT_FILE, lambda f: np.savez(f, **setup.holdout))
@@ -176,6 +160,17 @@ def run_pretrain(cfg: Config, *, resume: bool = False) -> dict:
         "seconds": time.perf_counter() - t0,
         "state": state.agent,
     }
+
+
+def restore_offline(checkpointer: Checkpointer, state: OfflineState, meta: dict) -> OfflineState:
+    """The newest checkpoint's agent and rng (a damaged newest one falls back to the one
+    before), refused if it was made on other data or with settings a resume may not change;
+    checked before anything in the run dir is written, so a refusal changes nothing."""
+    check_resumable(checkpointer.meta(), meta)
+    restored, saved = checkpointer.restore(state.agent)
+    check_resumable(saved, meta)  # the step restored
+    rng = jnp.asarray(saved["rng"], dtype=state.rng.dtype)
+    return OfflineState(restored, rng, saved["gradient_steps"])
 
 
 def check_memory(agent: Agent, env: envs.Env, train: dict, num_episodes: int) -> None:

@@ -5,8 +5,9 @@ differs between offline and online runs on the host (how a state counts its step
 chunk's log record holds, how a policy is evaluated and what a checkpoint records) is the
 `Run`'s; what every run does after every chunk is here, written once: the NaN guard, progress,
 one log record per seed, evaluation and checkpoint when due (and at the end), and a graceful
-stop on SIGINT/SIGTERM. `open_loops` starts a run's host side, also written once: the
-overwrite and resume guards, the saved config and each seed's logger, progress bar and cadences.
+stop on SIGINT/SIGTERM. `open_run` starts a run's host side, also written once: the
+overwrite and resume guards, the restore on resume, the saved config and each seed's logger,
+progress bar and cadences.
 """
 
 from __future__ import annotations
@@ -177,6 +178,38 @@ def open_loops(
             )
         )
     return loops
+
+
+def open_run(
+    cfgs: Sequence[Config],
+    resume: bool,
+    state: Any,
+    restore: Callable[[list[Checkpointer], Any], Any],
+    step: Callable[[Any], int],
+    *,
+    total: int,
+    label: str,
+    cadences: Cadences,
+    times: dict[str, float] | None = None,
+) -> tuple[list[HostLoop], Any]:
+    """A run's start, offline and online alike: each seed's checkpoints (refusing to overwrite
+    a run, or to resume one without a checkpoint, before anything is written), the initial
+    `state` or on resume `restore(checkpointers, state)` (which refuses what cannot continue),
+    and each seed's host loop from the state's `step`."""
+    checkpointers = open_checkpointers(cfgs, resume)
+    if resume:
+        state = restore(checkpointers, state)
+    loops = open_loops(
+        cfgs,
+        checkpointers,
+        start=step(state),
+        resume=resume,
+        total=total,
+        label=label,
+        cadences=cadences,
+        times=times,
+    )
+    return loops, state
 
 
 @contextmanager
