@@ -4,7 +4,9 @@
     python -m tests.antmaze_parity culling NAME... [--steps N]                     (float64)
     python -m tests.antmaze_parity behaviour NAME... [--episodes E] [--steps T]    (float32)
 
-JSON on stdout. `one-step` and `culling` turn on jax_enable_x64 in their own process.
+JSON on stdout. `one-step` and `culling` turn on jax_enable_x64 in their own process. The
+native-side helpers (states near walls, contact flags per env step) also serve the suite's
+tests/test_antmaze_parity.py and tests/test_antmaze_behaviour.py.
 
 - one-step: a native trajectory of uniform random actions that starts with the torso
   `WALL_GAP` m from a wall face (so legs hit the wall); before every step the twin is set to the
@@ -24,6 +26,7 @@ JSON on stdout. `one-step` and `culling` turn on jax_enable_x64 in their own pro
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 
 import jax
@@ -51,37 +54,110 @@ def flat(obs: dict) -> np.ndarray:
     return np.concatenate([obs["achieved_goal"], obs["observation"], obs["desired_goal"]])
 
 
-def twin_data(template: mjx.Data, data: mujoco.MjData) -> mjx.Data:
-    """`template` set to the native state (copies: MjData buffers are overwritten later)."""
-    leaves = {k: getattr(data, k) for k in ("qpos", "qvel", "qacc_warmstart")}
-    leaves["time"] = data.time
+def snapshot(data: mujoco.MjData) -> dict[str, np.ndarray]:
+    """What sets the twin to a native state: qpos, qvel, the solver's warmstart and the time
+    (copies: MjData buffers are overwritten by the next step)."""
+    leaves = {k: np.array(getattr(data, k)) for k in ("qpos", "qvel", "qacc_warmstart")}
+    return {**leaves, "time": np.array(data.time)}
+
+
+def twin_data(template: mjx.Data, data: mujoco.MjData | dict) -> mjx.Data:
+    """`template` set to the native state `data` (an MjData or its `snapshot`)."""
+    leaves = data if isinstance(data, dict) else snapshot(data)
     return template.replace(
-        **{k: jnp.array(np.array(v), getattr(template, k).dtype) for k, v in leaves.items()}
+        **{k: jnp.array(v, getattr(template, k).dtype) for k, v in leaves.items()}
     )
 
 
-def start_near_wall(env, seed: int) -> None:
-    """Reset, then move the torso `WALL_GAP` m from the face of a wall next to its cell."""
+def wall_sides(env) -> list[tuple[int, int]]:
+    """The unit steps (dx, dy) from the torso's cell to the wall cells east, west, north, south
+    of it (+y is one row up)."""
+    maze = env.maze
+    walls = np.array([[c == 1 for c in row] for row in maze.maze_map])
+    row, col = maze.cell_xy_to_rowcol(env.data.qpos[:2])
+    return [s for s in ((1, 0), (-1, 0), (0, 1), (0, -1)) if walls[row - s[1], col + s[0]]]
+
+
+def start_near_wall(env, seed: int, gap: float = WALL_GAP, face: int = 0) -> None:
+    """Reset, then move the torso `gap` m from the face of a wall next to its cell: the
+    `face`-th (cyclically) of `wall_sides` (none: not moved)."""
     env.reset(seed=seed)
     maze, d = env.maze, env.data
-    walls = np.array([[c == 1 for c in row] for row in maze.maze_map])
-    row, col = maze.cell_xy_to_rowcol(d.qpos[:2])
-    centre = maze.cell_rowcol_to_xy(np.array([row, col]))
-    for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1)):
-        if walls[row - dy, col + dx]:
-            offset = 0.5 * maze.maze_size_scaling - WALL_GAP
-            d.qpos[:2] = centre + offset * np.array([dx, dy])
-            break
+    sides = wall_sides(env)
+    if sides:
+        centre = maze.cell_rowcol_to_xy(np.array(maze.cell_xy_to_rowcol(d.qpos[:2])))
+        offset = 0.5 * maze.maze_size_scaling - gap
+        d.qpos[:2] = centre + offset * np.array(sides[face % len(sides)])
     mujoco.mj_forward(env.model, d)
 
 
-def _wall_contacts(env) -> int:
-    d, blocks = env.data, _blocks(env.model)
+def touch_wall(env, side: tuple[int, int], distance: float) -> None:
+    """Translate the ant along `side` (a unit x or y step) so that its geom reaching farthest
+    that way ends `distance` m before the face of the wall block next to its cell that way
+    (negative: overlapping it); the rest of the state is kept."""
+    m, d, maze = env.model, env.data, env.maze
+    u = np.array([*side, 0.0])
+    ant = np.flatnonzero(m.geom_bodyid != 0)
+    axis = d.geom_xmat[ant].reshape(-1, 3, 3)[:, :, 2]  # capsules' axes (spheres: no length)
+    half = np.where(m.geom_type[ant] == mujoco.mjtGeom.mjGEOM_CAPSULE, m.geom_size[ant, 1], 0)
+    reach = d.geom_xpos[ant] @ u + np.abs(axis @ u) * half + m.geom_size[ant, 0]
+    row, col = maze.cell_xy_to_rowcol(d.qpos[:2])
+    block = maze.cell_rowcol_to_xy(np.array([row - side[1], col + side[0]]))
+    face = block @ u[:2] - 0.5 * maze.maze_size_scaling
+    d.qpos[:2] += (face - distance - reach.max()) * u[:2]
+    mujoco.mj_forward(m, d)
+
+
+def with_margin(model: mujoco.MjModel, margin: float) -> mujoco.MjModel:
+    """A copy of `model` whose contacts are detected `margin` m apart (pair margins add up):
+    MuJoCo's own collision detection as a distance query."""
+    wide = copy.deepcopy(model)
+    wide.geom_margin[:] = 0.5 * margin
+    wide.geom_gap[:] = 0.0
+    return wide
+
+
+def _touching(model: mujoco.MjModel, data: mujoco.MjData) -> tuple[bool, bool]:
+    """Whether any ant geom has a contact with the floor, with a wall block, in `model`."""
+    mujoco.mj_kinematics(model, data)
+    mujoco.mj_collision(model, data)
+    geoms = np.stack([data.contact.geom1[: data.ncon], data.contact.geom2[: data.ncon]], 1)
+    floor = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, "floor")
+    return bool((geoms == floor).any()), bool(np.isin(geoms, block_geoms(model)).any())
+
+
+def native_step_copy(
+    model: mujoco.MjModel, data: mujoco.MjData, action: np.ndarray, wide: mujoco.MjModel
+) -> tuple[mujoco.MjData, dict[str, bool]]:
+    """One env step of `data`'s state in `model` (the env's or another) on a copy, one physics
+    step at a time as MujocoEnv.do_simulation. Also whether, before or after any of its physics
+    steps, the ant came within `wide`'s margin (`with_margin`) of the floor or of a wall, and
+    whether it had a (native) wall contact."""
+    d, probe = mujoco.MjData(model), mujoco.MjData(wide)
+    mujoco.mj_copyData(d, model, data)
+    d.ctrl[:] = action
+    near = {"floor_near": False, "wall_near": False, "wall_contact": False}
+    for k in range(gym_antmaze.FRAME_SKIP + 1):
+        probe.qpos[:], probe.qvel[:] = d.qpos, d.qvel
+        floor, wall = _touching(wide, probe)
+        near["floor_near"] |= floor
+        near["wall_near"] |= wall
+        if k < gym_antmaze.FRAME_SKIP:
+            mujoco.mj_step(model, d)
+            near["wall_contact"] |= _wall_contacts_in(model, d) > 0
+    return d, near
+
+
+def _wall_contacts_in(model: mujoco.MjModel, d: mujoco.MjData) -> int:
     geoms = np.stack([d.contact.geom1[: d.ncon], d.contact.geom2[: d.ncon]], 1)
-    return int(np.isin(geoms, blocks).any(axis=1).sum())
+    return int(np.isin(geoms, block_geoms(model)).any(axis=1).sum())
 
 
-def _blocks(model) -> np.ndarray:
+def _wall_contacts(env) -> int:
+    return _wall_contacts_in(env.model, env.data)
+
+
+def block_geoms(model) -> np.ndarray:
     names = [
         mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_GEOM, g) or "" for g in range(model.ngeom)
     ]

@@ -1,5 +1,7 @@
 """Minari datasets made offline by minari's own DataCollector on the native Gymnasium envs, read
 by `wsrl_mjx.minari_io` (through `readers.load_any`), and the dataset <-> env checks of pretrain.
+The AntMaze_UMaze-v4 one also runs end to end in its twin: `pretrain`, then `finetune --method
+wsrl`, through the command line (the slowest test here: four compiles of the twin).
 
 Datasets are tiny (tens of steps) and made once per module under a temporary
 MINARI_DATASETS_PATH; nothing is downloaded.
@@ -7,6 +9,7 @@ MINARI_DATASETS_PATH; nothing is downloaded.
 
 import json
 import os
+import re
 
 import h5py
 import numpy as np
@@ -335,3 +338,108 @@ def test_antmaze_dataset_resolves_to_its_twin(datasets):
     arrays, meta = R.load_any(paths["ant"])
     assert arrays["observations"].shape[1] == env.observation_size == 31
     minari_io.check_env_matches(env, meta, cfg.env.overrides, "ant data")  # no mismatch
+
+
+# --- end to end: native-recorded antmaze data, pre-trained on and fine-tuned in the twin ----------
+
+ANT_EPISODE_LENGTH = 10  # evaluation and fine-tuning episodes (the env's own: 700)
+ANT_TINY = [
+    "agent.actor_hidden=[16,16]",
+    "agent.critic_hidden=[16,16]",
+    "agent.num_critics=2",
+    "agent.batch_size=16",
+    "agent.critic_minibatches=1",
+    f"env.episode_length={ANT_EPISODE_LENGTH}",
+    "eval.num_episodes=2",
+    "run.progress=false",
+    "run.tensorboard=false",
+]
+ANT_PRETRAIN = [
+    "offline.steps=20",
+    "offline.chunk_length=10",
+    "offline.eval_every_steps=20",
+    "offline.checkpoint_every_steps=20",
+    "offline.cql_num_actions=2",
+]
+# 2 envs x 5-step chunks: 20 warmup env steps with the pre-trained policy, then 20 with updates.
+ANT_FINETUNE = [
+    "online.num_envs=2",
+    "online.chunk_length=5",
+    "online.warmup_steps=20",
+    "online.total_env_steps=40",
+    "online.update_rounds=1",
+    "online.buffer_capacity=1000",
+    "eval.every_env_steps=40",
+]
+
+
+def _cli(command: list[str], *sets: str) -> int:
+    from wsrl_mjx.run import main
+
+    argv = list(command)
+    for s in [*ANT_TINY, *sets]:
+        argv += ["--set", s]
+    return main(argv)
+
+
+def _metrics(run_dir) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def _all_finite(rows: list[dict]) -> bool:
+    values = [v for r in rows for v in r.values() if isinstance(v, int | float)]
+    return bool(values) and bool(np.isfinite(values).all())
+
+
+def test_antmaze_dataset_pretrain_then_wsrl_finetune_in_the_twin(datasets, tmp_path, capsys):
+    """`pretrain` on the DataCollector's AntMaze_UMaze-v4 data (env from its env_spec: the
+    twin), then `finetune --method wsrl` from that checkpoint (env from the checkpoint), both
+    through the command line at the smallest sizes."""
+    from wsrl_mjx.checkpoint import Checkpointer
+    from wsrl_mjx.environment import make_env
+
+    paths, _ = datasets
+    ant = paths["ant"]
+    unset = resolve_env(load_config(None, [f"offline.dataset={ant}"])).env
+    assert make_env(unset).episode_length == 700  # the rule: the env's own, not the data's 30
+    capsys.readouterr()
+
+    pre, fine = tmp_path / "pretrain", tmp_path / "finetune"
+    assert _cli(["pretrain"], f"offline.dataset={ant}", *ANT_PRETRAIN, f"run.run_dir={pre}") == 0
+    out = capsys.readouterr().out
+    assert "[env] AntMaze_UMaze-v4 from the dataset's env_spec" in out
+    assert f"episode length: {ANT_EPISODE_LENGTH}, env.episode_length (the data was recorded" in out
+    ckpt = Checkpointer(pre / "checkpoints")
+    meta, step = ckpt.meta(), ckpt.latest_step()
+    ckpt.close()
+    assert step == 20 and meta["algorithm"] == "calql"
+    sizes = (meta["observation_size"], meta["action_size"])
+    assert meta["env"] == "AntMaze_UMaze-v4" and sizes == (31, 8)
+    assert meta["dataset"]["size"] == 2 * EPISODE_STEPS  # every recorded transition
+    offline = _metrics(pre)
+    assert [r["eval_length"] for r in offline if r["phase"] == "eval"] == [ANT_EPISODE_LENGTH]
+    assert _all_finite([r for r in offline if r["phase"] == "pretrain"])
+
+    assert (
+        _cli(
+            ["finetune", "--checkpoint", str(pre), "--method", "wsrl"],
+            *ANT_FINETUNE,
+            f"run.run_dir={fine}",
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "[finetune-wsrl] AntMaze_UMaze-v4: 2 envs, warmup 20 steps, 40 env steps" in out
+    assert re.search(r"done: 40 env steps; eval return -?[0-9.]+ \(start\) -> -?[0-9.]+", out)
+    online = _metrics(fine)
+    warmup = [r for r in online if r["phase"] == "warmup"]
+    updates = [r for r in online if r["phase"] == "finetune-wsrl"]
+    evals = [r for r in online if r["phase"] == "eval"]
+    assert warmup and all(r["updates"] == 0 for r in warmup)  # WSRL: warmup without updates
+    assert updates and updates[-1]["updates"] > 0 and max(r["env_steps"] for r in online) == 40
+    assert _all_finite(updates) and _all_finite(evals)
+    assert {r["eval_length"] for r in evals} == {ANT_EPISODE_LENGTH}
+    assert {r["label"] for r in evals} >= {"initial", "after_warmup", "finetune-wsrl"}
+    ckpt = Checkpointer(fine / "checkpoints")
+    assert ckpt.meta()["env"] == "AntMaze_UMaze-v4" and ckpt.latest_step() == 40
+    ckpt.close()
