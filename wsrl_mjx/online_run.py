@@ -41,7 +41,7 @@ class OnlineRun:
         return self.system.schedule.total_env_steps
 
     def step(self, state: TrainingState) -> int:
-        return int(seed_slice(state.env_steps, 0, self.system.seeded))
+        return self.system.env_steps(state)
 
     def evaluate(self, state: TrainingState, step: int, label: str) -> None:
         seeded = self.system.seeded
@@ -94,7 +94,7 @@ def start_online(system: OnlineSystem, resume: bool) -> tuple[OnlineRun, Trainin
         resume,
         system.init_state(),
         lambda checkpointers, state: restore_seeds(system, checkpointers, state),
-        lambda state: int(seed_slice(state.env_steps, 0, system.seeded)),
+        system.env_steps,
         total=system.schedule.total_env_steps,
         label=system.plan.phase_name,
         cadences=Cadences(cfg.eval.every_env_steps, cfg.run.checkpoint_every_env_steps),
@@ -123,7 +123,7 @@ def restore_seeds(
         check_resume_settings(saved.get("config", {}), system.cfgs[k], ONLINE_RESUME_MAY_CHANGE)
         restored.append(ckpt.restore(seed_slice(state, k, system.seeded), step)[0])
     state = system.place(strong_copy(stack_seeds(restored))) if system.seeded else restored[0]
-    steps = {int(seed_slice(state.env_steps, k, system.seeded)) for k in range(len(restored))}
+    steps = {system.env_steps(state, k) for k in range(len(restored))}
     if len(steps) > 1:
         raise CheckpointError(
             f"--resume: the seeds' newest checkpoints are at different env steps {sorted(steps)}"
@@ -150,7 +150,7 @@ def summaries(run: OnlineRun, state: TrainingState) -> list[dict]:
     return [
         {
             "run_dir": str(cfg.run.run_dir),
-            "env_steps": int(seed_slice(state.env_steps, k, system.seeded)),
+            "env_steps": system.env_steps(state, k),
             "updates": int(seed_slice(state.updates, k, system.seeded)),
             "evals": run.evals[k],
             "final_eval_return": run.evals[k][-1]["eval_return"] if run.evals[k] else float("nan"),

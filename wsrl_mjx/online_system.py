@@ -32,6 +32,7 @@ from wsrl_mjx.loops import (
     mixed_sampler,
     policy_actions,
     random_actions,
+    seed_slice,
     stack_seeds,
     strong_copy,
 )
@@ -122,6 +123,10 @@ class OnlineSystem:
     def seeded(self) -> bool:
         """Whether arrays carry a leading seed axis (more than one seed)."""
         return len(self.cfgs) > 1
+
+    def env_steps(self, state: TrainingState, k: int = 0) -> int:
+        """Seed k's env-step count (the seeds of one program step together)."""
+        return int(seed_slice(state.env_steps, k, self.seeded))
 
     def check_memory(self) -> None:
         """Refuse a run whose state cannot fit, before it is allocated (wsrl_mjx.memory)."""
