@@ -135,6 +135,29 @@ def test_missing_file_and_wrong_size_metadata(tmp_path):
         D.save_dataset(tmp_path / "x.npz", make_arrays(), {"method": "medium"})
 
 
+def test_env_name_is_read_without_the_arrays(tmp_path, monkeypatch):
+    """An empty env.name is taken from an npz dataset's metadata alone: no array is read."""
+    from wsrl_mjx.config import load_config
+    from wsrl_mjx.setup import resolve_env
+
+    path = D.save_dataset(tmp_path / "ds.npz", make_arrays(), {**META, "env": "HalfCheetah-v5"})
+    assert D.read_npz_metadata(path) == {**META, "env": "HalfCheetah-v5", "size": 10}
+
+    def no_arrays(*args, **kwargs):
+        raise AssertionError("the dataset's arrays were read to find its env")
+
+    monkeypatch.setattr(D, "load_dataset", no_arrays)
+    monkeypatch.setattr(R, "load_any", no_arrays)
+    cfg = resolve_env(load_config(None, [f"offline.dataset={path}"]))
+    assert cfg.env.name == "HalfCheetah-v5"
+    unnamed = write_raw(tmp_path / "unnamed.npz", make_arrays(), {"method": "medium"})
+    with pytest.raises(D.DatasetError, match="names no env"):
+        resolve_env(load_config(None, [f"offline.dataset={unnamed}"]))
+    write_raw(tmp_path / "list.npz", make_arrays(), [1, 2])
+    with pytest.raises(D.DatasetError, match="must be a JSON object"):
+        D.read_npz_metadata(tmp_path / "list.npz")
+
+
 # --- rewards and returns --------------------------------------------------------------------------
 
 

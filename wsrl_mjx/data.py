@@ -250,6 +250,39 @@ def check_exists(path: Path) -> None:
         raise DatasetError(f"dataset file not found: {path}")
 
 
+def _open_npz(path: Path):
+    """The npz file, opened lazily (an array is read only when indexed)."""
+    check_exists(path)
+    # np.load reads any non-zip, non-.npy file as a pickle and then blames "pickled data".
+    with open(path, "rb") as f:
+        if f.read(4) != b"PK\x03\x04":
+            raise DatasetError(f"{path}: not an .npz file (no zip header): text, or cut short?")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise DatasetError(f"{path}: cannot read as .npz ({e})") from None
+
+
+def _npz_metadata(path: Path, z) -> dict:
+    try:
+        meta = json.loads(str(z["metadata"])) if "metadata" in z.files else {}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise DatasetError(f"{path}: cannot read as .npz ({e})") from None
+    if not isinstance(meta, dict):
+        raise DatasetError(
+            f"{path}: its 'metadata' must be a JSON object (env, size, ...), got "
+            f"{type(meta).__name__}"
+        )
+    return meta
+
+
+def read_npz_metadata(path: str | os.PathLike) -> dict:
+    """An `.npz` dataset's metadata (its env, size, ...) without reading its arrays."""
+    path = Path(path)
+    with _open_npz(path) as z:
+        return _npz_metadata(path, z)
+
+
 def load_dataset(
     path: str | os.PathLike,
     *,
@@ -259,23 +292,13 @@ def load_dataset(
 ) -> OfflineData:
     """Read and validate a `.npz` dataset; see `validate` for the checks."""
     path = Path(path)
-    check_exists(path)
-    # np.load reads any non-zip, non-.npy file as a pickle and then blames "pickled data".
-    with open(path, "rb") as f:
-        if f.read(4) != b"PK\x03\x04":
-            raise DatasetError(f"{path}: not an .npz file (no zip header): text, or cut short?")
-    try:
-        with np.load(path, allow_pickle=False) as z:
+    with _open_npz(path) as z:
+        meta = _npz_metadata(path, z)
+        try:
             arrays = {k: z[k] for k in z.files if k != "metadata"}
-            meta = json.loads(str(z["metadata"])) if "metadata" in z.files else {}
-    # A missing/corrupt zip, a truncated file, or an object array (pickles are refused).
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise DatasetError(f"{path}: cannot read as .npz ({e})") from None
-    if not isinstance(meta, dict):
-        raise DatasetError(
-            f"{path}: its 'metadata' must be a JSON object (env, size, ...), got "
-            f"{type(meta).__name__}"
-        )
+        # A truncated member, or an object array (pickles are refused).
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+            raise DatasetError(f"{path}: cannot read as .npz ({e})") from None
     return validate(
         arrays,
         meta,

@@ -20,6 +20,7 @@ from wsrl_mjx.data import (
     OfflineData,
     check_exists,
     load_dataset,
+    read_npz_metadata,
     validate,
 )
 
@@ -162,3 +163,20 @@ def load_any(
         f"{path}: unknown dataset suffix {suffix!r}; use .npz, .h5, .hdf5 or a Minari dataset "
         f"(its directory, or an id under {minari_io.datasets_root()})"
     )
+
+
+def recorded_env_spec(path: str | os.PathLike) -> tuple[dict, dict]:
+    """(env_spec, eval_env_spec) of the env a dataset was recorded in, read without its arrays
+    where the format allows (a Minari dataset's metadata.json, an npz file's metadata); a file
+    that records only an env name gives {"id": name}, one that records none {}."""
+    if minari_io.is_minari(path):
+        meta = minari_io.read_metadata(path)
+        return tuple(  # type: ignore[return-value]
+            meta.get(k) if isinstance(meta.get(k), dict) else {}
+            for k in ("env_spec", "eval_env_spec")
+        )
+    if Path(path).suffix.lower() == ".npz":
+        name = read_npz_metadata(path).get("env")
+    else:
+        name = load_any(path).metadata.get("env")
+    return ({"id": name} if name else {}), {}

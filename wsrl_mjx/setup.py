@@ -69,12 +69,7 @@ def resolve_env(
     if not dataset:  # nothing names an env: the default one (load_offline_data / plan_finetune
         # then name what is missing)
         return dataclasses.replace(cfg, env=dataclasses.replace(cfg.env, name=DEFAULT_ENV))
-    eval_spec = {}
-    if minari_io.is_minari(dataset):
-        meta = minari_io.read_metadata(dataset)
-        spec, eval_spec = (meta.get(k) if isinstance(meta.get(k), dict) else {} for k in SPECS)
-    else:
-        spec = {"id": readers.load_any(dataset).metadata.get("env")}
+    spec, eval_spec = readers.recorded_env_spec(dataset)
     if not spec.get("id"):
         raise data.DatasetError(
             f"{dataset} names no env (no env_spec): set env.name to the env it was recorded in"
@@ -105,9 +100,6 @@ def resolve_env(
         flush=True,
     )
     return dataclasses.replace(cfg, env=env)
-
-
-SPECS = ("env_spec", "eval_env_spec")
 
 
 def episode_length(given: int | None, spec: dict, eval_spec: dict) -> tuple[int | None, str]:
