@@ -170,13 +170,13 @@ def test_env_from_env_spec_and_mismatches_named(datasets):
     assert resolved.env.name == "HalfCheetah-v5"
     meta = R.load_any(paths["cheetah"]).metadata
     twin = type("Twin", (), {"name": "HalfCheetah-v5", "config": {"ctrl_cost_weight": 0.1}})
-    minari_io.check_env_matches(twin, meta, {}, "d")  # same env, default kwargs: accepted
+    minari_io.check_recorded_env(twin, meta, {}, "d")  # same env, default kwargs: accepted
     other = type("Other", (), {"name": "Hopper-v5", "config": {}})
     with pytest.raises(D.DatasetError, match="recorded in env 'HalfCheetah-v5'.*'Hopper-v5'"):
-        minari_io.check_env_matches(other, meta, {}, "d")
+        minari_io.check_recorded_env(other, meta, {}, "d")
     spec = {**meta["env_spec"], "kwargs": {"ctrl_cost_weight": 0.2, "continuing_task": False}}
     with pytest.raises(D.DatasetError, match="ctrl_cost_weight=0.2 but the env has .*0.1"):
-        minari_io.check_env_matches(twin, {**meta, "env_spec": spec}, {}, "d")
+        minari_io.check_recorded_env(twin, {**meta, "env_spec": spec}, {}, "d")
     with pytest.raises(
         D.DatasetError,
         match="17 features but the env expects observation_size=11",
@@ -292,8 +292,8 @@ def test_an_override_that_changes_the_reward_is_refused_by_name(datasets, tmp_pa
     env = make_env(resolve_env(load_config(None, [f"offline.dataset={paths['cheetah']}"])).env)
     meta = R.load_any(paths["cheetah"]).metadata
     with pytest.raises(D.DatasetError, match=f"recorded with the env's default {key}="):
-        minari_io.check_env_matches(env, meta, {key: float(value)}, "d")
-    minari_io.check_env_matches(env, meta, {key: env.config[key]}, "d")  # the default: fine
+        minari_io.check_recorded_env(env, meta, {key: float(value)}, "d")
+    minari_io.check_recorded_env(env, meta, {key: env.config[key]}, "d")  # the default: fine
 
 
 def test_datasets_of_envs_without_a_twin_and_stray_paths_are_named(datasets, tmp_path, capsys):
@@ -337,7 +337,7 @@ def test_antmaze_dataset_resolves_to_its_twin(datasets):
     env = make_env(cfg.env)
     arrays, meta = R.load_any(paths["ant"])
     assert arrays["observations"].shape[1] == env.observation_size == 31
-    minari_io.check_env_matches(env, meta, cfg.env.overrides, "ant data")  # no mismatch
+    minari_io.check_recorded_env(env, meta, cfg.env.overrides, "ant data")  # no mismatch
 
 
 # --- end to end: native-recorded antmaze data, pre-trained on and fine-tuned in the twin ----------

@@ -14,7 +14,7 @@ import jax
 from wsrl_mjx.agents.base import Agent
 from wsrl_mjx.checkpoint import Checkpointer, CheckpointError, check_tree_matches
 from wsrl_mjx.config import from_dict
-from wsrl_mjx.environment import check_env_matches
+from wsrl_mjx.environment import check_saved_env
 from wsrl_mjx.methods import make_agent, method_loss
 from wsrl_mjx.types import AgentState
 
@@ -74,7 +74,7 @@ def check_pretrained(pretrained: Pretrained, online_agent: Agent, env_name: str)
         "action_size": online_agent.action_size,
     }
     directory = pretrained.directory
-    check_env_matches(pretrained.meta, expected, f"checkpoint {directory}")
+    check_saved_env(pretrained.meta, expected, f"checkpoint {directory}")
     online_shapes = jax.eval_shape(online_agent.init, jax.random.PRNGKey(0))
     for part in ("actor", "critic", "target_critic_params", "temperature"):
         check_tree_matches(

@@ -28,7 +28,7 @@ def env_meta(env: envs.Env) -> dict:
     }
 
 
-def check_env_matches(saved: dict, expected: dict, what: str) -> None:
+def check_saved_env(saved: dict, expected: dict, what: str) -> None:
     """Refuse a checkpoint (`what` names it) whose recorded env differs, naming the key."""
     for key in ENV_KEYS:
         if saved.get(key) != expected.get(key):

@@ -50,7 +50,7 @@ __all__ = [
     "GOAL_KEYS",
     "dataset_dir",
     "datasets_root",
-    "check_env_matches",
+    "check_recorded_env",
     "flatten_observation",
     "flatten_order",
     "is_minari",
@@ -454,7 +454,7 @@ def load_minari(
 # --- dataset <-> env ---------------------------------------------------------------------------
 
 
-def _plain(x: Any) -> Any:
+def _as_json(x: Any) -> Any:
     """Tuples -> lists, numpy scalars -> Python, so JSON kwargs compare with config values."""
     return json.loads(json.dumps(x, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
 
@@ -465,7 +465,7 @@ def _default_config(name: str) -> Mapping[str, Any]:
     return envs.make(name).config
 
 
-def check_env_matches(
+def check_recorded_env(
     env: Any, metadata: Mapping[str, Any], overrides: Mapping[str, Any], source: str
 ) -> None:
     """Refuse a dataset recorded in another env than `env` (an `envs.Env`), naming what differs:
@@ -493,14 +493,14 @@ def check_env_matches(
                 f"{source}: recorded with {key}={recorded.get(key)!r}, which the env {env.name!r} "
                 "does not model"
             )
-        if key in recorded and _plain(recorded[key]) != _plain(env.config[key]):
+        if key in recorded and _as_json(recorded[key]) != _as_json(env.config[key]):
             raise DatasetError(
                 f"{source}: recorded with {key}={recorded[key]!r} but the env has "
                 f"{key}={env.config[key]!r}"
             )
         if key not in recorded:  # recorded with the native env's default: the twin's default
             default = _default_config(env.name).get(key)
-            if _plain(overrides[key]) != _plain(default):
+            if _as_json(overrides[key]) != _as_json(default):
                 raise DatasetError(
                     f"{source}: recorded with the env's default {key}={default!r}, but "
                     f"env.overrides sets {key}={overrides[key]!r}, which changes what the data's "

@@ -14,7 +14,7 @@ import numpy as np
 
 from wsrl_mjx.checkpoint import Checkpointer, CheckpointError
 from wsrl_mjx.config import ONLINE_RESUME_MAY_CHANGE, check_resume_settings
-from wsrl_mjx.environment import check_env_matches
+from wsrl_mjx.environment import check_saved_env
 from wsrl_mjx.hostloop import HostLoop
 from wsrl_mjx.logger import Logger, read_evals
 from wsrl_mjx.loops import seed_slice, stack_seeds, strong_copy, summarize_chunk
@@ -119,7 +119,7 @@ def restore_seeds(
     restored = []
     for k, ckpt in enumerate(checkpointers):
         saved = ckpt.meta(step)
-        check_env_matches(saved, system.metas[k], "checkpoint")
+        check_saved_env(saved, system.metas[k], "checkpoint")
         check_resume_settings(saved.get("config", {}), system.cfgs[k], ONLINE_RESUME_MAY_CHANGE)
         restored.append(ckpt.restore(seed_slice(state, k, system.seeded), step)[0])
     state = system.place(strong_copy(stack_seeds(restored))) if system.seeded else restored[0]

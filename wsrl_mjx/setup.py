@@ -38,7 +38,7 @@ def load_offline_data(cfg: Config, env) -> tuple[str, data.OfflineData, np.ndarr
         env=env.name,
         terminals_from_reward=cfg.offline.terminals_from_reward,
     )
-    minari_io.check_env_matches(env, loaded.metadata, cfg.env.overrides, cfg.offline.dataset)
+    minari_io.check_recorded_env(env, loaded.metadata, cfg.env.overrides, cfg.offline.dataset)
     raw_fingerprint = data.fingerprint(loaded.arrays)
     loaded = data.transform_rewards(loaded, cfg.env.reward_scale, cfg.env.reward_bias)
     returns = loaded.returns_to_go(
