@@ -15,9 +15,8 @@ import numpy as np
 import envs
 from wsrl_mjx.agents.base import Agent
 from wsrl_mjx.loops import strong_copy
-from wsrl_mjx.types import Transition
-
-FIELDS = ("obs", "action", "reward", "next_obs", "terminated", "truncated")
+from wsrl_mjx.replay import example_transition
+from wsrl_mjx.types import TRANSITION_FIELDS, Transition
 
 
 class HostReplay:
@@ -25,14 +24,8 @@ class HostReplay:
     (what flashbax's item buffer does on device)."""
 
     def __init__(self, capacity: int, observation_size: int, action_size: int, seed: int):
-        shapes = {
-            "obs": (observation_size,),
-            "action": (action_size,),
-            "reward": (),
-            "next_obs": (observation_size,),
-            "terminated": (),
-            "truncated": (),
-        }
+        example = example_transition(observation_size, action_size)
+        shapes = {k: getattr(example, k).shape for k in TRANSITION_FIELDS}
         self.capacity = capacity
         self.data = {k: np.zeros((capacity, *s), np.float32) for k, s in shapes.items()}
         self.index = 0
@@ -116,7 +109,7 @@ class HostLoop:
             else:
                 action = self._random(self.act_key, self.iterations)
             env_state, step = self._env_step(env_state, action)
-            transition = jax.device_get({k: getattr(step, k) for k in FIELDS})
+            transition = jax.device_get({k: getattr(step, k) for k in TRANSITION_FIELDS})
             transition["reward"] = transition["reward"] * self.reward_scale + self.reward_bias
             self.replay.add(transition)
             for _ in range(self.update_rounds if learn else 0):

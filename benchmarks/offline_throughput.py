@@ -45,9 +45,9 @@ from wsrl_mjx import data  # noqa: E402
 from wsrl_mjx.config import OfflineConfig  # noqa: E402
 from wsrl_mjx.loops import make_offline_chunk, strong_copy  # noqa: E402
 from wsrl_mjx.methods import make_agent  # noqa: E402
-from wsrl_mjx.types import OfflineTransition  # noqa: E402
+from wsrl_mjx.types import TRANSITION_FIELDS, OfflineTransition  # noqa: E402
 
-FIELDS = ("obs", "action", "reward", "next_obs", "terminated", "truncated", "mc_return")
+FIELDS = (*TRANSITION_FIELDS, "mc_return")
 
 
 def synthetic_dataset(size: int, observation_size: int, action_size: int, seed: int):

@@ -16,7 +16,14 @@ from flax import struct
 
 from envs import BatchEnv
 from wsrl_mjx.agents.base import Agent
-from wsrl_mjx.types import AgentState, OfflineTransition, Params, TrainingState, Transition
+from wsrl_mjx.types import (
+    TRANSITION_FIELDS,
+    AgentState,
+    OfflineTransition,
+    Params,
+    TrainingState,
+    Transition,
+)
 
 
 @struct.dataclass
@@ -117,9 +124,6 @@ def mixed_sampler(
         return jax.tree.map(lambda x: x.reshape((-1, *x.shape[2:])), mixed)
 
     return sample
-
-
-TRANSITION_FIELDS = ("obs", "action", "reward", "next_obs", "terminated", "truncated")
 
 
 def make_chunk(

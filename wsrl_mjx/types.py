@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import jax
@@ -47,6 +48,9 @@ class Transition:
     next_obs: jax.Array
     terminated: jax.Array  # 1.0 = true termination: no bootstrap. Truncation bootstraps.
     truncated: jax.Array  # 1.0 = time limit (kept for datasets' `timeouts`; TD ignores it)
+
+
+TRANSITION_FIELDS = tuple(f.name for f in dataclasses.fields(Transition))
 
 
 @struct.dataclass
