@@ -250,22 +250,20 @@ def check_exists(path: Path) -> None:
         raise DatasetError(f"dataset file not found: {path}")
 
 
-def _open_npz(path: Path):
-    """The npz file, opened lazily (an array is read only when indexed)."""
+def _read_npz(path: Path, with_arrays: bool = True) -> tuple[dict[str, np.ndarray], dict]:
+    """(arrays, metadata) of an npz file; without `with_arrays` only the metadata is read (the
+    file is opened lazily: an array is read only when indexed)."""
     check_exists(path)
     # np.load reads any non-zip, non-.npy file as a pickle and then blames "pickled data".
     with open(path, "rb") as f:
         if f.read(4) != b"PK\x03\x04":
             raise DatasetError(f"{path}: not an .npz file (no zip header): text, or cut short?")
     try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise DatasetError(f"{path}: cannot read as .npz ({e})") from None
-
-
-def _npz_metadata(path: Path, z) -> dict:
-    try:
-        meta = json.loads(str(z["metadata"])) if "metadata" in z.files else {}
+        with np.load(path, allow_pickle=False) as z:
+            names = [k for k in z.files if k != "metadata"] if with_arrays else []
+            arrays = {k: z[k] for k in names}
+            meta = json.loads(str(z["metadata"])) if "metadata" in z.files else {}
+    # A missing/corrupt zip, a truncated file, or an object array (pickles are refused).
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise DatasetError(f"{path}: cannot read as .npz ({e})") from None
     if not isinstance(meta, dict):
@@ -273,14 +271,12 @@ def _npz_metadata(path: Path, z) -> dict:
             f"{path}: its 'metadata' must be a JSON object (env, size, ...), got "
             f"{type(meta).__name__}"
         )
-    return meta
+    return arrays, meta
 
 
 def read_npz_metadata(path: str | os.PathLike) -> dict:
     """An `.npz` dataset's metadata (its env, size, ...) without reading its arrays."""
-    path = Path(path)
-    with _open_npz(path) as z:
-        return _npz_metadata(path, z)
+    return _read_npz(Path(path), with_arrays=False)[1]
 
 
 def load_dataset(
@@ -292,13 +288,7 @@ def load_dataset(
 ) -> OfflineData:
     """Read and validate a `.npz` dataset; see `validate` for the checks."""
     path = Path(path)
-    with _open_npz(path) as z:
-        meta = _npz_metadata(path, z)
-        try:
-            arrays = {k: z[k] for k in z.files if k != "metadata"}
-        # A truncated member, or an object array (pickles are refused).
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-            raise DatasetError(f"{path}: cannot read as .npz ({e})") from None
+    arrays, meta = _read_npz(path)
     return validate(
         arrays,
         meta,

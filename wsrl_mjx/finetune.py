@@ -56,13 +56,15 @@ def check_same_targets(saved: dict, cfg: Config) -> None:
 def plan_finetune(setup: FinetuneSetup) -> list[OnlinePlan]:
     """Each seed's `OnlinePlan` from what the setup read: the method's online loss, the agent it
     starts from, its action rule, and the data it samples and diagnoses with. No file is read."""
+    # One method and agent for every seed: seeds in one program share these settings.
+    first, env = setup.cfgs[0], setup.env
+    method = METHODS[first.finetune.method]
+    agent = make_agent(
+        method.loss, first.agent, first.offline, env.observation_size, env.action_size
+    )
     plans = []
     for cfg, pretrained, holdout in zip(setup.cfgs, setup.pretrained, setup.holdouts, strict=True):
-        ft, env = cfg.finetune, setup.env
-        method = METHODS[ft.method]
-        agent = make_agent(
-            method.loss, cfg.agent, cfg.offline, env.observation_size, env.action_size
-        )
+        ft = cfg.finetune
         state, meta = (pretrained.state, pretrained.meta) if pretrained else (None, {})
         if pretrained:
             check_pretrained(pretrained, agent, env.name)

@@ -69,7 +69,7 @@ class OnlineRun:
             )
             diagnostics = jax.device_get(system.diagnose(state.agent, system.holdout, key))
         step = self.step(state)
-        updates = int(seed_slice(state.updates, 0, seeded))
+        updates = system.updates(state)
         for k, loop in enumerate(self.loops):
             seed_metrics = seed_slice(metrics, k, seeded)
             summary = summarize_chunk(seed_metrics, system.env.has_success)
@@ -151,7 +151,7 @@ def summaries(run: OnlineRun, state: TrainingState) -> list[dict]:
         {
             "run_dir": str(cfg.run.run_dir),
             "env_steps": system.env_steps(state, k),
-            "updates": int(seed_slice(state.updates, k, system.seeded)),
+            "updates": system.updates(state, k),
             "evals": run.evals[k],
             "final_eval_return": run.evals[k][-1]["eval_return"] if run.evals[k] else float("nan"),
             "times": run.loops[0].times,

@@ -128,6 +128,10 @@ class OnlineSystem:
         """Seed k's env-step count (the seeds of one program step together)."""
         return int(seed_slice(state.env_steps, k, self.seeded))
 
+    def updates(self, state: TrainingState, k: int = 0) -> int:
+        """Seed k's update count."""
+        return int(seed_slice(state.updates, k, self.seeded))
+
     def check_memory(self) -> None:
         """Refuse a run whose state cannot fit, before it is allocated (wsrl_mjx.memory)."""
         seeds = len(self.cfgs)

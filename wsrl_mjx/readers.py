@@ -171,9 +171,9 @@ def recorded_env_spec(path: str | os.PathLike) -> tuple[dict, dict]:
     that records only an env name gives {"id": name}, one that records none {}."""
     if minari_io.is_minari(path):
         meta = minari_io.read_metadata(path)
-        return tuple(  # type: ignore[return-value]
-            meta.get(k) if isinstance(meta.get(k), dict) else {}
-            for k in ("env_spec", "eval_env_spec")
+        spec, eval_spec = (meta.get(k) for k in ("env_spec", "eval_env_spec"))
+        return (spec if isinstance(spec, dict) else {}), (
+            eval_spec if isinstance(eval_spec, dict) else {}
         )
     if Path(path).suffix.lower() == ".npz":
         name = read_npz_metadata(path).get("env")
