@@ -33,10 +33,10 @@ def leaves_equal(a, b) -> bool:
 
 
 def dir_bytes(root) -> dict:
-    """Every file under `root` (relative path -> bytes) but the run lock, which names its last
-    holder: to show that a refused command changed nothing."""
+    """Every file under `root` (relative path -> bytes), the run lock included (it names the
+    last process that wrote the run): to show that a refused command changed nothing."""
     from pathlib import Path
 
     root = Path(root)
-    files = (p for p in sorted(root.rglob("*")) if p.is_file() and p.name != "run.lock")
+    files = (p for p in sorted(root.rglob("*")) if p.is_file())
     return {str(p.relative_to(root)): p.read_bytes() for p in files}

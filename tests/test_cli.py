@@ -3,8 +3,7 @@
 import pytest
 
 from wsrl_mjx import run as run_module
-from wsrl_mjx.config import load_config
-from wsrl_mjx.pipeline import DEFAULT_CONFIG
+from wsrl_mjx.config import DEFAULT_CONFIG, load_config
 from wsrl_mjx.run import main
 
 COMMANDS = (

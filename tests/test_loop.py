@@ -15,6 +15,7 @@ import pytest
 import envs
 from tests.common import TINY as COMMON_TINY
 from tests.common import dir_bytes, leaves_equal
+from wsrl_mjx import train
 from wsrl_mjx.agents.sac import make_sac
 from wsrl_mjx.checkpoint import Checkpointer, CheckpointError, TrainingDiverged
 from wsrl_mjx.config import (
@@ -102,13 +103,23 @@ def test_resuming_a_finished_run_reports_its_final_evaluation(full_run):
     assert again["env_steps"] == 200 and again["final_eval_return"] == full["final_eval_return"]
 
 
-def test_fresh_run_refuses_to_overwrite_and_resume_needs_a_checkpoint(full_run, tmp_path):
+def test_fresh_run_refuses_to_overwrite_and_resume_needs_a_checkpoint(
+    full_run, tmp_path, monkeypatch
+):
+    """Both refusals come before anything is built or compiled (one took 54 s), and leave the
+    run dir byte-identical, its lock record included."""
     root, _ = full_run
     cfg = tiny_config(root)
-    with pytest.raises(CheckpointError, match="already holds checkpoints"):
-        run_online(cfg)
-    with pytest.raises(CheckpointError, match="no checkpoint"):
-        run_online(tiny_config(tmp_path / "empty"), resume=True)
+    before = dir_bytes(root)
+    with monkeypatch.context() as m:
+        m.setattr(train, "build_online", lambda *a, **k: pytest.fail("built before the check"))
+        with pytest.raises(CheckpointError, match="already holds checkpoints"):
+            run_online(cfg)
+        with pytest.raises(CheckpointError, match="no checkpoint"):
+            run_online(tiny_config(tmp_path / "empty"), resume=True)
+        with pytest.raises(ConfigError, match="agent.critic_lr"):
+            run_online(tiny_config(root, "agent.critic_lr=0.5"), resume=True)
+    assert dir_bytes(root) == before
     with pytest.raises(CheckpointError, match="env='PointMass'"):
         run_online(
             dataclasses.replace(cfg, env=dataclasses.replace(cfg.env, name="ReacherEasy")),

@@ -22,7 +22,7 @@ from wsrl_mjx.checkpoint import Checkpointer, CheckpointError, TrainingDiverged
 from wsrl_mjx.config import ConfigError, check_budget, load_config
 from wsrl_mjx.logger import Logger, read_metrics
 from wsrl_mjx.run import main
-from wsrl_mjx.rundir import LOCK_FILE, RunDirError, exclusive
+from wsrl_mjx.rundir import LOCK_FILE, RunDirError, claim, exclusive
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -77,6 +77,25 @@ def test_a_second_pipeline_resume_is_refused_and_moves_nothing(holder, capsys):
     assert main(argv) == 2
     assert f"in use by pid {proc.pid}" in capsys.readouterr().err
     assert sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*")) == before
+
+
+def test_a_refused_command_puts_the_writers_lock_record_back(tmp_path):
+    """The lock names the refused process only while it runs: a check that refuses before the
+    run writes (`claim`) leaves run.lock byte-identical; a run that wrote keeps its record."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    writer = b'{"pid": 1, "command": "the run that wrote this dir"}\n'
+    (run_dir / LOCK_FILE).write_bytes(writer)
+    with pytest.raises(ConfigError), exclusive(run_dir):
+        assert json.loads((run_dir / LOCK_FILE).read_text())["pid"] == os.getpid()  # meanwhile
+        raise ConfigError("refused by a settings check")
+    assert (run_dir / LOCK_FILE).read_bytes() == writer
+    with exclusive(run_dir):  # ended without writing: nothing to own either
+        pass
+    assert (run_dir / LOCK_FILE).read_bytes() == writer
+    with exclusive(run_dir):
+        claim()  # the run wrote: the lock now names it
+    assert json.loads((run_dir / LOCK_FILE).read_text())["pid"] == os.getpid()
 
 
 def test_lock_is_released_when_the_holder_is_killed(holder):
@@ -379,6 +398,12 @@ def bad_files(tmp_path: Path) -> dict[str, Path]:
             ["online", "--set", "online.warmup_steps=1000", "--set", "online.total_env_steps=200"],
             "all warmup, with no update",
         ),
+        (  # used to end in OverflowError deep in JAX after 10 s
+            ["online", "--set", "run.seed=1180591620717411303424"],
+            "run.seed=1180591620717411303424: must be at most 2147483647",
+        ),
+        (["online", "--set", "run.seed=-3"], r"run.seed=-3: must be in \[0, "),
+        (["online", "--set", "online.total_env_steps=1e12"], "must be at most 2147483647"),
         (  # K = 0, but the official start still collects one sampled batch (1,024 rows) first
             ["online", "--set", "online.warmup_steps=0", "--set", "online.total_env_steps=1000"],
             "1024 env steps before the first update .* all warmup",
@@ -413,8 +438,8 @@ def test_budgets_refuse_big_overruns_and_note_small_ones(capsys):
 
 
 def test_shipped_configs_fit_their_budgets():
+    from wsrl_mjx.config import DEFAULT_CONFIG
     from wsrl_mjx.experiment import load_experiment
-    from wsrl_mjx.pipeline import DEFAULT_CONFIG
     from wsrl_mjx.schedule import Schedule
 
     configs = [load_config(p) for p in [DEFAULT_CONFIG, *sorted((REPO / "configs").glob("*.yaml"))]]
@@ -463,10 +488,47 @@ def test_edited_metadata_is_caught_by_its_checksum(two_steps, capsys):
     assert "checksum mismatch in its metadata" in capsys.readouterr().err
 
 
+def _edit_meta(step_dir: Path, edit) -> None:
+    meta_file = step_dir / "meta" / "metadata"
+    meta = json.loads(meta_file.read_text())
+    edit(meta)
+    meta_file.write_text(json.dumps(meta))
+
+
+def _drop_one_array_checksum(meta: dict) -> None:
+    meta["integrity"].pop(next(k for k in meta["integrity"] if k != "__metadata__"))
+
+
+@pytest.mark.parametrize(
+    ("remove", "edit_step", "why"),
+    [
+        (lambda m: m["integrity"].pop("__metadata__"), True, "without its metadata checksum"),
+        (lambda m: m.pop("integrity"), True, "no integrity record"),
+        (_drop_one_array_checksum, False, "no checksum for 1 arrays"),
+    ],
+    ids=["metadata-digest", "whole-record", "one-array"],
+)
+def test_a_step_without_its_integrity_record_is_damaged(two_steps, capsys, remove, edit_step, why):
+    """An edit of the step counter with the record that would catch it removed used to resume
+    in silence; now a step whose record is missing or cut counts as damaged: the run falls
+    back to the older step, and with no sound step left it is refused, naming the flag that
+    restores it unverified."""
+    _edit_meta(two_steps / "2", lambda m: (edit_step and m.update(step=7), remove(m)))
+    _, meta = Checkpointer(two_steps).restore(state(0.0))
+    assert meta["step"] == 1
+    assert why in capsys.readouterr().err
+    _edit_meta(two_steps / "1", remove)
+    with pytest.raises(CheckpointError, match="allow_unverified_checkpoints=true"):
+        Checkpointer(two_steps).restore(state(0.0))
+    _, meta = Checkpointer(two_steps, allow_unverified=True).restore(state(0.0))
+    assert meta["step"] == (7 if edit_step else 2)  # asked for: the newest step, with a note
+    assert "restored unverified" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("setting", "part"),
     [
-        ("online.buffer_capacity=1e12", "replay buffer"),
+        ("online.buffer_capacity=1e9", "replay buffer"),
         ("agent.critic_hidden=[100000000]", "agent"),
         ("eval.num_episodes=1e9", "evaluation envs"),
     ],
@@ -478,10 +540,48 @@ def test_a_state_that_cannot_fit_is_refused_before_allocation(tmp_path, capsys, 
     argv += ["--set", f"run.run_dir={tmp_path / 'run'}", "--set", "run.tensorboard=false"]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert "before its first step" in err and part in err and "GiB of host memory" in err
+    assert "before its first step" in err and part in err and "free under host memory" in err
     assert not (tmp_path / "run" / "checkpoints").exists() or not any(
         (tmp_path / "run" / "checkpoints").iterdir()
     )
+
+
+def test_the_memory_check_knows_the_address_space_limit(tmp_path):
+    """Under `ulimit -v` (a batch scheduler's limit) a buffer that fits the host's free memory
+    but not the process's address space used to pass the check and die after 42 s with
+    RESOURCE_EXHAUSTED; now it is refused up front naming the limit that binds."""
+    limit = 12 * 10**9
+
+    def ulimit_v():
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "wsrl_mjx.run", "online"]
+        + ["--set", "online.buffer_capacity=300000000", "--set", f"run.run_dir={tmp_path}/run"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=ulimit_v,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "RLIMIT_AS limit (11.2 GiB)" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+def test_memory_limits_of_a_cgroup_and_its_parents(tmp_path, monkeypatch):
+    from wsrl_mjx import memory
+
+    for folder, limit, usage in (("job/step", 8 * 2**30, 2**30), ("job", 4 * 2**30, 3 * 2**30)):
+        (tmp_path / "memory" / folder).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "memory" / folder / "memory.limit_in_bytes").write_text(f"{limit}\n")
+        (tmp_path / "memory" / folder / "memory.usage_in_bytes").write_text(f"{usage}\n")
+    cgroup = tmp_path / "cgroup"
+    cgroup.write_text("4:memory:/job/step\n0::/\n")
+    real = memory.Path
+    monkeypatch.setattr(memory, "Path", lambda p: cgroup if p == "/proc/self/cgroup" else real(p))
+    found = memory._cgroup_limits(tmp_path)
+    assert min(found) == (2**30, "the cgroup memory limit of /job (4 GiB)")  # the parent binds
+    assert (7 * 2**30, "the cgroup memory limit of /job/step (8 GiB)") in found
 
 
 def test_memory_check_counts_each_part():
@@ -491,7 +591,9 @@ def test_memory_check_counts_each_part():
         1000 * 250 * 4 + 3
     )
     check_fits({"x": int(0.8 * GIB)}, "hint", free=(GIB, "test"))  # fits
-    with pytest.raises(ConfigError, match=r"needs about 0.9 GiB .*x 0.9 GiB.*1 GiB of test"):
+    with pytest.raises(
+        ConfigError, match=r"needs about 0.9 GiB .*x 0.9 GiB.*1 GiB is free under test"
+    ):
         check_fits({"x": int(0.9 * GIB)}, "lower it", free=(GIB, "test"))
 
 

@@ -1,6 +1,7 @@
 """wsrl-mjx: WSRL (warm-start RL) with MJX environments, flashbax replay and optax on device."""
 
 import os
+import sys
 
 # XLA:CPU logs ERROR-level lines for every executable it loads from the compilation cache
 # (cpu_aot_loader: CPU tuning flags such as "prefer-no-gather"); it is noise. Python exceptions
@@ -9,13 +10,15 @@ import os
 if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "1") == "1":
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 
-import jax  # noqa: E402
-
 # Compiling MJX rollouts takes 20-30 s per shape on CPU; the persistent cache makes a later
-# process's first call take a few seconds. WSRL_JAX_CACHE="" disables it.
+# process's first call take a few seconds. WSRL_JAX_CACHE="" disables it. Set through JAX's own
+# environment variable, so importing the package does not import JAX (the command line checks
+# its input first); a JAX imported before this package gets it through its config instead.
 _cache = os.environ.get("WSRL_JAX_CACHE", os.path.expanduser("~/.cache/wsrl_mjx/jax"))
 if _cache:
-    jax.config.update("jax_compilation_cache_dir", _cache)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    if "jax" in sys.modules:
+        sys.modules["jax"].config.update("jax_compilation_cache_dir", _cache)
+    else:
+        os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _cache)
 
 __version__ = "0.1.0"

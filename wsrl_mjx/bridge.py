@@ -42,10 +42,10 @@ class Pretrained:
         return d.parent if d.name == "checkpoints" else d
 
 
-def read_pretrained(path: str | Path) -> Pretrained:
+def read_pretrained(path: str | Path, allow_unverified: bool = False) -> Pretrained:
     """The newest checkpoint of a finished pre-training; any other run's is refused by name.
     The offline agent is rebuilt from the checkpoint's own config, so its state (including its
-    loss's own `extras`) restores exactly."""
+    loss's own `extras`) restores exactly. `allow_unverified`: see `Checkpointer`."""
     directory = checkpoint_dir(path)
 
     def check(meta: dict) -> None:
@@ -55,7 +55,7 @@ def read_pretrained(path: str | Path) -> Pretrained:
                 f"{meta.get('method', 'online')} run); pass a `pretrain` run directory"
             )
 
-    _, state, meta = load_agent(directory, check)
+    _, state, meta = load_agent(directory, check, allow_unverified)
     done, planned = meta.get("gradient_steps"), meta.get("total_gradient_steps", 0)
     if done is not None and done < planned:  # older checkpoints hold finished runs only
         raise CheckpointError(
@@ -92,7 +92,9 @@ def restore_pretrained(
 
 
 def load_agent(
-    path: str | Path, check: Callable[[dict], None] | None = None
+    path: str | Path,
+    check: Callable[[dict], None] | None = None,
+    allow_unverified: bool = False,
 ) -> tuple[Agent, AgentState, dict]:
     """(agent, its state, metadata) from the latest checkpoint of any run: pretrain, online
     or finetune; e.g. to act with a trained policy elsewhere (`wsrl_mjx.maze_datasets --policy`).
@@ -100,7 +102,7 @@ def load_agent(
     `check(meta)` may refuse the checkpoint before anything is restored. The agent is rebuilt
     from the run's saved config; an online run's replay buffer and env state are not read.
     """
-    checkpointer = Checkpointer(checkpoint_dir(path))
+    checkpointer = Checkpointer(checkpoint_dir(path), allow_unverified=allow_unverified)
     meta = checkpointer.meta()
     if check is not None:
         check(meta)

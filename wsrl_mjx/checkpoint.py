@@ -18,17 +18,9 @@ import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
 
+from wsrl_mjx.errors import BrokenCheckpoint, CheckpointError, TrainingDiverged
 
-class CheckpointError(ValueError):
-    """A checkpoint that is missing, broken or does not fit the requested run."""
-
-
-class BrokenCheckpoint(CheckpointError):
-    """One step on disk that cannot be read back intact; an older step may still be good."""
-
-
-class TrainingDiverged(RuntimeError):
-    """A loss, metric or state array became NaN/inf; the last good checkpoint is kept untouched."""
+__all__ = ["BrokenCheckpoint", "CheckpointError", "Checkpointer", "TrainingDiverged"]
 
 
 T = TypeVar("T")
@@ -67,12 +59,15 @@ class Checkpointer:
 
     The state is stored as nested plain dicts without zero-size leaves (mjx.Data has some and
     Orbax refuses them); restore rebuilds the target's tree (dataclasses included) from it.
-    Each step's meta carries a sha256 per array: a restore verifies them, and a broken newest
-    step (truncated, overwritten, half deleted) falls back to the newest good one, on stderr.
+    Each step's meta carries a sha256 per array and one of the rest of the meta: a restore
+    verifies them, and a broken newest step (truncated, overwritten, half deleted, or without
+    its integrity record) falls back to the newest good one, on stderr. `allow_unverified`
+    (`run.allow_unverified_checkpoints`) restores a step whose record is missing, with a note.
     """
 
-    def __init__(self, directory: str | Path, keep: int = 2):
+    def __init__(self, directory: str | Path, keep: int = 2, allow_unverified: bool = False):
         self.directory = Path(directory).absolute()
+        self.allow_unverified = allow_unverified
         self._broken: dict[int, str] = {}  # step -> why, each reported once
         self._fell_back: set[int] = set()
         self._manager = ocp.CheckpointManager(
@@ -261,11 +256,33 @@ class Checkpointer:
         )
         if not isinstance(meta, dict):
             raise BrokenCheckpoint(f"metadata is {type(meta).__name__}, not a JSON object")
-        expected = (meta.get(INTEGRITY) or {}).get(META_DIGEST)
+        record = meta.get(INTEGRITY)
+        if not isinstance(record, dict) or META_DIGEST not in record:
+            self._unverified(
+                step,
+                "no integrity record"
+                if record is None
+                else ("an integrity record without its metadata checksum"),
+            )
+            return meta
         rest = {k: v for k, v in meta.items() if k != INTEGRITY}
-        if expected is not None and meta_digest(rest) != expected:
+        if meta_digest(rest) != record[META_DIGEST]:
             raise BrokenCheckpoint("checksum mismatch in its metadata: rng or counters altered")
         return meta
+
+    def _unverified(self, step: int, what: str) -> None:
+        """A step that cannot be verified is damaged (its record was removed or cut), unless
+        the user asked to restore unverified steps."""
+        if not self.allow_unverified:
+            raise BrokenCheckpoint(
+                f"{what}, so it cannot be verified; to restore it anyway pass "
+                "--set run.allow_unverified_checkpoints=true"
+            )
+        print(
+            f"note: checkpoint {self.directory}/{step} has {what}: restored unverified "
+            "(run.allow_unverified_checkpoints)",
+            file=sys.stderr,
+        )
 
     def _saved_tree(self, step: int, meta: dict) -> Any:
         """Orbax's record of the saved arrays, checked against the checksum list written with
@@ -282,17 +299,19 @@ class Checkpointer:
 
     def _verify(self, step: int, restored: Any, meta: dict) -> None:
         digests = meta.get(INTEGRITY)
-        if digests is None:
-            print(
-                f"note: checkpoint {self.directory}/{step} has no checksums (written by an "
-                "older version): restored unverified",
-                file=sys.stderr,
-            )
+        if not isinstance(digests, dict):  # allowed unverified by `_read_meta`
             return
+        unlisted = []
         for path, leaf in _leaves(restored).items():
             array = _host(leaf)
-            if array is not None and path in digests and digest(array) != digests[path]:
+            if array is None:
+                continue
+            if path not in digests:
+                unlisted.append(path)
+            elif digest(array) != digests[path]:
                 raise BrokenCheckpoint(f"checksum mismatch in {path}: the data was altered")
+        if unlisted:
+            self._unverified(step, f"no checksum for {len(unlisted)} arrays ({unlisted[0]})")
 
     def close(self) -> None:
         self._manager.close()

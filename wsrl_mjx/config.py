@@ -197,6 +197,9 @@ class RunConfig:
     # Seeds seed, seed+1, ... trained as one program (online and finetune): the whole training
     # state is vmapped over them; each seed writes its own run dir, run_dir/seed<k>.
     num_seeds: int = 1
+    # A checkpoint step whose integrity record (checksums of its arrays and metadata) is
+    # missing or incomplete is treated as damaged; true restores it unverified, with a note.
+    allow_unverified_checkpoints: bool = False
 
 
 @dataclass(frozen=True)
@@ -209,6 +212,10 @@ class Config:
     collect: CollectConfig = field(default_factory=CollectConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     run: RunConfig = field(default_factory=RunConfig)
+
+
+# The built-in main job (`python -m wsrl_mjx.run` without a command or --config).
+DEFAULT_CONFIG = Path(__file__).parent / "defaults" / "pipeline.yaml"
 
 
 # --- loading -----------------------------------------------------------------------------------
@@ -337,6 +344,8 @@ def to_dict(config: Any) -> dict:
 
 
 # (dotted key, test, what is valid): values that type-check but cannot run.
+SEED_MAX = 2**31 - 1 - 2**20
+INT_MAX = 2**31 - 1  # counters, sizes and indices are int32 on the device (x64 is off)
 _positive = (lambda v: v >= 1, "an integer >= 1")
 _nonnegative = (lambda v: v >= 0, ">= 0")
 _above_zero = (lambda v: v > 0, "> 0")
@@ -377,10 +386,19 @@ RANGES = {
     "run.keep_checkpoints": _positive,
     "run.num_devices": _positive,
     "run.num_seeds": _positive,
+    # Seeds become 32-bit PRNG keys and native reset seeds, plus offsets (evaluation +10,000,
+    # collect's rollouts +100 each, seed+k for k < num_seeds): leave room for them.
+    "run.seed": (
+        lambda v: 0 <= v <= SEED_MAX,
+        f"in [0, {2**31 - 1} - 2**20 = {2**31 - 1 - 2**20}]",
+    ),
 }
 
 
 def check_ranges(config: Config) -> None:
+    for key, value in flat_settings(config).items():  # before any of them reaches C
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT_MAX:
+            raise ConfigError(f"{key}={value}: must be at most {INT_MAX} (a 32-bit integer)")
     for key, (valid, text) in RANGES.items():
         section, name = key.split(".")
         value = getattr(getattr(config, section), name)
@@ -473,6 +491,7 @@ def check_online_budget(config: Config, planned: int, no_update_steps: int | Non
 # it learns. Each change is noted on stderr.
 ONLINE_RESUME_MAY_CHANGE = {
     "run.run_dir",
+    "run.allow_unverified_checkpoints",
     "run.progress",
     "run.tensorboard",
     "run.keep_checkpoints",
@@ -577,8 +596,14 @@ def _yaml_message(e: yaml.YAMLError) -> str:
     return f"{getattr(e, 'problem', None) or e}{where}"
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] = (), cls: type = Config):
-    """Defaults <- YAML file <- `--set` overrides, validated against the schema."""
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] = (),
+    cls: type = Config,
+    base: dict | None = None,
+):
+    """Defaults <- `base` (e.g. what a fine-tuning inherits) <- YAML file <- `--set` overrides,
+    validated against the schema."""
     values: dict = {}
     if path is not None:
         path = Path(path)
@@ -586,8 +611,16 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), cls: 
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
         values = loaded
-    values = merge(values, parse_overrides(list(overrides)))
+    values = merge(merge(base or {}, values), parse_overrides(list(overrides)))
     return from_dict(values, cls)
+
+
+def unflatten_keys(flat: dict[str, Any]) -> dict:
+    """{"agent.critic_hidden": [32, 32]} -> {"agent": {"critic_hidden": [32, 32]}}."""
+    tree: dict = {}
+    for key, value in flat.items():
+        _set_nested(tree, key, value)
+    return tree
 
 
 def save_config(config: Any, path: str | Path) -> None:

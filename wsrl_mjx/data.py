@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
+from wsrl_mjx.errors import DatasetError
 from wsrl_mjx.rundir import atomic_write
 from wsrl_mjx.types import OfflineTransition
 
@@ -40,10 +41,6 @@ FLAG_KEYS = ("terminals", "timeouts")
 _NDIM = {"observations": 2, "actions": 2, "next_observations": 2, "rewards": 1}
 ACTION_TOLERANCE = 1e-4  # actions may exceed [-1, 1] by this much (float noise); then clipped
 _OBS_DISCONTINUITY = 1e-6  # same threshold as the IQL/CalQL D4RL loaders
-
-
-class DatasetError(ValueError):
-    """A dataset file or array dict that cannot be used as it is; the message says why."""
 
 
 class OfflineData(NamedTuple):

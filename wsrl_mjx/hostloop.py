@@ -15,9 +15,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from wsrl_mjx.checkpoint import Checkpointer, TrainingDiverged
-from wsrl_mjx.logger import Logger, Progress
+from wsrl_mjx.errors import TrainingDiverged
+
+if TYPE_CHECKING:  # the command line imports this module before any heavy library
+    from wsrl_mjx.checkpoint import Checkpointer
+    from wsrl_mjx.logger import Logger, Progress
 
 
 def check_finite(

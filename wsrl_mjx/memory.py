@@ -4,12 +4,14 @@ RESOURCE_EXHAUSTED after a minute of set-up).
 
 Sizes come from `jax.eval_shape` of the very functions that allocate (agent init, buffer init,
 env reset), so nothing is allocated to measure them; free memory is the device's own count
-where the backend reports one (GPU, TPU) and the host's MemAvailable on a CPU.
+where the backend reports one (GPU, TPU) and on a CPU the tightest of every limit that applies
+to the process (MemAvailable, `ulimit -v`/`-d`, its cgroup's memory limit).
 """
 
 from __future__ import annotations
 
 import math
+import resource
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,17 +41,79 @@ def evaluation_bytes(env: Any, num_episodes: int) -> int:
 
 
 def free_bytes(device: jax.Device | None = None) -> tuple[int | None, str]:
-    """(free bytes, where) on `device`: the backend's count, else the host's MemAvailable."""
+    """(free bytes, the limit that binds) on `device`: the backend's own count on an
+    accelerator; on a CPU the least of the host's MemAvailable, the process's address-space and
+    data limits (`ulimit -v` / `-d`, as batch schedulers set them) and its cgroup's memory
+    limit (containers, Slurm), each less what is already used against it."""
     device = device or jax.devices()[0]
     stats = device.memory_stats() if hasattr(device, "memory_stats") else None
     if stats and "bytes_limit" in stats:
         return stats["bytes_limit"] - stats.get("bytes_in_use", 0), f"{device.platform} device"
-    meminfo = Path("/proc/meminfo")
-    if meminfo.is_file():
-        for line in meminfo.read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024, "host memory (MemAvailable)"
-    return None, "unknown"
+    limits = [
+        (free, where)
+        for free, where in (_mem_available(), *_rlimits(), *_cgroup_limits())
+        if free is not None
+    ]
+    return min(limits) if limits else (None, "unknown")
+
+
+def _mem_available() -> tuple[int | None, str]:
+    value = _status_kib(Path("/proc/meminfo"), "MemAvailable")
+    return (None if value is None else value, "host memory (MemAvailable)")
+
+
+def _status_kib(path: Path, field: str) -> int | None:
+    """A `Field:   123 kB` line of a /proc file, in bytes."""
+    if not path.is_file():
+        return None
+    for line in path.read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) * 1024
+    return None
+
+
+def _rlimits() -> list[tuple[int | None, str]]:
+    """What the process may still map under RLIMIT_AS (against VmSize) and RLIMIT_DATA
+    (against VmData)."""
+    status, found = Path("/proc/self/status"), []
+    for name, used_field in (("RLIMIT_AS", "VmSize"), ("RLIMIT_DATA", "VmData")):
+        soft, _ = resource.getrlimit(getattr(resource, name))
+        if soft == resource.RLIM_INFINITY:
+            continue
+        used = _status_kib(status, used_field) or 0
+        found.append((max(soft - used, 0), f"the process's {name} limit ({soft / GIB:.3g} GiB)"))
+    return found
+
+
+def _cgroup_limits(root: Path = Path("/sys/fs/cgroup")) -> list[tuple[int | None, str]]:
+    """Limit less usage of the process's memory cgroup and each of its parents (v2's
+    memory.max / memory.current, v1's memory.limit_in_bytes / memory.usage_in_bytes)."""
+    cgroup = Path("/proc/self/cgroup")
+    if not cgroup.is_file():
+        return []
+    found = []
+    for line in cgroup.read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":  # v2
+            base, files = root, ("memory.max", "memory.current")
+        elif "memory" in controllers.split(","):  # v1
+            base, files = root / "memory", ("memory.limit_in_bytes", "memory.usage_in_bytes")
+        else:
+            continue
+        node = Path(path.lstrip("/"))
+        for folder in (node, *node.parents):
+            limit, usage = (_read_int(base / folder / f) for f in files)
+            if limit is not None and limit < 2**60:  # "max" or v1's unlimited page-rounded value
+                where = f"the cgroup memory limit of /{folder} ({limit / GIB:.3g} GiB)"
+                found.append((max(limit - (usage or 0), 0), where))
+    return found
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):  # missing, unreadable or "max"
+        return None
 
 
 def check_fits(parts: dict[str, int], hint: str, free: tuple[int | None, str] | None = None):
@@ -61,6 +125,6 @@ def check_fits(parts: dict[str, int], hint: str, free: tuple[int | None, str] | 
     listed = ", ".join(f"{name} {size / GIB:.3g} GiB" for name, size in parts.items())
     raise ConfigError(
         f"this run needs about {total / GIB:.3g} GiB before its first step ({listed}) but "
-        f"{available / GIB:.3g} GiB of {where} is free (at most {HEADROOM:.0%} of it is used "
+        f"{available / GIB:.3g} GiB is free under {where} (at most {HEADROOM:.0%} of it is used "
         f"for the state); {hint}"
     )

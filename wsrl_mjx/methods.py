@@ -25,23 +25,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import jax.numpy as jnp
-
-from wsrl_mjx.agents.base import Agent
-from wsrl_mjx.agents.cql import make_cql
-from wsrl_mjx.agents.iql import make_iql
-from wsrl_mjx.agents.sac import make_sac
-from wsrl_mjx.checkpoint import CheckpointError
 from wsrl_mjx.config import AgentConfig, Config, ConfigError, OfflineConfig
-from wsrl_mjx.loops import ActionRule, guided_actions
+from wsrl_mjx.errors import CheckpointError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the registry is read (names, help) before JAX is imported: agents load lazily
     from envs import Env
+    from wsrl_mjx.agents.base import Agent
+    from wsrl_mjx.loops import ActionRule
     from wsrl_mjx.types import AgentState
 
-AgentFactory = Callable[[AgentConfig, OfflineConfig, int, int], Agent]
+AgentFactory = Callable[[AgentConfig, OfflineConfig, int, int], "Agent"]
 # (online agent, config, env, pre-trained agent state) -> the method's action rule
-ActingFactory = Callable[[Agent, "Config", "Env", "AgentState"], ActionRule]
+ActingFactory = Callable[["Agent", "Config", "Env", "AgentState"], "ActionRule"]
 
 
 @dataclass(frozen=True)
@@ -76,13 +71,31 @@ class Method:
 
 def _cql_family(algorithm: str) -> AgentFactory:
     def make(agent: AgentConfig, offline: OfflineConfig, obs: int, act: int) -> Agent:
+        from wsrl_mjx.agents.cql import make_cql
+
         return make_cql(agent, dataclasses.replace(offline, algorithm=algorithm), obs, act)
 
     return make
 
 
+def _make_sac(agent: AgentConfig, offline: OfflineConfig, obs: int, act: int) -> Agent:
+    from wsrl_mjx.agents.sac import make_sac
+
+    return make_sac(agent, obs, act)
+
+
+def _make_iql(agent: AgentConfig, offline: OfflineConfig, obs: int, act: int) -> Agent:
+    from wsrl_mjx.agents.iql import make_iql
+
+    return make_iql(agent, offline, obs, act)
+
+
 def _jsrl_guide(agent: Agent, cfg: Config, env: Env, pretrained: AgentState) -> ActionRule:
     """The frozen pre-trained actor guides the first h ~ U{0..H} steps of each episode."""
+    import jax.numpy as jnp
+
+    from wsrl_mjx.loops import ActionRule, guided_actions
+
     horizon = cfg.finetune.jsrl_max_guide_steps or env.episode_length
     return ActionRule(
         act=guided_actions(agent, horizon),
@@ -92,12 +105,10 @@ def _jsrl_guide(agent: Agent, cfg: Config, env: Env, pretrained: AgentState) -> 
 
 
 ALGORITHMS: dict[str, Algorithm] = {
-    "sac": Algorithm(
-        "sac", lambda a, o, obs, act: make_sac(a, obs, act), "high-UTD SAC", offline=False
-    ),
+    "sac": Algorithm("sac", _make_sac, "high-UTD SAC", offline=False),
     "cql": Algorithm("cql", _cql_family("cql"), "CQL(H) on SAC's networks"),
     "calql": Algorithm("calql", _cql_family("calql"), "CQL with the Monte-Carlo lower bound"),
-    "iql": Algorithm("iql", make_iql, "expectile V, AWR actor"),
+    "iql": Algorithm("iql", _make_iql, "expectile V, AWR actor"),
 }
 
 METHODS: dict[str, Method] = {

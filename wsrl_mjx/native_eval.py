@@ -69,9 +69,11 @@ def native_episodes(env: Any, act: Any, episodes: int, seed: int) -> dict[str, n
     return {k: np.asarray(v, np.float64) for k, v in out.items()}
 
 
-def evaluate_native(run_dir: str | Path, episodes: int = 10, seed: int = 0) -> dict:
+def evaluate_native(
+    run_dir: str | Path, episodes: int = 10, seed: int = 0, allow_unverified: bool = False
+) -> dict:
     """The run's policy in its twin and in the native env: {env, twin, native, welch_p}."""
-    agent, state, meta = load_agent(run_dir)
+    agent, state, meta = load_agent(run_dir, allow_unverified=allow_unverified)
     cfg = from_dict(meta["config"])
     twin = make_env(cfg.env)
     native = native_env(twin.name, dict(cfg.env.overrides), twin.episode_length)

@@ -13,14 +13,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from wsrl_mjx.checkpoint import Checkpointer, CheckpointError
-from wsrl_mjx.config import ONLINE_RESUME_MAY_CHANGE, check_resume_settings
+from wsrl_mjx.config import ONLINE_RESUME_MAY_CHANGE, Config, check_resume_settings
 from wsrl_mjx.environment import check_saved_env
 from wsrl_mjx.hostloop import HostLoop
 from wsrl_mjx.logger import Logger, read_evals
 from wsrl_mjx.loops import seed_slice, stack_seeds, strong_copy, summarize_chunk
 from wsrl_mjx.online_system import OnlineSystem
 from wsrl_mjx.replay import buffer_nbytes
-from wsrl_mjx.runner import Cadences, Phase, align_seeds, eval_key, open_run
+from wsrl_mjx.runner import Cadences, Phase, align_seeds, eval_key, open_checkpointers, open_run
 from wsrl_mjx.schedule import Schedule, replay_ratio
 from wsrl_mjx.types import TrainingState
 
@@ -85,12 +85,15 @@ class OnlineRun:
             loop.checkpointer.save(step, seed_slice(state, k, self.system.seeded), meta)
 
 
-def start_online(system: OnlineSystem, resume: bool) -> tuple[OnlineRun, TrainingState]:
-    """The initial (or restored) state and each seed's host loop; refuses to overwrite a run
-    before anything in its run dirs is written."""
+def start_online(
+    system: OnlineSystem, checkpointers: list[Checkpointer], resume: bool
+) -> tuple[OnlineRun, TrainingState]:
+    """The initial (or restored) state and each seed's host loop (`check_online_dirs` has
+    refused what cannot start, before anything in the run dirs is written)."""
     cfg = system.cfg
     loops, state = open_run(
         system.cfgs,
+        checkpointers,
         resume,
         system.init_state(),
         lambda checkpointers, state: restore_seeds(system, checkpointers, state),
@@ -107,6 +110,18 @@ def start_online(system: OnlineSystem, resume: bool) -> tuple[OnlineRun, Trainin
     evals = [read_evals(c.run.run_dir) if resume else [] for c in system.cfgs]
     announce(system, state)
     return OnlineRun(system, loops, eval_keys, evals=evals), state
+
+
+def check_online_dirs(cfgs: list[Config], resume: bool) -> list[Checkpointer]:
+    """Each seed's checkpoints, refused before anything is built or compiled: a run dir that
+    already holds a run (without --resume), one with nothing to resume, or a resume with
+    settings that change what the run computes (checked again on the step restored)."""
+    checkpointers = open_checkpointers(cfgs, resume)
+    if resume:
+        for cfg, ckpt in zip(cfgs, checkpointers, strict=True):
+            saved = ckpt.meta().get("config", {})
+            check_resume_settings(saved, cfg, ONLINE_RESUME_MAY_CHANGE)
+    return checkpointers
 
 
 def restore_seeds(

@@ -18,8 +18,6 @@ from wsrl_mjx.rundir import atomic_write, exclusive
 from wsrl_mjx.scores import normalized_of, references
 from wsrl_mjx.setup import resolve_env
 
-DEFAULT_CONFIG = Path(__file__).parent / "defaults" / "pipeline.yaml"
-
 
 def _with(cfg: Config, section: str, **changes) -> Config:
     return dataclasses.replace(

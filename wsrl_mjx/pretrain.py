@@ -29,7 +29,16 @@ from wsrl_mjx.logger import read_evals
 from wsrl_mjx.loops import make_offline_chunk
 from wsrl_mjx.memory import check_fits, evaluation_bytes, shape_bytes
 from wsrl_mjx.rundir import atomic_write, holds_run_dir
-from wsrl_mjx.runner import Cadences, Phase, begin, eval_key, open_run, run_phase, running
+from wsrl_mjx.runner import (
+    Cadences,
+    Phase,
+    begin,
+    eval_key,
+    open_checkpointers,
+    open_run,
+    run_phase,
+    running,
+)
 from wsrl_mjx.setup import HOLDOUT_FILE, setup_pretrain
 from wsrl_mjx.types import AgentState, Transition
 
@@ -103,6 +112,7 @@ def run_pretrain(cfg: Config, *, resume: bool = False) -> dict:
     total = chunks * cfg.offline.chunk_length
     granule = f"whole chunks of offline.chunk_length = {cfg.offline.chunk_length}"
     check_budget("offline.steps", cfg.offline.steps, total, granule)
+    checkpointers = open_checkpointers([cfg], resume)
     setup = setup_pretrain(cfg)
     cfg, env, agent, loaded = setup.cfg, setup.env, setup.agent, setup.loaded
     check_memory(agent, env, setup.train, cfg.eval.num_episodes)  # before anything is allocated
@@ -124,6 +134,7 @@ def run_pretrain(cfg: Config, *, resume: bool = False) -> dict:
     }
     loops, state = open_run(
         [cfg],
+        checkpointers,
         resume,
         state,
         lambda checkpointers, state: restore_offline(checkpointers[0], state, meta),

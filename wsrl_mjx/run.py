@@ -1,14 +1,18 @@
-"""Command line: `python -m wsrl_mjx.run <command> [--config FILE] [--set key=value ...]`."""
+"""Command line: `python -m wsrl_mjx.run <command> [--config FILE] [--set key=value ...]`.
+
+Its own imports are light (the config schema, the registry's names, the errors): the config, the
+paths and the run dir are checked (`wsrl_mjx.preflight`) before a command imports JAX, MuJoCo
+and Orbax, so bad input is named in about a second."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from wsrl_mjx.checkpoint import CheckpointError, TrainingDiverged
-from wsrl_mjx.config import ConfigError, expand_run_dir, load_config
-from wsrl_mjx.data import DatasetError
+from wsrl_mjx.config import DEFAULT_CONFIG, ConfigError, expand_run_dir, load_config
+from wsrl_mjx.errors import CheckpointError, DatasetError, TrainingDiverged
 from wsrl_mjx.hostloop import StopRequested, graceful_stop, ignore_signals_while_exiting
+from wsrl_mjx.preflight import inherit_pretraining, preflight
 from wsrl_mjx.rundir import RunDirError
 
 
@@ -24,14 +28,19 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _load(path, overrides: list[str], resume: bool = False):
-    """The validated config, `{time}` in run.run_dir expanded; before any JAX work, joins the
-    cluster (run.distributed) and asks for run.num_devices CPU devices (used when the backend is
-    a CPU)."""
+def _load(path, overrides: list[str], resume: bool = False, command: str = ""):
+    """The validated config, `{time}` in run.run_dir expanded, its run dir and inputs checked
+    (`preflight`; a fine-tuning's unset network settings taken from its pre-training); then,
+    before any JAX work, joins the cluster (run.distributed) and asks for run.num_devices CPU
+    devices (used when the backend is a CPU)."""
     from wsrl_mjx.methods import check_registered
-    from wsrl_mjx.sharding import initialize_distributed, request_cpu_devices
 
     cfg = expand_run_dir(check_registered(load_config(path, overrides)), resume)
+    preflight(cfg, command, resume)
+    if command == "finetune" and cfg.finetune.checkpoint:
+        cfg, _ = inherit_pretraining(cfg, path, overrides)
+    from wsrl_mjx.sharding import initialize_distributed, request_cpu_devices  # JAX from here
+
     request_cpu_devices(cfg.run.num_devices)
     if cfg.run.distributed:
         initialize_distributed()
@@ -39,9 +48,9 @@ def _load(path, overrides: list[str], resume: bool = False):
 
 
 def cmd_online(args: argparse.Namespace) -> int:
-    from wsrl_mjx.train import run_online
+    cfg = _load(args.config, args.overrides, args.resume, "online")
+    from wsrl_mjx.train import run_online  # the heavy imports, once the input is checked
 
-    cfg = _load(args.config, args.overrides, args.resume)
     result = run_online(cfg, resume=args.resume)
     for summary in result if isinstance(result, list) else [result]:
         print(
@@ -52,9 +61,9 @@ def cmd_online(args: argparse.Namespace) -> int:
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
+    cfg = _load(args.config, args.overrides, args.resume, "pretrain")
     from wsrl_mjx.pretrain import run_pretrain
 
-    cfg = _load(args.config, args.overrides, args.resume)
     summary = run_pretrain(cfg, resume=args.resume)
     print(
         f"done: {summary['gradient_steps']} gradient steps in {summary['seconds']:.0f} s, "
@@ -64,21 +73,23 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
+    cfg = _load(args.config, args.overrides, command="collect")
     from wsrl_mjx.collect import run_collect
 
-    run_collect(_load(args.config, args.overrides))
+    run_collect(cfg)
     return 0
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from wsrl_mjx.finetune import run_finetune
-
     overrides = list(args.overrides)
     if args.checkpoint:
         overrides.append(f"finetune.checkpoint={args.checkpoint}")
     if args.method:
         overrides.append(f"finetune.method={args.method}")
-    result = run_finetune(_load(args.config, overrides, args.resume), resume=args.resume)
+    cfg = _load(args.config, overrides, args.resume, "finetune")
+    from wsrl_mjx.finetune import run_finetune
+
+    result = run_finetune(cfg, resume=args.resume)
     for summary in result if isinstance(result, list) else [result]:
         evals = summary["evals"]
         if not evals:  # --resume of a run killed after its last checkpoint: nothing left to do
@@ -92,9 +103,9 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
-    from wsrl_mjx.pipeline import DEFAULT_CONFIG, run_pipeline
-
     cfg = _load(args.config or DEFAULT_CONFIG, args.overrides, args.resume)
+    from wsrl_mjx.pipeline import run_pipeline
+
     run_pipeline(cfg, resume=args.resume)
     return 0
 
@@ -125,7 +136,12 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from wsrl_mjx.native_eval import evaluate_native, print_report, write_report
 
-    summary = evaluate_native(args.run_dir, episodes=args.episodes, seed=args.seed)
+    summary = evaluate_native(
+        args.run_dir,
+        episodes=args.episodes,
+        seed=args.seed,
+        allow_unverified=args.allow_unverified_checkpoint,
+    )
     print_report(summary)
     if args.out:
         print(f"wrote {write_report(summary, args.out)}")
@@ -278,6 +294,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--episodes", type=int, default=10, help="per env (default 10)")
     evaluate.add_argument("--seed", type=int, default=0, help="first episode's reset seed")
     evaluate.add_argument("--out", help="also write the report as JSON here")
+    evaluate.add_argument(
+        "--allow-unverified-checkpoint",
+        action="store_true",
+        help="restore a checkpoint whose integrity record is missing (otherwise refused as "
+        "damaged), as run.allow_unverified_checkpoints=true does for the other commands",
+    )
     plot = _command(
         commands,
         "plot",

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import IO, Any
 
 LOCK_FILE = "run.lock"
-_held: dict[Path, list] = {}  # run dir -> [open lock file, depth]: re-entrant in one process
+# run dir -> [open lock file, depth, written]: re-entrant in one process
+_held: dict[Path, list] = {}
 
 
 class RunDirError(RuntimeError):
@@ -56,7 +57,11 @@ def _holder(lock: IO[str]) -> str:
 @contextlib.contextmanager
 def exclusive(run_dir: str | Path) -> Iterator[Path]:
     """Hold `run_dir/run.lock` exclusively; a second process gets `RunDirError` naming the
-    holder. The kernel drops the lock when the holder dies, so a kill never leaves it stuck."""
+    holder. The kernel drops the lock when the holder dies, so a kill never leaves it stuck.
+
+    The lock names this process from the start (so a second one is told who holds it), but
+    that record only stays if the run wrote something (`claim`): a command refused by a check
+    before then puts the previous record back, leaving every byte of the run dir as it was."""
     path = make_run_dir(run_dir).resolve()
     if path in _held:  # e.g. a collect run inside the same process: already ours
         _held[path][1] += 1
@@ -79,15 +84,31 @@ def exclusive(run_dir: str | Path) -> Iterator[Path]:
             f"run dir {path} is in use by {holder}; wait for it to finish or choose another "
             "run.run_dir (nothing was written)"
         ) from None
+    lock.seek(0)
+    previous = lock.read()
     try:
-        lock.truncate(0)
-        lock.write(json.dumps(_owner()) + "\n")
-        lock.flush()
-        _held[path] = [lock, 1]
+        _write_record(lock, json.dumps(_owner()) + "\n")
+        _held[path] = [lock, 1, False]
         yield path
     finally:
-        _held.pop(path, None)
-        lock.close()  # releases the flock; the file stays, naming the last holder
+        claimed = _held.pop(path, [None, 0, True])[2]
+        if not claimed:
+            _write_record(lock, previous)  # refused before writing: the last writer's record
+        lock.close()  # releases the flock; the file stays, naming the last writer
+
+
+def claim() -> None:
+    """Mark every run dir this process holds as written by it: called when a run starts
+    writing (its config, logs, checkpoints), after every check that may still refuse it."""
+    for held in _held.values():
+        held[2] = True
+
+
+def _write_record(lock: IO[str], text: str) -> None:
+    lock.seek(0)
+    lock.truncate(0)
+    lock.write(text)
+    lock.flush()
 
 
 def _owner() -> dict[str, Any]:

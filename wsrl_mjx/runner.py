@@ -25,6 +25,7 @@ from wsrl_mjx.checkpoint import Checkpointer, CheckpointError
 from wsrl_mjx.config import Config, save_config
 from wsrl_mjx.hostloop import Cadence, HostLoop
 from wsrl_mjx.logger import Logger, Progress
+from wsrl_mjx.rundir import claim
 from wsrl_mjx.sharding import initialize_distributed
 
 EVAL_SEED_OFFSET = 10_000  # evaluation keys: PRNGKey(run.seed + EVAL_SEED_OFFSET)
@@ -95,9 +96,15 @@ def eval_key(cfg: Config) -> jax.Array:
 
 def open_checkpointers(cfgs: Sequence[Config], resume: bool) -> list[Checkpointer]:
     """Each seed's checkpoint folder; refuses to overwrite a run, and to resume one that has no
-    checkpoint, before anything in its run dir is written."""
+    checkpoint, before anything in its run dir is written. Needs no program: commands call it
+    before they build or compile anything, so such a refusal comes in seconds."""
     checkpointers = [
-        Checkpointer(Path(c.run.run_dir) / "checkpoints", keep=c.run.keep_checkpoints) for c in cfgs
+        Checkpointer(
+            Path(c.run.run_dir) / "checkpoints",
+            keep=c.run.keep_checkpoints,
+            allow_unverified=c.run.allow_unverified_checkpoints,
+        )
+        for c in cfgs
     ]
     for ckpt in checkpointers:
         if resume and ckpt.latest_step() is None:
@@ -159,6 +166,7 @@ def open_loops(
     """Each seed's host side from step `start`: its config saved in its run dir, its logger
     (which keeps the records before `start` on resume), a progress bar (the first seed's) and
     the evaluation and checkpoint cadences of an uninterrupted run."""
+    claim()  # every check that may refuse the run has passed: its lock names this process
     loops = []
     for k, (cfg, ckpt) in enumerate(zip(cfgs, checkpointers, strict=True)):
         run_dir = Path(cfg.run.run_dir)
@@ -182,6 +190,7 @@ def open_loops(
 
 def open_run(
     cfgs: Sequence[Config],
+    checkpointers: Sequence[Checkpointer],
     resume: bool,
     state: Any,
     restore: Callable[[list[Checkpointer], Any], Any],
@@ -192,11 +201,10 @@ def open_run(
     cadences: Cadences,
     times: dict[str, float] | None = None,
 ) -> tuple[list[HostLoop], Any]:
-    """A run's start, offline and online alike: each seed's checkpoints (refusing to overwrite
-    a run, or to resume one without a checkpoint, before anything is written), the initial
-    `state` or on resume `restore(checkpointers, state)` (which refuses what cannot continue),
-    and each seed's host loop from the state's `step`."""
-    checkpointers = open_checkpointers(cfgs, resume)
+    """A run's start, offline and online alike, from each seed's checkpoints (`open_checkpointers`,
+    called first thing, before anything is built or compiled): the initial `state` or on resume
+    `restore(checkpointers, state)` (which refuses what cannot continue), and each seed's host
+    loop from the state's `step`."""
     if resume:
         state = restore(checkpointers, state)
     loops = open_loops(

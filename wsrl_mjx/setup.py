@@ -195,7 +195,8 @@ def setup_finetune(cfgs: list[Config]) -> FinetuneSetup:
     for cfg in cfgs:
         check_finetune_inputs(cfg, method, rows)
     paths = sorted({c.finetune.checkpoint for c in cfgs if c.finetune.checkpoint})
-    read = {path: read_pretrained(path) for path in paths}
+    unverified = first.run.allow_unverified_checkpoints
+    read = {path: read_pretrained(path, unverified) for path in paths}
     pretrained = [read.get(c.finetune.checkpoint) for c in cfgs]
     cfgs = [
         resolve_env(c, finetuning=True, pretrained=p) for c, p in zip(cfgs, pretrained, strict=True)

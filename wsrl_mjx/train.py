@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import envs
 from wsrl_mjx.config import Config, seed_configs
-from wsrl_mjx.online_run import OnlineRun, start_online, summaries
+from wsrl_mjx.online_run import OnlineRun, check_online_dirs, start_online, summaries
 from wsrl_mjx.online_system import OnlinePlan, build_online, online_phase, warmup_phase
 from wsrl_mjx.rundir import holds_run_dir
 from wsrl_mjx.runner import begin, run_phase, running
@@ -46,8 +46,9 @@ def run_seeds(
     each holding its own run dir; one seed is a plain run. `env`: the env, if already built.
     Returns a summary per seed."""
     begin(cfgs[0])
+    checkpointers = check_online_dirs(cfgs, resume)  # refusals before anything is compiled
     system = build_online(cfgs, plans, env)
-    run, state = start_online(system, resume)
+    run, state = start_online(system, checkpointers, resume)
     with running(run.loops):
         if run.step(state) == 0:  # a resumed run made it before
             run.evaluate(state, 0, "initial")
