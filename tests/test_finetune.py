@@ -216,6 +216,38 @@ def test_finetune_refuses_another_reward_transform_or_discount(pipeline):
             plan_finetune(setup_finetune([ft_cfg]))[0]
 
 
+def test_finetune_inherits_the_pretrainings_network_and_refuses_a_conflict(
+    pipeline, tmp_path, capsys, monkeypatch
+):
+    """`finetune --checkpoint DIR` without the pre-training's agent settings used to exit 2
+    listing 30 shape mismatches; now the network and value settings it is not given come from
+    the pre-training (said on stderr) and restore; a conflicting one is refused by name."""
+    from wsrl_mjx import finetune
+    from wsrl_mjx.preflight import INHERITED_KEYS
+    from wsrl_mjx.run import main
+
+    _, result = pipeline
+    pre = result["phases"]["pretrain"]["run_dir"]
+    given = [s for s in TINY if s.split("=")[0] not in INHERITED_KEYS]
+    assert len(given) < len(TINY)  # the network settings are left out
+    argv = ["finetune", "--checkpoint", pre, "--set", f"run.run_dir={tmp_path / 'ft'}"]
+    argv += [a for s in given for a in ("--set", s)]
+    seen = []
+    monkeypatch.setattr(finetune, "run_finetune", lambda cfg, resume: seen.append(cfg) or [])
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "inherited from the pre-training" in err
+    assert "agent.critic_hidden=[16, 16]" in err and "agent.num_critics=2" in err
+    cfg = seen[0]
+    assert cfg.agent.critic_hidden == (16, 16) and cfg.agent.actor_hidden == (16, 16)
+    plan = plan_finetune(setup_finetune([cfg]))[0]  # the pre-trained agent restores into it
+    assert leaves_equal(plan.initial_agent.critic, result["phases"]["pretrain"]["state"].critic)
+    assert main([*argv, "--set", "agent.critic_hidden=[32,32]"]) == 2
+    err = capsys.readouterr().err
+    assert "agent.critic_hidden=[32, 32] (the pre-training has [16, 16])" in err
+    assert len(seen) == 1 and not (tmp_path / "ft").exists()  # refused before anything ran
+
+
 def test_offline_rows_per_method():
     assert offline_rows("wsrl", None, 256) == 0
     assert offline_rows("calql", None, 256) == 0

@@ -120,7 +120,7 @@ def test_fresh_run_refuses_to_overwrite_and_resume_needs_a_checkpoint(
         with pytest.raises(ConfigError, match="agent.critic_lr"):
             run_online(tiny_config(root, "agent.critic_lr=0.5"), resume=True)
     assert dir_bytes(root) == before
-    with pytest.raises(CheckpointError, match="env='PointMass'"):
+    with pytest.raises(ConfigError, match="env.name: 'PointMass' then, 'ReacherEasy' now"):
         run_online(
             dataclasses.replace(cfg, env=dataclasses.replace(cfg.env, name="ReacherEasy")),
             resume=True,

@@ -26,10 +26,10 @@ from wsrl_mjx.errors import CheckpointError, DatasetError
 CHECKPOINTS = "checkpoints"
 CONFIG_FILE = "config.yaml"
 
-# A fine-tuning takes these from its pre-training unless the user sets them. The network keys
-# must match (the pre-trained parameters have their shapes and meaning): a conflicting explicit
-# value is refused. The value keys (the scale of the Q-values) may be set otherwise, noted.
-NETWORK_KEYS = (
+# A fine-tuning takes these from its pre-training unless the user sets them: the network (the
+# pre-trained parameters have its shapes and meaning) and the scale of the Q-values (discount,
+# reward transform; fine-tuning refuses other values). A conflicting explicit value is refused.
+INHERITED_KEYS = (
     "agent.actor_hidden",
     "agent.critic_hidden",
     "agent.num_critics",
@@ -39,8 +39,10 @@ NETWORK_KEYS = (
     "agent.std_parameterization",
     "agent.std_min",
     "agent.std_max",
+    "agent.discount",
+    "env.reward_scale",
+    "env.reward_bias",
 )
-VALUE_KEYS = ("agent.discount", "env.reward_scale", "env.reward_bias")
 
 
 def saved_steps(run_dir: str | Path) -> list[int]:
@@ -105,9 +107,9 @@ def explicit_keys(path: str | Path | None, overrides: list[str]) -> set[str]:
 def inherit_pretraining(
     cfg: Config, path: str | Path | None, overrides: list[str]
 ) -> tuple[Config, dict[str, Any]]:
-    """`cfg` with the pre-training's network and value settings for every one of them the
-    user did not set (the pre-training's `config.yaml`), and what was inherited. A network
-    setting the user set to another value than the pre-training's is refused, naming it."""
+    """`cfg` with the pre-training's `INHERITED_KEYS` for every one of them the user did not set
+    (read from the pre-training's `config.yaml`), and what was inherited; one the user set to
+    another value than the pre-training's is refused, naming it."""
     source = Path(cfg.finetune.checkpoint)
     run_dir = source.parent if source.name == CHECKPOINTS else source
     saved_file = run_dir / CONFIG_FILE
@@ -117,25 +119,19 @@ def inherit_pretraining(
     now, explicit = flat_settings(cfg), explicit_keys(path, overrides)
     conflicts = [
         f"{k}={now[k]!r} (the pre-training has {saved[k]!r})"
-        for k in NETWORK_KEYS
+        for k in INHERITED_KEYS
         if k in explicit and k in saved and saved[k] != now[k]
     ]
     if conflicts:
         raise ConfigError(
-            f"fine-tuning {run_dir} with other network settings than it was pre-trained with: "
+            f"fine-tuning {run_dir} with other settings than it was pre-trained with: "
             f"{'; '.join(conflicts)}; leave them unset to inherit them, or pre-train anew"
         )
     inherited = {
         k: saved[k]
-        for k in (*NETWORK_KEYS, *VALUE_KEYS)
+        for k in INHERITED_KEYS
         if k not in explicit and k in saved and saved[k] != now[k]
     }
-    for k in VALUE_KEYS:
-        if k in explicit and k in saved and saved[k] != now[k]:
-            print(
-                f"note: {k}={now[k]!r} differs from the pre-training's {saved[k]!r}",
-                file=sys.stderr,
-            )
     if not inherited:
         return cfg, {}
     base = unflatten_keys(inherited)
