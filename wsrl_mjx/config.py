@@ -178,6 +178,9 @@ class EvalConfig:
     num_episodes: int = 16  # parallel deterministic episodes (tanh of the mean)
     every_env_steps: int = 5_000
     episode_length: int | None = None  # None = the training episode length
+    # > 0: a video of one twin episode at the first evaluation past each multiple of this many
+    # steps (env steps; gradient steps in pre-training), in run_dir/videos/ and TensorBoard.
+    video_every: int = 0
 
 
 @dataclass(frozen=True)
@@ -382,6 +385,7 @@ RANGES = {
     "finetune.holdout_rows": _positive,
     "eval.num_episodes": _positive,
     "eval.every_env_steps": _positive,
+    "eval.video_every": _nonnegative,
     "run.checkpoint_every_env_steps": _positive,
     "run.keep_checkpoints": _positive,
     "run.num_devices": _positive,
@@ -491,6 +495,7 @@ def check_online_budget(config: Config, planned: int, no_update_steps: int | Non
 # it learns. Each change is noted on stderr.
 ONLINE_RESUME_MAY_CHANGE = {
     "run.run_dir",
+    "eval.video_every",
     "run.allow_unverified_checkpoints",
     "run.progress",
     "run.tensorboard",

@@ -19,3 +19,7 @@ class TrainingDiverged(RuntimeError):
 
 class DatasetError(ValueError):
     """A dataset file or array dict that cannot be used as it is; the message says why (exit 2)."""
+
+
+class RenderError(RuntimeError):
+    """A video that cannot be made here: no OpenGL, no writer for the format (exit 2)."""

@@ -36,6 +36,11 @@ class Logger:
 
             self._tb = SummaryWriter(str(self.run_dir / "tensorboard"))
 
+    def log_image(self, step: int, tag: str, image) -> None:
+        """An [H, W, 3] uint8 image in TensorBoard (when it is on)."""
+        if self._tb is not None:
+            self._tb.add_image(tag, image, step, dataformats="HWC")
+
     def log(self, env_steps: int, phase: str, metrics: dict) -> None:
         record = {"env_steps": int(env_steps), "phase": phase, "time": time.time(), **metrics}
         self._jsonl.write(json.dumps(record, default=_jsonable) + "\n")

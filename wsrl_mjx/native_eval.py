@@ -30,7 +30,9 @@ from wsrl_mjx.minari_io import flatten_observation
 from wsrl_mjx.scores import normalized_of
 
 
-def native_env(name: str, overrides: dict[str, Any], episode_length: int) -> Any:
+def native_env(
+    name: str, overrides: dict[str, Any], episode_length: int, render_mode: str | None = None
+) -> Any:
     """`gymnasium.make` of a twin's Gymnasium id (ConfigError for envs without one)."""
     if not re.search(r"-v\d+$", name):
         raise ConfigError(
@@ -43,10 +45,11 @@ def native_env(name: str, overrides: dict[str, Any], episode_length: int) -> Any
         import gymnasium_robotics
 
         gym.register_envs(gymnasium_robotics)
-    return gym.make(name, max_episode_steps=episode_length, **overrides)
+    extra = {"render_mode": render_mode} if render_mode else {}
+    return gym.make(name, max_episode_steps=episode_length, **overrides, **extra)
 
 
-def _flat_obs(obs: Any) -> np.ndarray:
+def flat_obs(obs: Any) -> np.ndarray:
     return flatten_observation(obs) if isinstance(obs, dict) else np.asarray(obs)
 
 
@@ -57,7 +60,7 @@ def native_episodes(env: Any, act: Any, episodes: int, seed: int) -> dict[str, n
         obs, _ = env.reset(seed=seed + episode)
         total, success, length, done = 0.0, np.nan, 0, False
         while not done:
-            action = np.asarray(act(jnp.asarray(_flat_obs(obs), jnp.float32)[None]))[0]
+            action = np.asarray(act(jnp.asarray(flat_obs(obs), jnp.float32)[None]))[0]
             obs, reward, terminated, truncated, info = env.step(action.astype(np.float64))
             total, length, done = total + float(reward), length + 1, terminated or truncated
             if "success" in info or "is_success" in info:

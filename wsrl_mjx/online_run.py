@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -19,6 +20,7 @@ from wsrl_mjx.hostloop import HostLoop
 from wsrl_mjx.logger import Logger, read_evals
 from wsrl_mjx.loops import seed_slice, stack_seeds, strong_copy, summarize_chunk
 from wsrl_mjx.online_system import OnlineSystem
+from wsrl_mjx.render import EvalVideos
 from wsrl_mjx.replay import buffer_nbytes
 from wsrl_mjx.runner import Cadences, Phase, align_seeds, eval_key, open_checkpointers, open_run
 from wsrl_mjx.schedule import Schedule, replay_ratio
@@ -35,6 +37,7 @@ class OnlineRun:
     eval_keys: jax.Array  # one key, or [seeds, 2]
     evals: list[list[dict]] = field(default_factory=list)  # per seed
     snapshots: list[tuple[int, float, dict]] = field(default_factory=list)  # (step, return, actor)
+    videos: EvalVideos | None = None  # eval.video_every: the first seed's policy
 
     @property
     def total(self) -> int:
@@ -51,6 +54,8 @@ class OnlineRun:
                 result = {f"eval_{n}": float(v) for n, v in seed_slice(results, k, seeded).items()}
                 self.evals[k].append({"env_steps": step, "label": label, **result})
                 loop.log(step, "eval", {**result, "label": label})
+            if self.videos is not None:
+                self.videos(seed_slice(state.agent.actor.params, 0, seeded), step)
             if self.system.plan.keep_actor_snapshots and not seeded:
                 params = jax.device_get(state.agent.actor.params)
                 self.snapshots.append((step, self.evals[0][-1]["eval_return"], params))
@@ -109,7 +114,13 @@ def start_online(
     # them), so a run resumed after its end still reports its final evaluation.
     evals = [read_evals(c.run.run_dir) if resume else [] for c in system.cfgs]
     announce(system, state)
-    return OnlineRun(system, loops, eval_keys, evals=evals), state
+    videos = None
+    if cfg.eval.video_every:
+        run_dir = Path(system.cfgs[0].run.run_dir)
+        videos = EvalVideos(
+            system.env, system.agent, run_dir, cfg.eval.video_every, loops[0].logger
+        )
+    return OnlineRun(system, loops, eval_keys, evals=evals, videos=videos), state
 
 
 def check_online_dirs(cfgs: list[Config], resume: bool) -> list[Checkpointer]:

@@ -28,6 +28,7 @@ from wsrl_mjx.hostloop import HostLoop
 from wsrl_mjx.logger import read_evals
 from wsrl_mjx.loops import make_offline_chunk
 from wsrl_mjx.memory import check_fits, evaluation_bytes, shape_bytes
+from wsrl_mjx.render import EvalVideos
 from wsrl_mjx.rundir import atomic_write, holds_run_dir
 from wsrl_mjx.runner import (
     Cadences,
@@ -76,6 +77,7 @@ class OfflineRun:
     eval_key: jax.Array
     meta: dict
     evals: list[dict]
+    videos: EvalVideos | None = None  # eval.video_every (in gradient steps)
 
     def step(self, state: OfflineState) -> int:
         return state.gradient_steps
@@ -90,6 +92,8 @@ class OfflineRun:
         record = {"gradient_steps": step, **{f"eval_{k}": float(v) for k, v in result.items()}}
         self.evals.append(record)
         self.loops[0].log(step, "eval", record)
+        if self.videos is not None:
+            self.videos(state.agent.actor.params, step)
 
     def save(self, state: OfflineState, step: int) -> None:
         rng = np.asarray(jax.device_get(state.rng)).tolist()
@@ -157,7 +161,10 @@ def run_pretrain(cfg: Config, *, resume: bool = False) -> dict:
         flush=True,
     )
     evaluator = make_evaluator(env, agent, cfg.eval.num_episodes, cfg.eval.episode_length)
-    run = OfflineRun(loops, total, evaluator, eval_key(cfg), meta, evals)
+    videos = None
+    if cfg.eval.video_every:
+        videos = EvalVideos(env, agent, run_dir, cfg.eval.video_every, loops[0].logger)
+    run = OfflineRun(loops, total, evaluator, eval_key(cfg), meta, evals, videos)
     t0 = time.perf_counter()
     with running(loops):
         state = run_phase(run, offline_phase(agent, cfg, dataset, total), state)

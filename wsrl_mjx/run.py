@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from wsrl_mjx.config import DEFAULT_CONFIG, ConfigError, expand_run_dir, load_config
-from wsrl_mjx.errors import CheckpointError, DatasetError, TrainingDiverged
+from wsrl_mjx.errors import CheckpointError, DatasetError, RenderError, TrainingDiverged
 from wsrl_mjx.hostloop import StopRequested, graceful_stop, ignore_signals_while_exiting
 from wsrl_mjx.preflight import inherit_pretraining, preflight
 from wsrl_mjx.rundir import RunDirError
@@ -145,6 +145,27 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print_report(summary)
     if args.out:
         print(f"wrote {write_report(summary, args.out)}")
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from wsrl_mjx.render import render_run
+
+    written = render_run(
+        args.run_dir,
+        args.out,
+        native=args.native,
+        fps=args.fps,
+        size=(args.height, args.width),
+        camera=args.camera,
+        seed=args.seed,
+        allow_unverified=args.allow_unverified_checkpoint,
+    )
+    for side, video in written.items():
+        print(
+            f"wrote {video['path']} ({side}: {video['frames']} frames, episode return "
+            f"{video['episode_return']:.2f})"
+        )
     return 0
 
 
@@ -300,6 +321,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="restore a checkpoint whose integrity record is missing (otherwise refused as "
         "damaged), as run.allow_unverified_checkpoints=true does for the other commands",
     )
+    render = _command(
+        commands,
+        "render",
+        cmd_render,
+        "a video of a run's policy (twin, optionally the native env)",
+        "Roll out the newest checkpoint's deterministic policy for one episode in the MJX twin "
+        "(on the device, keeping qpos/qvel), replay it through MuJoCo's CPU renderer and write "
+        "a GIF or MP4; --native also renders the same policy in the native Gymnasium env. "
+        "Headless: uses EGL or OSMesa (MUJOCO_GL, when set).",
+        config=False,
+    )
+    render.add_argument("run_dir", metavar="RUN_DIR")
+    render.add_argument("--out", help="a .gif or .mp4 (default RUN_DIR/videos/<env>-twin.gif)")
+    render.add_argument("--native", action="store_true", help="also the native Gymnasium env")
+    render.add_argument("--fps", type=int, default=30, help="frames per second (real time)")
+    render.add_argument("--width", type=int, default=320)
+    render.add_argument("--height", type=int, default=240)
+    render.add_argument("--camera", help="a camera of the model (default: follow the root body)")
+    render.add_argument("--seed", type=int, default=0, help="the episode's reset seed")
+    render.add_argument(
+        "--allow-unverified-checkpoint",
+        action="store_true",
+        help="restore a checkpoint whose integrity record is missing",
+    )
     plot = _command(
         commands,
         "plot",
@@ -329,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     except StopRequested as e:  # SIGINT / SIGTERM: the checkpoint is written
         print(f"[stop] {e}", file=sys.stderr)
         return e.exit_code
-    except (ConfigError, CheckpointError, DatasetError, RunDirError) as e:
+    except (ConfigError, CheckpointError, DatasetError, RenderError, RunDirError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except OSError as e:  # a missing file, a read-only or full disk: the message names it
