@@ -5,7 +5,7 @@ the evaluation number the env's references are for (`References.metric`).
   return. The references are D4RL's published ones (`d4rl/infos.py`: REF_MIN_SCORE,
   REF_MAX_SCORE), returns of D4RL policies in the v2 env, whose reward the v5 twins keep term
   for term (forward velocity, healthy bonus and control cost with the same weights, 1000-step
-  episodes); docs/locomotion.md says what differs in v5.
+  episodes); the twins themselves are described in docs/gymnasium_twins.md.
 - Gymnasium-Robotics AntMaze twins (every `AntMaze_*-v4` id, Dense variants included): x is the
   success rate (the share of evaluation episodes that reached the goal, 0-1), references 0 and 1,
   so the score is 100 x success rate. D4RL's antmaze references are also 0 and 1, but applied to
