@@ -443,3 +443,33 @@ def test_antmaze_dataset_pretrain_then_wsrl_finetune_in_the_twin(datasets, tmp_p
     ckpt = Checkpointer(fine / "checkpoints")
     assert ckpt.meta()["env"] == "AntMaze_UMaze-v4" and ckpt.latest_step() == 40
     ckpt.close()
+
+
+def test_the_eval_env_spec_drives_the_evaluation_twin(datasets, tmp_path, monkeypatch):
+    """A dataset recorded in one maze and evaluated in another (as Minari's antmaze datasets
+    are, Minari issue #304): the training twin is the recording's, the evaluation twin the
+    eval_env_spec's, maze map included; a fine-tuning inherits that from its checkpoint."""
+    from wsrl_mjx.environment import make_env, make_eval_env
+
+    _, mp = datasets
+    goal_right = [[1, 1, 1, 1, 1], [1, 0, 0, "g", 1], [1, 1, 1, 0, 1], [1, "r", 0, 0, 1], [1] * 5]
+    goal_left = [[1, 1, 1, 1, 1], [1, "g", 0, 0, 1], [1, 1, 1, 0, 1], [1, "r", 0, 0, 1], [1] * 5]
+    recording = gym.make("PointMaze_UMaze-v3", maze_map=goal_right, max_episode_steps=40)
+    evaluation = gym.make("PointMaze_UMaze-v3", maze_map=goal_left, max_episode_steps=300)
+    collector = minari.DataCollector(recording, record_infos=False)
+    for i in range(2):
+        obs, _ = collector.reset(seed=i)
+        for _ in range(40):
+            obs, _, terminated, truncated, _ = collector.step(_to_goal(obs))
+            if terminated or truncated:
+                break
+    collector.create_dataset(dataset_id="test/pointmaze/two-maps-v0", eval_env=evaluation)
+    path = minari_io.datasets_root() / "test/pointmaze/two-maps-v0"
+    cfg = resolve_env(load_config(None, [f"offline.dataset={path}"]))
+    assert cfg.env.overrides["maze_map"] == goal_right
+    assert cfg.eval.overrides == {"maze_map": goal_left}
+    assert cfg.env.episode_length == 300  # the eval_env_spec's limit
+    env = make_env(cfg.env)
+    eval_env = make_eval_env(cfg, env)
+    assert env.config["maze_map"] == goal_right and eval_env.config["maze_map"] == goal_left
+    assert make_eval_env(resolve_env(load_config(None, ["env.name=PointMass"])), env) is env

@@ -178,6 +178,9 @@ class EvalConfig:
     num_episodes: int = 16  # parallel deterministic episodes (tanh of the mean)
     every_env_steps: int = 5_000
     episode_length: int | None = None  # None = the training episode length
+    # Task config keys in which the evaluation env differs from the training env (env.overrides
+    # under these): a Minari dataset's eval_env_spec kwargs, e.g. the evaluation maze_map.
+    overrides: dict = field(default_factory=dict)
     # > 0: a video of one twin episode at the first evaluation past each multiple of this many
     # steps (env steps; gradient steps in pre-training), in run_dir/videos/ and TensorBoard.
     video_every: int = 0

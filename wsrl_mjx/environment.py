@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import envs
-from wsrl_mjx.checkpoint import CheckpointError
-from wsrl_mjx.config import DEFAULT_ENV, ConfigError, EnvConfig
+from wsrl_mjx.config import DEFAULT_ENV, Config, ConfigError, EnvConfig
+from wsrl_mjx.errors import CheckpointError
 
 ENV_KEYS = ("env", "observation_size", "action_size")
 
@@ -17,6 +19,15 @@ def make_env(cfg: EnvConfig) -> envs.Env:
         return envs.make(cfg.name or DEFAULT_ENV, **overrides)
     except ValueError as e:  # unknown name or task key: a config error, named as such
         raise ConfigError(f"env.name / env.overrides: {e}") from None
+
+
+def make_eval_env(cfg: Config, env: envs.Env) -> envs.Env:
+    """The env evaluations run in: `env` itself, or with eval.overrides a twin made with them
+    on top of env.overrides (a dataset whose evaluation env differs from its recording one)."""
+    if not cfg.eval.overrides:
+        return env
+    overrides = {**cfg.env.overrides, **cfg.eval.overrides}
+    return make_env(dataclasses.replace(cfg.env, overrides=overrides))
 
 
 def env_meta(env: envs.Env) -> dict:

@@ -25,7 +25,7 @@ from scipy import stats
 
 from wsrl_mjx.bridge import load_agent
 from wsrl_mjx.config import ConfigError, from_dict
-from wsrl_mjx.environment import make_env
+from wsrl_mjx.environment import make_env, make_eval_env
 from wsrl_mjx.minari_io import flatten_observation
 from wsrl_mjx.scores import normalized_of
 
@@ -78,8 +78,9 @@ def evaluate_native(
     """The run's policy in its twin and in the native env: {env, twin, native, welch_p}."""
     agent, state, meta = load_agent(run_dir, allow_unverified=allow_unverified)
     cfg = from_dict(meta["config"])
-    twin = make_env(cfg.env)
-    native = native_env(twin.name, dict(cfg.env.overrides), twin.episode_length)
+    twin = make_eval_env(cfg, make_env(cfg.env))  # the evaluation env (eval.overrides)
+    overrides = {**cfg.env.overrides, **cfg.eval.overrides}
+    native = native_env(twin.name, overrides, twin.episode_length)
     key = jax.random.PRNGKey(0)  # unused by the deterministic policy
     act = jax.jit(lambda obs: agent.act(state.actor.params, obs, key, deterministic=True))
     runs = native_episodes(native, act, episodes, seed)

@@ -22,7 +22,7 @@ import envs
 from wsrl_mjx.agents.base import Agent
 from wsrl_mjx.agents.sac import make_sac
 from wsrl_mjx.config import Config, check_online_budget, check_seeds_share, to_dict
-from wsrl_mjx.environment import env_meta, make_env
+from wsrl_mjx.environment import env_meta, make_env, make_eval_env
 from wsrl_mjx.evaluate import make_evaluator
 from wsrl_mjx.loops import (
     SEED_AXIS,
@@ -245,7 +245,9 @@ def build_online(
         sample_fn=sample_fn,
         **chunk,
     )
-    evaluate = make_evaluator(env, agent, cfg.eval.num_episodes, cfg.eval.episode_length)
+    evaluate = make_evaluator(
+        make_eval_env(cfg, env), agent, cfg.eval.num_episodes, cfg.eval.episode_length
+    )
     # Q and TD error (against the loss's own target) on a held-out offline batch, no gradient:
     # the downward-spiral probe.
     diagnose = jax.jit(agent.diagnostics) if holdout is not None else None

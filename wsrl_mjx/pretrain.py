@@ -22,7 +22,7 @@ from wsrl_mjx import data
 from wsrl_mjx.agents.base import Agent
 from wsrl_mjx.checkpoint import Checkpointer, CheckpointError
 from wsrl_mjx.config import Config, check_budget, check_single_seed, to_dict
-from wsrl_mjx.environment import env_meta
+from wsrl_mjx.environment import env_meta, make_eval_env
 from wsrl_mjx.evaluate import make_evaluator
 from wsrl_mjx.hostloop import HostLoop
 from wsrl_mjx.logger import read_evals
@@ -160,7 +160,8 @@ def run_pretrain(cfg: Config, *, resume: bool = False) -> dict:
         + (f", resumed at {start}" if resume else ""),
         flush=True,
     )
-    evaluator = make_evaluator(env, agent, cfg.eval.num_episodes, cfg.eval.episode_length)
+    eval_env = make_eval_env(cfg, env)
+    evaluator = make_evaluator(eval_env, agent, cfg.eval.num_episodes, cfg.eval.episode_length)
     videos = None
     if cfg.eval.video_every:
         videos = EvalVideos(env, agent, run_dir, cfg.eval.video_every, loops[0].logger)

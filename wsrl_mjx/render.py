@@ -201,11 +201,11 @@ def render_run(
     episode with `native`; what was written, with each episode's return and frame count."""
     from wsrl_mjx.bridge import load_agent
     from wsrl_mjx.config import from_dict
-    from wsrl_mjx.environment import make_env
+    from wsrl_mjx.environment import make_env, make_eval_env
 
     agent, state, meta = load_agent(run_dir, allow_unverified=allow_unverified)
     cfg = from_dict(meta["config"])
-    env = make_env(cfg.env)
+    env = make_eval_env(cfg, make_env(cfg.env))
     steps = cfg.eval.episode_length or env.episode_length
     episode = twin_episode(env, agent, state.actor.params, jax.random.PRNGKey(seed), steps)
     stride = stride_for(episode.dt, fps)
@@ -216,7 +216,8 @@ def render_run(
     if native:
         from wsrl_mjx.native_eval import native_env
 
-        genv = native_env(env.name, dict(cfg.env.overrides), steps, render_mode="rgb_array")
+        overrides = {**cfg.env.overrides, **cfg.eval.overrides}
+        genv = native_env(env.name, overrides, steps, render_mode="rgb_array")
         genv.unwrapped.width, genv.unwrapped.height = size[1], size[0]
         act = jax.jit(lambda o: agent.act(state.actor.params, o, jax.random.PRNGKey(0), True))
         frames, total = native_frames(genv, act, seed, stride)

@@ -64,7 +64,9 @@ def resolve_env(
             overrides={**saved.get("overrides", {}), **cfg.env.overrides},
             episode_length=cfg.env.episode_length or saved.get("episode_length"),
         )
-        return dataclasses.replace(cfg, env=env)
+        saved_eval = pretrained.meta["config"].get("eval", {}).get("overrides", {})
+        evaluation = dataclasses.replace(cfg.eval, overrides={**saved_eval, **cfg.eval.overrides})
+        return dataclasses.replace(cfg, env=env, eval=evaluation)
     dataset = cfg.finetune.dataset if finetuning else cfg.offline.dataset
     if not dataset:  # nothing names an env: the default one (load_offline_data / plan_finetune
         # then name what is missing)
@@ -94,12 +96,28 @@ def resolve_env(
         overrides={**spec.get("kwargs", {}), **cfg.env.overrides},
         episode_length=length,
     )
+    evaluation = dataclasses.replace(
+        cfg.eval, overrides={**eval_differences(spec, eval_spec), **cfg.eval.overrides}
+    )
     print(
         f"[env] {env.name} from the dataset's env_spec (overrides {env.overrides}); "
-        f"episode length: {source}",
+        f"episode length: {source}"
+        + (
+            f"; evaluated with the eval_env_spec's {evaluation.overrides}"
+            if evaluation.overrides
+            else ""
+        ),
         flush=True,
     )
-    return dataclasses.replace(cfg, env=env)
+    return dataclasses.replace(cfg, env=env, eval=evaluation)
+
+
+def eval_differences(spec: dict, eval_spec: dict) -> dict:
+    """The kwargs of a dataset's evaluation env that differ from its recording env's (Minari's
+    antmaze datasets evaluate in another maze_map than they were recorded in); the episode
+    limit is `episode_length`'s business."""
+    recorded, evaluation = spec.get("kwargs") or {}, eval_spec.get("kwargs") or {}
+    return {k: v for k, v in evaluation.items() if recorded.get(k) != v}
 
 
 def episode_length(given: int | None, spec: dict, eval_spec: dict) -> tuple[int | None, str]:
