@@ -204,3 +204,100 @@ def test_vmap_seeds_keeps_online_calql_on_one_device(jobs, monkeypatch):
     )
     experiment.run_seed_groups(jobs, devices=2)
     assert programs == [("wsrl", {2}), ("calql", {1}), ("iql", {2})]
+
+
+# --- the Ray backend, on a local Ray cluster ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A local Ray instance on the loopback address, 2 CPUs (CI's), shared by the Ray tests."""
+    ray = pytest.importorskip("ray")
+    import sys
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+    # The workers import the package but not this test module: send its runners by value.
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_backend_runs_the_matrix_and_names_a_failure_and_a_dead_task(jobs, local_ray):
+    """The same rules as the process pool: a pre-training's fine-tunings wait for it, the
+    two pre-trainings of a seed ran at once (each waits for the other to start), a failed run
+    and a task whose worker was killed (SIGKILL) fail alone, and both are named."""
+    from wsrl_mjx.job_pool import run_jobs_ray
+
+    with pytest.raises(RunsFailed) as failure:
+        run_jobs_ray(jobs, traced_runner, cpus_per_run=1)
+    broken = next(j.run_dir for j in jobs if j.name == "pretrain-iql" and j.seed == 1)
+    killed = next(j.run_dir for j in jobs if j.name == "calql" and j.seed == 0)
+    skipped = {j.run_dir for j in jobs if j.after == broken}
+    message = str(failure.value)
+    assert message.startswith("3 run(s) did not finish")
+    assert f"{broken}: ConfigError: injected failure" in message
+    assert f"{killed}: its Ray worker died (WorkerCrashedError" in message
+    assert f"{next(iter(skipped))}: skipped" in message
+    ran = {j.run_dir for j in jobs if (j.run_dir / "trace.json").exists()}
+    assert ran == {j.run_dir for j in jobs} - {broken, killed, *skipped}
+    for j in jobs:
+        if j.run_dir in ran and j.after is not None:
+            assert _trace(j)["start"] >= json.loads((j.after / "trace.json").read_text())["end"]
+    assert "ConfigError: injected failure" in (broken / WORKER_LOG).read_text()
+
+
+def counting_runner(job: Job) -> dict:
+    """Counts its calls per run; skips a finished run and fails the wsrl run of seed 1 while a
+    flag file exists, as `experiment.run_job` does through its done file."""
+    from wsrl_mjx.experiment import _once
+
+    def work() -> dict:
+        with open(job.run_dir / "calls", "a") as f:
+            f.write("x")
+        if job.name == "wsrl" and job.seed == 1 and (job.run_dir.parents[1] / "fail").exists():
+            raise RuntimeError("injected failure")
+        return {"ran": job.name}
+
+    return _once(job.run_dir, work)
+
+
+def test_ray_backend_rerun_skips_finished_runs_and_retries_the_failed_one(jobs, local_ray):
+    from wsrl_mjx.job_pool import run_jobs_ray
+
+    root = jobs[0].run_dir.parents[1]
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "fail").touch()
+    with pytest.raises(RunsFailed, match="1 run"):
+        run_jobs_ray(jobs, counting_runner)
+    (root / "fail").unlink()
+    finished = run_jobs_ray(jobs, counting_runner)
+    assert len(finished) == len(jobs)
+    calls = {j.run_dir: (j.run_dir / "calls").read_text() for j in jobs}
+    failed = next(j.run_dir for j in jobs if j.name == "wsrl" and j.seed == 1)
+    assert calls[failed] == "xx"  # retried once
+    assert all(c == "x" for d, c in calls.items() if d != failed)  # finished: skipped
+
+
+def test_ray_backend_without_ray_or_with_a_wrong_flag_is_a_clear_error(tmp_path, monkeypatch):
+    import builtins
+
+    from wsrl_mjx.experiment import run_experiment
+    from wsrl_mjx.job_pool import run_jobs_ray
+
+    path = tmp_path / "workers.yaml"
+    path.write_text(SPEC)
+    exp = load_experiment(path, {"run": {"run_dir": str(tmp_path / "exp")}})
+    with pytest.raises(ConfigError, match="--address names a Ray cluster"):
+        run_experiment(exp, address="10.0.0.1:6379")
+    with pytest.raises(ConfigError, match="drop --workers"):
+        run_experiment(exp, backend="ray", workers=2)
+    real = builtins.__import__
+    monkeypatch.setattr(
+        builtins,
+        "__import__",
+        lambda name, *a, **k: (
+            (_ for _ in ()).throw(ImportError(name)) if name == "ray" else real(name, *a, **k)
+        ),
+    )
+    with pytest.raises(RunsFailed, match=r"pip install 'wsrl-mjx\[ray\]'"):
+        run_jobs_ray([], counting_runner)

@@ -15,6 +15,7 @@ import sys
 import time
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -557,15 +558,45 @@ def check_seeds_share(cfgs: list[Config]) -> None:
             )
 
 
-def check_resume_settings(saved: dict, config: Config, may_change: set[str]) -> None:
+# What a pre-training learns from: its env, agent and offline settings, its seed and precision;
+# of those a resume may change only its budget and cadences (and where the file moved: the
+# dataset's fingerprint still names the data). Everything else is not pre-training's business.
+PRETRAIN_RESUME_MAY_CHANGE = {
+    "offline.steps",
+    "offline.eval_every_steps",
+    "offline.checkpoint_every_steps",
+    "offline.dataset",
+}
+
+
+def _pretrain_may_change(key: str) -> bool:
+    learnt = key.startswith(("env.", "agent.", "offline.")) or key in (
+        "run.seed",
+        "run.matmul_precision",
+    )
+    return not learnt or key in PRETRAIN_RESUME_MAY_CHANGE
+
+
+# The one resume rule, per phase: which dotted keys a `--resume` may change.
+RESUME_MAY_CHANGE: dict[str, Callable[[str], bool]] = {
+    "online": ONLINE_RESUME_MAY_CHANGE.__contains__,
+    "finetune": ONLINE_RESUME_MAY_CHANGE.__contains__,
+    "pretrain": _pretrain_may_change,
+}
+
+
+def check_resume_settings(
+    saved: dict, config: Config | dict, may_change: set[str] | Callable[[str], bool]
+) -> None:
     """Refuse to resume a run with settings that change what it computes, naming every key
     that differs from the ones the run started with (`saved`: its config as recorded in the
     checkpoint); keys in `may_change` are allowed and noted. A key the record lacks (added to
     the schema since) counts as unchanged while it has its default value."""
+    allowed = may_change if callable(may_change) else may_change.__contains__
     now, was = flat_settings(config), flat_settings(saved)
     defaults = flat_settings(Config())
     differ = sorted(k for k in now if was.get(k, defaults.get(k)) != now[k])
-    refused = [k for k in differ if k not in may_change]
+    refused = [k for k in differ if not allowed(k)]
     if refused:
         listed = "; ".join(
             f"{k}: {was.get(k, defaults.get(k))!r} then, {now[k]!r} now" for k in refused

@@ -17,7 +17,8 @@ settings (env, agent and offline sections); a method that changes them, e.g.
 sequential (one compiled program per run) and a finished
 run is skipped when the experiment is re-run, so a killed experiment continues where it stopped.
 `--workers N` runs the independent runs in N processes instead (each fine-tuning after the
-pre-training it restores; each run's output in its run dir's worker.log); `--vmap-seeds` runs
+pre-training it restores; each run's output in its run dir's worker.log), `--backend ray` runs
+each as a Ray task on a cluster (`wsrl_mjx.job_pool`); `--vmap-seeds` runs
 each method's seeds as one vmapped program (`run.num_seeds`; one run dir per seed as before),
 split over `--seed-devices` devices (CPU devices on a CPU: how one process uses several cores).
 
@@ -29,16 +30,10 @@ the final score, the warmup episodes' return and success, and the held-out offli
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
-import multiprocessing
-import multiprocessing.connection
-import os
 import re
-import traceback
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +51,12 @@ from wsrl_mjx.config import (
     to_dict,
 )
 from wsrl_mjx.finetune import run_finetune, run_finetune_seeds
+from wsrl_mjx.job_pool import (  # WORKER_LOG, RunsFailed: re-exported for callers
+    WORKER_LOG,  # noqa: F401
+    RunsFailed,  # noqa: F401
+    run_jobs_parallel,
+    run_jobs_ray,
+)
 from wsrl_mjx.logger import read_metrics
 from wsrl_mjx.methods import check_registered, online_mc_bound
 from wsrl_mjx.pipeline import collect
@@ -281,104 +282,6 @@ def run_job(job: Job) -> dict:
     return _once(job.run_dir, lambda: run_finetune(job.cfg, resume=resume))
 
 
-WORKER_LOG = "worker.log"
-
-
-def _init_worker() -> None:
-    # Several processes on one accelerator must not each reserve most of its memory.
-    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-
-
-class RunsFailed(RuntimeError):
-    """Some runs of an experiment failed (raised, or their worker process died)."""
-
-
-def _run_job_logged(job: Job, runner: Callable[[Job], dict], results: Any) -> None:
-    """In a worker process: the job's output goes to <run_dir>/worker.log, not the terminal;
-    the runner's record (or its error, as text) goes back through `results`."""
-    _init_worker()
-    job.run_dir.mkdir(parents=True, exist_ok=True)
-    with (
-        open(job.run_dir / WORKER_LOG, "a", buffering=1) as log,
-        contextlib.redirect_stdout(log),
-        contextlib.redirect_stderr(log),
-    ):
-        try:
-            results.send(("ok", runner(job)))
-        except BaseException as e:  # noqa: BLE001  (reported by the parent, which exits 1)
-            traceback.print_exc()
-            results.send(("error", f"{type(e).__name__}: {e}"))
-
-
-def _worker_outcome(process: Any, results: Any) -> tuple[str, Any]:
-    """("ok", record) or ("error", text) of a finished worker; a worker that died without a
-    word (killed, out of memory) is an error naming its exit code."""
-    if results.poll():
-        with contextlib.suppress(EOFError):
-            return results.recv()
-    code = process.exitcode
-    how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-    return "error", f"its worker process died ({how}) before reporting"
-
-
-def run_jobs_parallel(
-    jobs: list[Job], workers: int, runner: Callable[[Job], dict] = run_job
-) -> dict[Path, dict]:
-    """Run `jobs` in up to `workers` processes; a fine-tuning starts once its pre-training
-    finished.
-
-    Independent runs share nothing but the disk, so each job runs `runner` in a process of its
-    own, spawned (JAX does not survive a fork): a job that fails or whose process dies fails
-    alone; the fine-tunings that need it are skipped, the others run on. Raises `RunsFailed`
-    naming every failed or skipped run at the end. Returns {run_dir: runner's record} of the
-    jobs that finished.
-    """
-    waiting = list(jobs)
-    running: dict[Any, tuple[Job, Any, Any]] = {}  # sentinel -> (job, process, its pipe)
-    finished: dict[Path, dict] = {}
-    failed: dict[Path, str] = {}
-    context = multiprocessing.get_context("spawn")
-
-    def start_ready() -> None:
-        for job in list(waiting):
-            if len(running) >= workers:
-                return
-            if job.after in failed:
-                waiting.remove(job)
-                failed[job.run_dir] = f"skipped: its pre-training {job.after} failed"
-                print(f"[experiment] {job.run_dir}: skipped, its pre-training failed")
-            elif job.after is None or job.after in finished:
-                waiting.remove(job)
-                receive, send = context.Pipe(duplex=False)
-                process = context.Process(target=_run_job_logged, args=(job, runner, send))
-                process.start()
-                send.close()
-                running[process.sentinel] = (job, process, receive)
-                print(f"[experiment] started {job.run_dir} (log: {WORKER_LOG})", flush=True)
-
-    start_ready()
-    while running:
-        for sentinel in multiprocessing.connection.wait(list(running)):
-            job, process, receive = running.pop(sentinel)
-            process.join()
-            status, value = _worker_outcome(process, receive)
-            receive.close()
-            if status == "ok":
-                finished[job.run_dir] = value
-                print(f"[experiment] finished {job.run_dir}", flush=True)
-            else:
-                failed[job.run_dir] = value
-                print(f"[experiment] FAILED {job.run_dir}: {value}", flush=True)
-        start_ready()
-    if failed:
-        names = "\n".join(f"  {run_dir}: {why}" for run_dir, why in failed.items())
-        raise RunsFailed(
-            f"{len(failed)} run(s) did not finish (each worker's log: <run dir>/{WORKER_LOG}); "
-            f"the others did; re-run the same command to retry them:\n{names}"
-        )
-    return finished
-
-
 def run_seed_groups(jobs: list[Job], devices: int = 1) -> None:
     """Per method, in the experiment's order: the pre-trainings it restores (one by one, those
     not run yet), then its fine-tunings as one program over its seeds (`run_finetune_seeds`):
@@ -428,18 +331,30 @@ def run_experiment(
     workers: int = 1,
     vmap_seeds: bool = False,
     seed_devices: int = 1,
+    backend: str = "processes",
+    address: str | None = None,
+    cpus_per_run: float = 1.0,
+    gpus_per_run: float = 0.0,
 ) -> dict:
     """Run what is missing, then write the tables and plots. `report_only`: run nothing and
     write them from the runs that finished so far (while the experiment is still going).
     `workers` > 1 runs independent runs in that many processes (pre-trainings first);
     `vmap_seeds` runs each method's seeds as one vmapped program (`run.num_seeds`), split over
-    up to `seed_devices` devices."""
+    up to `seed_devices` devices. `backend="ray"` runs every run as a Ray task on the cluster at
+    `address` (a local one without), each asking for `cpus_per_run` CPUs and `gpus_per_run`
+    GPUs (`wsrl_mjx.job_pool`)."""
     if report_only:
         return write_outputs(exp, *finished_runs(exp))
     if workers < 1:
         raise ConfigError(f"--workers {workers}: give 1 or more processes")
     if workers > 1 and vmap_seeds:
         raise ConfigError("--vmap-seeds runs in this process; use it without --workers")
+    if backend not in ("processes", "ray"):
+        raise ConfigError(f"--backend {backend!r}: give processes or ray")
+    if backend == "ray" and (vmap_seeds or workers > 1):
+        raise ConfigError("--backend ray places every run itself: drop --workers / --vmap-seeds")
+    if address and backend != "ray":
+        raise ConfigError("--address names a Ray cluster: use it with --backend ray")
     if seed_devices < 1 or (seed_devices > 1 and not vmap_seeds):
         raise ConfigError(f"--seed-devices {seed_devices}: give 1 or more, with --vmap-seeds")
     if workers > 1 and any(cfg.run.distributed for cfg in exp.methods.values()):
@@ -451,8 +366,12 @@ def run_experiment(
         dataset = _once(exp.run_dir / "behaviour", lambda: collect(base, exp.run_dir))["path"]
 
     jobs = plan_jobs(exp, dataset)
-    if workers > 1:
-        run_jobs_parallel(jobs, workers)
+    if backend == "ray":
+        run_jobs_ray(
+            jobs, run_job, address=address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run
+        )
+    elif workers > 1:
+        run_jobs_parallel(jobs, workers, run_job)
     elif vmap_seeds:
         run_seed_groups(jobs, seed_devices)
     else:

@@ -7,18 +7,22 @@ same checks run again, in full, where the run starts."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from wsrl_mjx.config import (
+    RESUME_MAY_CHANGE,
     Config,
     ConfigError,
+    check_resume_settings,
     flat_settings,
     load_config,
     merge,
     parse_overrides,
     read_yaml,
+    seed_configs,
     unflatten_keys,
 )
 from wsrl_mjx.errors import CheckpointError, DatasetError
@@ -96,6 +100,42 @@ def preflight(cfg: Config, command: str, resume: bool) -> None:
         for run_dir in runs:
             check_run_dir(run_dir, resume and command != "collect")
     check_inputs(cfg, command)
+
+
+def newest_meta(run_dir: str | Path) -> dict | None:
+    """The newest step's metadata as plain JSON (Orbax writes it as a JSON file), or None when
+    it does not read back: the full restore then decides."""
+    steps = saved_steps(run_dir)
+    if not steps:
+        return None
+    path = Path(run_dir) / CHECKPOINTS / str(steps[-1]) / "meta" / "metadata"
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def check_resume(cfg: Config, command: str) -> None:
+    """A `--resume` with settings the run may not change is refused here, by the one resume
+    rule (`config.RESUME_MAY_CHANGE`) against the newest step's recorded config; the same
+    check runs again on the step restored. Env settings the setup still has to resolve (an
+    empty env.name: from the dataset or the checkpoint) are left to that check."""
+    if command not in RESUME_MAY_CHANGE:
+        return
+    rule, unresolved = RESUME_MAY_CHANGE[command], not cfg.env.name
+    may_change = lambda k: rule(k) or (unresolved and k.startswith(("env.", "eval.overrides")))  # noqa: E731
+    seeds = range(cfg.run.seed, cfg.run.seed + cfg.run.num_seeds)
+    runs = (
+        [cfg.run.run_dir]
+        if cfg.run.num_seeds == 1
+        else [f"{cfg.run.run_dir}/seed{s}" for s in seeds]
+    )
+    for k, run_dir in enumerate(runs):
+        meta = newest_meta(run_dir)
+        if meta is not None and isinstance(meta.get("config"), dict):
+            seeded = cfg if cfg.run.num_seeds == 1 else seed_configs(cfg)[k]
+            check_resume_settings(meta["config"], seeded, may_change)
 
 
 def explicit_keys(path: str | Path | None, overrides: list[str]) -> set[str]:

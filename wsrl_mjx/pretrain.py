@@ -6,7 +6,6 @@ shared runner (`wsrl_mjx.runner.run_phase`) with `OfflineRun` as its host side."
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -21,7 +20,14 @@ import envs
 from wsrl_mjx import data
 from wsrl_mjx.agents.base import Agent
 from wsrl_mjx.checkpoint import Checkpointer, CheckpointError
-from wsrl_mjx.config import Config, check_budget, check_single_seed, to_dict
+from wsrl_mjx.config import (
+    RESUME_MAY_CHANGE,
+    Config,
+    check_budget,
+    check_resume_settings,
+    check_single_seed,
+    to_dict,
+)
 from wsrl_mjx.environment import env_meta, make_eval_env
 from wsrl_mjx.evaluate import make_evaluator
 from wsrl_mjx.hostloop import HostLoop
@@ -205,35 +211,15 @@ def check_memory(agent: Agent, env: envs.Env, train: dict, num_episodes: int) ->
     )
 
 
-# Settings a resumed pre-training may change: budgets and cadences, not what is learnt.
-RESUME_MAY_CHANGE = {
-    "offline.steps",
-    "offline.eval_every_steps",
-    "offline.checkpoint_every_steps",
-    "offline.dataset",  # a moved file: the fingerprint above still names the data
-}
-
-
-_RESUME_KEYS = {"env": None, "agent": None, "offline": None, "run": ("seed", "matmul_precision")}
-
-
 def check_resumable(saved: dict, meta: dict) -> None:
-    """Refuse to continue a checkpoint made on other data or with other settings."""
+    """Refuse to continue a checkpoint made on other data or with other settings (the one
+    resume rule, `config.RESUME_MAY_CHANGE["pretrain"]`)."""
     if saved.get("dataset", {}).get("fingerprint") != meta["dataset"]["fingerprint"]:
         raise CheckpointError(
             f"--resume: the checkpoint was pre-trained on other data ({saved['dataset']['path']}, "
             f"fingerprint {saved['dataset'].get('fingerprint')}); this run has "
             f"{meta['dataset']['path']} ({meta['dataset']['fingerprint']})"
         )
-    now = json.loads(json.dumps(meta["config"]))  # tuples -> lists, as saved
-    for section, keys in _RESUME_KEYS.items():
-        for key in keys or now[section]:
-            name, value = f"{section}.{key}", now[section][key]
-            was = saved["config"][section].get(key)
-            if name not in RESUME_MAY_CHANGE and was != value:
-                raise CheckpointError(
-                    f"--resume: {name}={value!r} but the checkpoint was made with {was!r}; "
-                    "use the same value or start a new run.run_dir"
-                )
+    check_resume_settings(saved.get("config", {}), meta["config"], RESUME_MAY_CHANGE["pretrain"])
     if "rng" not in saved:
         raise CheckpointError("--resume: the checkpoint records no rng (an older version)")

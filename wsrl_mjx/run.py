@@ -12,7 +12,7 @@ import sys
 from wsrl_mjx.config import DEFAULT_CONFIG, ConfigError, expand_run_dir, load_config
 from wsrl_mjx.errors import CheckpointError, DatasetError, RenderError, TrainingDiverged
 from wsrl_mjx.hostloop import StopRequested, graceful_stop, ignore_signals_while_exiting
-from wsrl_mjx.preflight import inherit_pretraining, preflight
+from wsrl_mjx.preflight import check_resume, inherit_pretraining, preflight
 from wsrl_mjx.rundir import RunDirError
 
 
@@ -39,6 +39,8 @@ def _load(path, overrides: list[str], resume: bool = False, command: str = ""):
     preflight(cfg, command, resume)
     if command == "finetune" and cfg.finetune.checkpoint:
         cfg, _ = inherit_pretraining(cfg, path, overrides)
+    if resume:
+        check_resume(cfg, command)
     from wsrl_mjx.sharding import initialize_distributed, request_cpu_devices  # JAX from here
 
     request_cpu_devices(cfg.run.num_devices)
@@ -126,8 +128,12 @@ def cmd_experiment(args: argparse.Namespace) -> int:
             workers=args.workers,
             vmap_seeds=args.vmap_seeds,
             seed_devices=args.seed_devices,
+            backend=args.backend,
+            address=args.address,
+            cpus_per_run=args.cpus_per_run,
+            gpus_per_run=args.gpus_per_run,
         )
-    except RunsFailed as e:  # --workers: the other runs finished; each failed one is named
+    except RunsFailed as e:  # --workers / ray: the other runs finished; each failed one named
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0
@@ -286,6 +292,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="run independent runs in N processes (pre-trainings first; each run's output goes "
         "to worker.log in its run dir); default 1: one after another in this process",
     )
+    experiment.add_argument(
+        "--backend",
+        choices=["processes", "ray"],
+        default="processes",
+        help="where independent runs go: local processes (--workers N), or Ray tasks on a "
+        "cluster (each run a task with --cpus-per-run / --gpus-per-run; same resume, skip of "
+        "finished runs and failure report)",
+    )
+    experiment.add_argument(
+        "--address",
+        help="with --backend ray: the cluster's address (e.g. HEAD_IP:6379 of `ray start "
+        "--head`; 'auto' finds a running one); default: a local Ray instance",
+    )
+    experiment.add_argument("--cpus-per-run", type=float, default=1.0, metavar="N")
+    experiment.add_argument("--gpus-per-run", type=float, default=0.0, metavar="N")
     experiment.add_argument(
         "--vmap-seeds",
         action="store_true",
