@@ -473,3 +473,43 @@ def test_the_eval_env_spec_drives_the_evaluation_twin(datasets, tmp_path, monkey
     eval_env = make_eval_env(cfg, env)
     assert env.config["maze_map"] == goal_right and eval_env.config["maze_map"] == goal_left
     assert make_eval_env(resolve_env(load_config(None, ["env.name=PointMass"])), env) is env
+
+
+def test_a_dataset_made_here_round_trips_through_minari(tmp_path, monkeypatch, capsys):
+    """`export` writes an .npz dataset as a Minari dataset: minari.load_dataset reads it,
+    recover_environment makes the native env, and the project's reader loads back the same
+    arrays (an episode cut by the dataset's end is stored truncated, as Minari expects)."""
+    from wsrl_mjx.run import main
+
+    rng = np.random.default_rng(0)
+    n, length = 70, 25  # two 25-step episodes ended by the time limit, one cut after 20
+    obs = rng.standard_normal((n + 3, 17)).astype(np.float32)
+    starts = np.arange(n) % length == 0
+    nxt = obs[1 : n + 1].copy()
+    arrays = {
+        "observations": obs[:n],
+        "next_observations": nxt,
+        "actions": rng.uniform(-1, 1, (n, 6)).astype(np.float32),
+        "rewards": rng.random(n).astype(np.float32),
+        "terminals": np.zeros(n, bool),
+        "timeouts": np.roll(starts, -1) & (np.arange(n) < n - 1),
+    }
+    assert starts.sum() == 3
+    npz = D.save_dataset(tmp_path / "HalfCheetah-v5-medium", arrays, {"env": "HalfCheetah-v5"})
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    dataset_id = "wsrl-mjx/halfcheetah/medium-v0"
+    assert main(["export", str(npz), "--id", dataset_id]) == 0
+    assert f"wrote Minari dataset {dataset_id}" in capsys.readouterr().out
+    dataset = minari.load_dataset(dataset_id)
+    assert (dataset.total_episodes, dataset.total_steps) == (3, n)
+    native = dataset.recover_environment()
+    assert native.spec.id == "HalfCheetah-v5" and native.observation_space.shape == (17,)
+    native.close()
+    back = R.load_any(tmp_path / "minari" / dataset_id)
+    for key in ("observations", "next_observations", "actions", "rewards", "terminals"):
+        np.testing.assert_array_equal(back.arrays[key], arrays[key], err_msg=key)
+    expected = arrays["timeouts"].copy()
+    expected[-1] = True  # the cut last episode
+    np.testing.assert_array_equal(back.arrays["timeouts"], expected)
+    assert main(["export", str(npz), "--id", dataset_id]) == 2  # the id exists: not overwritten
+    assert "already exists" in capsys.readouterr().err

@@ -163,6 +163,13 @@ def run_collect(cfg: Config) -> dict:
             meta.update(behaviour_return=eval_ret, rollout_return=ret, snapshot_env_steps=step)
         path = save_dataset(out_dir / f"{env.name}-{kind}.npz", arrays, meta)
         written[kind] = {"path": str(path), "size": len(arrays["rewards"]), **meta}
+        if cfg.collect.format == "minari":
+            from wsrl_mjx.minari_export import export_minari
+
+            dataset_id = f"wsrl-mjx/{env.name.lower()}/{kind}-v0"
+            minari_dir = export_minari(path, dataset_id, out_dir / "minari", cfg.env.overrides)
+            written[kind]["minari"] = str(minari_dir)
+            print(f"[collect] {kind}: Minari dataset {dataset_id} -> {minari_dir}", flush=True)
         print(
             f"[collect] {kind}: {len(arrays['rewards'])} transitions, behaviour return "
             f"{meta['behaviour_return']:.2f} -> {path}",

@@ -154,6 +154,9 @@ class CollectConfig:
     medium_target: str = choice("final", "final", "reference")
     behaviour_env_steps: int | None = None  # behaviour SAC budget; None = online.total_env_steps
     pretrain_on: str = "medium"  # which collection `pipeline` pre-trains on
+    # "minari": each .npz is also written as a Minari dataset wsrl-mjx/<env>/<kind>-v0 under
+    # out_dir/minari (env_spec: the native Gymnasium env), for CORL, d3rlpy and Minari's tools.
+    format: str = choice("npz", "npz", "minari")
 
 
 @dataclass(frozen=True)

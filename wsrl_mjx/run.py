@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+import yaml
+
 from wsrl_mjx.config import DEFAULT_CONFIG, ConfigError, expand_run_dir, load_config
 from wsrl_mjx.errors import CheckpointError, DatasetError, RenderError, TrainingDiverged
 from wsrl_mjx.hostloop import StopRequested, graceful_stop, ignore_signals_while_exiting
@@ -172,6 +174,18 @@ def cmd_render(args: argparse.Namespace) -> int:
             f"wrote {video['path']} ({side}: {video['frames']} frames, episode return "
             f"{video['episode_return']:.2f})"
         )
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from wsrl_mjx.minari_export import export_minari
+
+    overrides = {}
+    for item in args.env_override:
+        key, _, value = item.partition("=")
+        overrides[key] = yaml.safe_load(value)
+    path = export_minari(args.dataset, args.id, args.root, overrides)
+    print(f"wrote Minari dataset {args.id} -> {path}")
     return 0
 
 
@@ -365,6 +379,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-unverified-checkpoint",
         action="store_true",
         help="restore a checkpoint whose integrity record is missing",
+    )
+    export = _command(
+        commands,
+        "export",
+        cmd_export,
+        "write an .npz dataset as a Minari dataset (for CORL, d3rlpy, Minari)",
+        "Write a dataset made by `collect` (.npz) as the Minari dataset --id, its env_spec the "
+        "native Gymnasium env of the twin it was made in (flat-observation twins: the "
+        "locomotion ones), under --root (default Minari's own folder, $MINARI_DATASETS_PATH).",
+        config=False,
+    )
+    export.add_argument("dataset", metavar="DATASET.npz")
+    export.add_argument("--id", required=True, help="e.g. wsrl-mjx/hopper/medium-v0")
+    export.add_argument("--root", help="the Minari datasets folder to write in")
+    export.add_argument(
+        "--env-override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Gymnasium kwarg of the env the data was made in (its env.overrides)",
     )
     plot = _command(
         commands,
