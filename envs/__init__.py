@@ -16,7 +16,25 @@ from envs import (
     maze,  # noqa: F401  (registers pointmaze-* / antmaze-*)
 )
 from envs.base import Env
-from envs.registry import make, register, registered_names
+from envs.registry import (
+    make,
+    native_family,
+    native_package,
+    register,
+    registered_names,
+    twin_names,
+)
 from envs.wrappers import BatchEnv, BatchEnvState, VecStep
 
-__all__ = ["BatchEnv", "BatchEnvState", "Env", "VecStep", "make", "register", "registered_names"]
+__all__ = [
+    "BatchEnv",
+    "BatchEnvState",
+    "Env",
+    "VecStep",
+    "make",
+    "native_family",
+    "native_package",
+    "register",
+    "registered_names",
+    "twin_names",
+]

@@ -280,5 +280,5 @@ class GymAntMaze(GymMazeTask):
 
 
 ANTMAZE_TASKS: dict[str, Callable[..., Env]] = register_twins(
-    ANTMAZE_IDS, default_config, GymAntMaze
+    ANTMAZE_IDS, default_config, GymAntMaze, "antmaze"
 )

@@ -253,6 +253,7 @@ def register_twins(
     ids: tuple[str, ...],
     default_config: Callable[[str], config_dict.ConfigDict],
     task_cls: Callable[[str, config_dict.ConfigDict], GymMazeTask],
+    family: str,
 ) -> dict[str, Callable[..., Env]]:
     """Register an `Env` factory per id (overrides validated against `default_config(id)`)."""
 
@@ -267,5 +268,5 @@ def register_twins(
     factories = {name: functools.partial(make_env, name) for name in ids}
     for name, factory in factories.items():
         if name not in registered_names():  # importlib.reload-safe
-            register(name, factory)
+            register(name, factory, native_package="gymnasium_robotics", family=family)
     return factories

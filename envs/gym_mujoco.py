@@ -267,4 +267,4 @@ GYM_MUJOCO_TASKS: dict[str, Callable[..., Env]] = {
 
 for _name, _factory in GYM_MUJOCO_TASKS.items():
     if _name not in registered_names():  # importlib.reload-safe
-        register(_name, _factory)
+        register(_name, _factory, native_package="gymnasium", family="locomotion")

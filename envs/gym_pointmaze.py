@@ -89,5 +89,5 @@ class GymPointMaze(GymMazeTask):
 
 
 POINTMAZE_TASKS: dict[str, Callable[..., Env]] = register_twins(
-    POINTMAZE_IDS, default_config, GymPointMaze
+    POINTMAZE_IDS, default_config, GymPointMaze, "pointmaze"
 )

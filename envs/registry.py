@@ -11,17 +11,43 @@ from envs.base import Env
 Factory = Callable[..., Env]  # factory(**overrides) -> Env
 
 _REGISTRY: dict[str, Factory] = {}
+# What each twin of a native env says of it: the package whose import registers the native
+# Gymnasium id (the twin's own name) and its family. The one owner of "is this a twin, of
+# what": evaluation in the native env, Minari's env_spec and the normalized scores ask here.
+_NATIVE: dict[str, tuple[str, str]] = {}
 
 
-def register(name: str, factory: Factory) -> None:
-    """Add `factory(**overrides) -> Env` under `name`; duplicate names are an error."""
+def register(
+    name: str, factory: Factory, *, native_package: str | None = None, family: str = ""
+) -> None:
+    """Add `factory(**overrides) -> Env` under `name`; duplicate names are an error. A twin of a
+    native Gymnasium env registers under that env's id and names the package that registers it
+    (`native_package`: "gymnasium", "gymnasium_robotics") and its `family` (e.g. "antmaze")."""
     if name in _REGISTRY:
         raise ValueError(f"env {name!r} is already registered")
     _REGISTRY[name] = factory
+    if native_package is not None:
+        _NATIVE[name] = (native_package, family)
 
 
 def registered_names() -> list[str]:
     return sorted(_REGISTRY)
+
+
+def native_package(name: str) -> str | None:
+    """The package whose import registers the native Gymnasium env `name` twins; None for an env
+    without a native one (DM Control, the project's own tasks)."""
+    return _NATIVE.get(name, (None, ""))[0]
+
+
+def native_family(name: str) -> str:
+    """The twin's family ("locomotion", "pointmaze", "antmaze"); "" for other envs."""
+    return _NATIVE.get(name, (None, ""))[1]
+
+
+def twin_names() -> list[str]:
+    """Every registered twin of a native Gymnasium env."""
+    return sorted(_NATIVE)
 
 
 def make(name: str, **overrides: Any) -> Env:

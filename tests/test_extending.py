@@ -149,3 +149,24 @@ def test_importing_envs_leaves_the_trainer_unimported():
     code = "import sys, envs; envs.make('PointMass'); print('wsrl_mjx' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_new_twin_family_needs_no_change_outside_envs(monkeypatch):
+    """A twin family registers its native Gymnasium id with the package that registers it and
+    its family name; evaluation in the native env, the dataset-env check's list of twins and the
+    normalized scores then know it, with no change in wsrl_mjx/ (the registry owns the rule).
+    Test-only family: a line task registered as the twin of Gymnasium's InvertedPendulum-v5."""
+    from envs import registry
+    from wsrl_mjx import native_eval, scores
+
+    name = "InvertedPendulum-v5"
+    monkeypatch.setitem(ENV_REGISTRY, name, lambda **_: envs.base.Env(LineTask(), name, 10))
+    monkeypatch.setitem(registry._NATIVE, name, ("gymnasium", "test-family"))
+    assert envs.native_package(name) == "gymnasium" and envs.native_family(name) == "test-family"
+    assert name in envs.twin_names()
+    native = native_eval.native_env(name, {}, 10)  # the native env, found through the registry
+    assert native.spec.id == name and native.spec.max_episode_steps == 10
+    native.close()
+    assert scores.references(name) is None  # no published normalization for this family
+    with pytest.raises(ConfigError, match="has no native Gymnasium env.*InvertedPendulum-v5"):
+        native_eval.native_env("PointMass", {}, 10)

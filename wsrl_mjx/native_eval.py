@@ -14,7 +14,6 @@ the two return samples: a twin that behaves like its native env gives a large p-
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import stats
 
+import envs
 from wsrl_mjx.bridge import load_agent
 from wsrl_mjx.config import ConfigError, from_dict
 from wsrl_mjx.environment import make_env, make_eval_env
@@ -34,17 +34,18 @@ def native_env(
     name: str, overrides: dict[str, Any], episode_length: int, render_mode: str | None = None
 ) -> Any:
     """`gymnasium.make` of a twin's Gymnasium id (ConfigError for envs without one)."""
-    if not re.search(r"-v\d+$", name):
+    package = envs.native_package(name)
+    if package is None:
         raise ConfigError(
             f"env {name!r} has no native Gymnasium env: `evaluate` runs the Gymnasium twins "
-            "(HalfCheetah-v5, Hopper-v5, Walker2d-v5, Ant-v5, PointMaze_*-v3, AntMaze_*-v4)"
+            f"({', '.join(envs.twin_names())})"
         )
+    import importlib
+
     import gymnasium as gym
 
-    if name.startswith(("PointMaze", "AntMaze")):
-        import gymnasium_robotics
-
-        gym.register_envs(gymnasium_robotics)
+    if package != "gymnasium":  # e.g. gymnasium_robotics registers its ids on request
+        gym.register_envs(importlib.import_module(package))
     extra = {"render_mode": render_mode} if render_mode else {}
     return gym.make(name, max_episode_steps=episode_length, **overrides, **extra)
 

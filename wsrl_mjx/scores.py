@@ -21,9 +21,10 @@ an evaluation record, so a report cannot normalize the wrong number.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Literal, NamedTuple
+
+import envs
 
 Metric = Literal["return", "success"]
 
@@ -42,13 +43,11 @@ D4RL_REFERENCES: dict[str, References] = {
     "Ant-v5": References(random=-325.6, expert=3879.7),
 }
 SUCCESS_REFERENCES = References(random=0.0, expert=1.0, metric="success")
-# Gymnasium-Robotics' AntMaze ids (envs.gym_maze.maze_ids; a test checks every registered one).
-ANTMAZE_ID = re.compile(r"AntMaze_(UMaze|Open|Medium|Large)(_Diverse_GR?)?(Dense)?-v4")
 
 
 def references(env_name: str) -> References | None:
     """The env's references, or None for envs without a published normalization."""
-    if ANTMAZE_ID.fullmatch(env_name):
+    if envs.native_family(env_name) == "antmaze":  # the registry owns which ids are AntMaze's
         return SUCCESS_REFERENCES
     return D4RL_REFERENCES.get(env_name)
 

@@ -6,7 +6,6 @@ a pre-training's; `setup_finetune` a fine-tuning's (every file opened once)."""
 from __future__ import annotations
 
 import dataclasses
-import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,13 +76,7 @@ def resolve_env(
             f"{dataset} names no env (no env_spec): set env.name to the env it was recorded in"
         )
     if spec["id"] not in envs.registered_names():
-        twins = sorted(
-            {
-                n.split("_")[0] + ("_*" if "_" in n else "")
-                for n in envs.registered_names()
-                if re.search(r"-v\d+$", n)
-            }
-        )
+        twins = sorted({n.split("_")[0] + ("_*" if "_" in n else "") for n in envs.twin_names()})
         raise data.DatasetError(
             f"{dataset} was recorded in {spec['id']!r}, which has no MJX twin here (the twins of "
             f"Gymnasium envs: {', '.join(twins)}); a dataset can only be used in the env it was "
