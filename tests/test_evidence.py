@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from wsrl_mjx import evidence, scores
+from wsrl_mjx import verdicts as V
 
 ENV = "Hopper-v5"
 REFS = scores.references(ENV)
@@ -16,6 +17,7 @@ REFS = scores.references(ENV)
 @pytest.fixture(autouse=True)
 def fewer_bootstrap_draws(monkeypatch):
     monkeypatch.setattr(evidence, "BOOTSTRAP_REPS", 1000)
+    monkeypatch.setattr(V, "BOOTSTRAP_REPS", 1000)
 
 
 def ret(score: float) -> float:
@@ -125,15 +127,12 @@ def test_mean_std_is_the_sample_std():
     assert math.isnan(evidence.mean_std(np.array([1.0]))[1])
 
 
-def test_signed_rank_and_improvement_directions():
+def test_signed_rank_win_rate_and_iqm_directions():
     assert evidence.signed_rank_p(np.array([1.0, 2, 3, 4, 5])) == pytest.approx(1 / 32)
     assert evidence.signed_rank_p(np.array([-1.0, -2, -3, -4, -5])) > 0.9
     better = np.array([[10.0], [11], [12], [13], [14]])
-    worse = better - 5.0
-    p, lo, hi = evidence.improvement(better, worse)
-    assert p == 1.0 and lo == 1.0
-    p, lo, hi = evidence.improvement(worse, better)
-    assert p == 0.0 and hi == 0.0
+    assert V.win_rate(better - (better - 5.0)) == (1.0, 1.0, 1.0)
+    assert V.win_rate(np.array([-1.0, -2, 0])) == pytest.approx((1 / 6, 0.0, 0.5))
     iqm, lo, hi = evidence.iqm_ci(better)
     assert iqm == pytest.approx(12.0) and lo <= iqm <= hi
 
@@ -187,3 +186,97 @@ def test_analyze_writes_tables_claims_and_figure(tmp_path):
             rows = [r for r in table.splitlines() if r.startswith("|")]
             assert len({r.count("|") for r in rows}) <= 1, table
     assert evidence.main(["analyze", str(tmp_path / "nothing"), "--out", str(out)]) == 2
+
+
+# --- the verdict rules on hand-made numbers ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("count", "total", "verdict"),
+    [
+        (5, 5, V.HOLDS),
+        (4, 5, V.HOLDS),
+        (3, 5, V.CANNOT),
+        (2, 5, V.CANNOT),
+        (1, 5, V.FAILS),
+        (0, 5, V.FAILS),
+        (0, 0, V.CANNOT),
+    ],
+)
+def test_per_seed_rule(count, total, verdict):
+    assert V.per_seed(count, total) == verdict
+
+
+def test_combining_tasks_and_the_budget():
+    assert V.combine([V.HOLDS, V.HOLDS]) == V.HOLDS
+    assert V.combine([V.HOLDS, V.FAILS, V.CANNOT_AT_BUDGET]) == V.FAILS
+    assert V.combine([V.HOLDS, V.CANNOT_AT_BUDGET]) == V.CANNOT_AT_BUDGET
+    assert V.combine([V.HOLDS, V.CANNOT]) == V.CANNOT
+    assert V.within_budget(V.FAILS, 20_000) == V.CANNOT_AT_BUDGET
+    assert V.within_budget(V.FAILS, V.RECOVERY_HORIZON) == V.FAILS
+    assert V.within_budget(V.HOLDS, 20_000) == V.HOLDS  # a recovery seen early still counts
+
+
+@pytest.mark.parametrize(
+    ("differences", "superior", "non_inferior", "equivalent"),
+    [
+        ([10.0, 11, 12, 13, 14], V.HOLDS, V.HOLDS, V.FAILS),  # clearly better
+        ([-20.0, -21, -22, -19, -20], V.FAILS, V.FAILS, V.FAILS),  # clearly worse
+        ([0.5, -0.5, 1.0, -1.0, 0.0], V.CANNOT, V.HOLDS, V.HOLDS),  # the same, tightly
+        ([-3.0, -4, -2, -3, -3], V.FAILS, V.HOLDS, V.HOLDS),  # worse, within the margin
+        ([30.0, -30, 25, -28, 2], V.CANNOT, V.CANNOT, V.CANNOT),  # too noisy to tell
+    ],
+)
+def test_comparison_rules_can_say_each_verdict(differences, superior, non_inferior, equivalent):
+    mean, lo, hi = V.paired_bootstrap(np.array(differences))
+    assert lo <= mean <= hi
+    assert V.superiority(lo, hi) == superior
+    assert V.non_inferiority(lo, hi) == non_inferior
+    assert V.equivalence(lo, hi) == equivalent
+
+
+def test_the_paired_bootstrap_resamples_pairs_within_tasks():
+    """Two tasks on very different scales: resampling seed pairs within each task keeps every
+    task in every draw, so the CI of the mean difference stays near the two tasks' mean; a
+    constant difference has a zero-width CI (the pairing removes the seeds' own spread)."""
+    d = np.array([[1.0, 101], [1, 101], [1, 101], [1, 101]])
+    assert V.paired_bootstrap(d) == (51.0, 51.0, 51.0)
+    seeds = np.array([10.0, 50, 90, 30, 70])  # seeds that differ a lot, WSRL 2 higher on each
+    mean, lo, hi = V.paired_bootstrap((seeds + 2) - seeds)
+    assert (mean, lo, hi) == (2.0, 2.0, 2.0)
+
+
+def test_budgets_read_the_nearest_evaluation_of_an_offset_grid():
+    """A method evaluated at 256 + 5k i is read at 10,256 for the 10k budget, not 5,256."""
+    offset = evidence.Run(
+        "jsrl",
+        0,
+        256,
+        np.array([0, 256, 5256, 10256, 15256]),
+        np.array([0.0, 1, 5, 26, 30]),
+        np.full(5, np.nan),
+    )
+    assert offset.at(10_000) == 26 and offset.step_at(10_000) == 10_256
+    assert offset.at(5_000) == 5 and offset.at(12_756) == 30  # a tie: the later evaluation
+    assert offset.horizon == 15_000
+    assert offset.mean_after == pytest.approx(
+        np.trapezoid([1, 5, 26, 30], [256, 5256, 10256, 15256]) / 15_000
+    )
+
+
+def test_claims_say_cannot_tell_at_this_budget_and_no_dip_to_compare(tmp_path):
+    """WSRL falls after the switch and has not recovered 10k steps later: the recovery claim is
+    undecided at that budget, not failed. When neither WSRL nor CQL dips, claim (2) cannot be
+    decided by dips and reports the paired final and mean score after the switch instead."""
+    wsrl = [([(5000, 40 + s), (10000, 20 + s), (15000, 25 + s)], [0, 1.0, 1.0]) for s in range(5)]
+    flat = [([(5000, 40 + s), (10000, 41 + s), (15000, 42 + s)], [0, 1.0, 1.0]) for s in range(5)]
+    env_name, runs = _task(tmp_path, {"wsrl": wsrl})
+    items = {c["claim"][:4]: c for c in evidence.claims({env_name: runs})}
+    assert items["(1) "]["verdict"] == V.CANNOT_AT_BUDGET
+    assert "10,000 env steps after the switch" in items["(1) "]["evidence"][0]
+    env_name, runs = _task(tmp_path / "b", {"wsrl": flat, "cql": flat})
+    items = {c["claim"][:4]: c for c in evidence.claims({env_name: runs})}
+    cql = next(c for c in evidence.claims({env_name: runs}) if "CQL" in c["claim"])
+    assert cql["verdict"] == V.CANNOT and "no dip to compare" in cql["evidence"][0]
+    assert "final +0.0 [+0.0, +0.0]" in cql["evidence"][0]
+    assert items["(1) "]["verdict"] == V.HOLDS

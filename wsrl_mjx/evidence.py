@@ -9,9 +9,12 @@ Two steps, so every number can be recomputed from files committed with the resul
    logged last before it (online Q and TD on training batches, Q and TD on the held-out
    offline rows).
 2. `analyze` reads only those files (one folder per task) and writes the tables, the claims
-   and the figure. Statistics come from `rliable` (IQM with stratified bootstrap confidence
-   intervals, probability of improvement) and `scipy.stats` (Wilcoxon signed-rank on paired
-   seeds); means come with the sample standard deviation (ddof = 1).
+   and the figure. Statistics: `rliable`'s IQM with stratified bootstrap confidence intervals;
+   paired comparisons per seed (the difference to WSRL on the same seed, its bootstrap CI over
+   resampled seed pairs, the paired share of seeds where WSRL is higher: `wsrl_mjx.verdicts`,
+   which also holds the verdict rules) and `scipy.stats`' Wilcoxon signed-rank test; means come
+   with the sample standard deviation (ddof = 1). Budgets read each run's evaluation nearest
+   them, and say so where a method's evaluation grid is offset.
 
 Run: `python -m wsrl_mjx.evidence export RUN_DIR OUT_DIR` and
 `python -m wsrl_mjx.evidence analyze OUT_DIR/<task> [OUT_DIR/<task> ...] --out OUT_DIR`.
@@ -29,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from wsrl_mjx import scores
+from wsrl_mjx import verdicts as V
 from wsrl_mjx.logger import read_metrics
 from wsrl_mjx.rundir import git_commit
 
@@ -192,9 +196,32 @@ class Run:
     offline_td: np.ndarray
 
     def at(self, budget: float) -> float:
-        """The last evaluation at or before `budget` env steps (NaN if none)."""
-        before = self.score[self.steps <= budget]
-        return float(before[-1]) if before.size else math.nan
+        """The evaluation nearest `budget` env steps (the later one on a tie): methods whose
+        grids are offset (256 + 5k i, 1,024 + 5k i) are read at the same budget, not one
+        evaluation behind; `step_at` says which evaluation was used."""
+        return float(self.score[self._nearest(budget)]) if self.steps.size else math.nan
+
+    def step_at(self, budget: float) -> float:
+        return float(self.steps[self._nearest(budget)]) if self.steps.size else math.nan
+
+    def _nearest(self, budget: float) -> int:
+        distance = np.abs(self.steps - budget)
+        return int(np.flatnonzero(distance == distance.min())[-1])
+
+    @property
+    def horizon(self) -> float:
+        """Env steps the run went on after its switch."""
+        return float(self.steps[-1] - self.switch)
+
+    @property
+    def mean_after(self) -> float:
+        """The area under the score curve after the switch over its length: the mean score
+        after the switch (trapezoids, so uneven grids weigh right)."""
+        keep = self.steps >= self.switch
+        steps, score = self.steps[keep], self.score[keep]
+        if steps.size < 2:
+            return float(score[-1]) if score.size else math.nan
+        return float(np.trapezoid(score, steps) / (steps[-1] - steps[0]))
 
     @property
     def final(self) -> float:
@@ -202,7 +229,9 @@ class Run:
 
     @property
     def at_switch(self) -> float:
-        return self.at(self.switch)
+        """The last evaluation at or before the switch (the offline policy's score)."""
+        before = self.score[self.steps <= self.switch]
+        return float(before[-1]) if before.size else math.nan
 
     @property
     def after(self) -> np.ndarray:
@@ -295,20 +324,6 @@ def iqm_ci(matrix: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
     return float(point["m"][0]), float(ci["m"][0, 0]), float(ci["m"][1, 0])
 
 
-def improvement(x: np.ndarray, y: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
-    """P(X > Y) over [seeds, tasks] score matrices with its bootstrap CI (rliable)."""
-    rly, metrics = _rliable()
-    np.random.seed(seed)
-    point, ci = rly.get_interval_estimates(
-        {"p": (x, y)},
-        metrics.probability_of_improvement,
-        reps=BOOTSTRAP_REPS,
-        confidence_interval_size=CONFIDENCE,
-    )
-    lo, hi = np.ravel(ci["p"])
-    return float(point["p"]), float(lo), float(hi)
-
-
 def signed_rank_p(differences: np.ndarray) -> float:
     """One-sided Wilcoxon signed-rank p-value that the paired differences are > 0 (NaN with
     fewer than 2 non-zero differences)."""
@@ -336,8 +351,9 @@ def _fmt(x: float, digits: int = 1) -> str:
 
 
 def score_table(tasks: dict[str, dict], budgets: list[int]) -> str:
-    """Per task: mean ± sample std at each budget and at the end, the paired difference to WSRL
-    (mean, sign count, Wilcoxon p), the IQM with its 95 % CI and P(WSRL > method)."""
+    """Per task: mean ± sample std at each budget (the nearest evaluation, said where a grid is
+    offset) and at the end, the paired difference to WSRL (mean, sign count, Wilcoxon p), the
+    IQM with its 95 % CI and the paired share of seeds where WSRL is higher, with its CI."""
     lines = []
     for env_name, runs in tasks.items():
         lines += [
@@ -354,12 +370,13 @@ def score_table(tasks: dict[str, dict], budgets: list[int]) -> str:
                     "WSRL higher in",
                     "one-sided p",
                     "IQM end [95 % CI]",
-                    "P(WSRL > method) [95 % CI]",
+                    "WSRL higher, paired [95 % CI]",
                 ]
             )
             + " |",
             "|---|---|" + "---|" * len(budgets) + "---|---|---|---|---|---|",
         ]
+        notes: list[str] = []
         for method, by_seed in runs.items():
             seeds = sorted(by_seed)
             cells = []
@@ -375,10 +392,7 @@ def score_table(tasks: dict[str, dict], budgets: list[int]) -> str:
             common = paired(runs, REFERENCE, method)
             if method != REFERENCE and len(common) >= 2:
                 d = np.array([runs[REFERENCE][s].final - by_seed[s].final for s in common])
-                p, plo, phi = improvement(
-                    np.array([[runs[REFERENCE][s].final] for s in common]),
-                    np.array([[by_seed[s].final] for s in common]),
-                )
+                p, plo, phi = V.win_rate(d)
                 row += (
                     f" | {d.mean():+.1f} | {int((d > 0).sum())}/{len(d)} | "
                     f"{_fmt(signed_rank_p(d), 3)} | {iqm:.1f} [{lo:.1f}, {hi:.1f}] | "
@@ -387,125 +401,136 @@ def score_table(tasks: dict[str, dict], budgets: list[int]) -> str:
             else:
                 row += f" | – | – | – | {iqm:.1f} [{lo:.1f}, {hi:.1f}] | – |"
             lines.append(row)
+            offsets = [abs(by_seed[s].step_at(b) - b) for s in seeds for b in budgets]
+            if offsets and max(offsets) > 0:
+                notes.append(
+                    f"{method}: no evaluation on the grid; its nearest one is used, at most "
+                    f"{max(offsets):,.0f} env steps from the budget"
+                )
+        lines += ["", *(f"- {n}" for n in notes)] if notes else []
         lines.append("")
     return "\n".join(lines)
 
 
 def aggregate_table(tasks: dict[str, dict]) -> str:
-    """IQM over tasks x seeds of the final normalized score, and P(WSRL > method) over all."""
+    """IQM over tasks x seeds of the final normalized score (rliable), and against WSRL the
+    paired final difference and the paired share of seeds where WSRL is higher (`verdicts`)."""
     methods = [m for m in next(iter(tasks.values())) if all(m in r for r in tasks.values())]
     lines = [
-        "| method | IQM end [95 % CI] | P(WSRL > method) [95 % CI] |",
-        "|---|---|---|",
+        "| method | IQM end [95 % CI] | WSRL − method, paired [95 % CI] | WSRL higher, paired "
+        "[95 % CI] |",
+        "|---|---|---|---|",
     ]
     for method in methods:
-        matrix = _matrix(tasks, method, method)
-        iqm, lo, hi = iqm_ci(matrix)
-        cell = "–"
-        if method != REFERENCE:
-            x, y = _matrix(tasks, REFERENCE, method), _matrix(tasks, method, REFERENCE)
-            p, plo, phi = improvement(x, y)
-            cell = f"{p:.2f} [{plo:.2f}, {phi:.2f}]"
-        lines.append(f"| {method} | {iqm:.1f} [{lo:.1f}, {hi:.1f}] | {cell} |")
+        columns = [[r.final for r in runs[method].values()] for runs in tasks.values()]
+        n = min(len(c) for c in columns)
+        iqm, lo, hi = iqm_ci(np.array([c[:n] for c in columns]).T)
+        cells = "– | –"
+        d = paired_differences(tasks, method) if method != REFERENCE else None
+        if d is not None:
+            mean, dlo, dhi = V.paired_bootstrap(d)
+            p, plo, phi = V.win_rate(d)
+            cells = f"{mean:+.1f} [{dlo:+.1f}, {dhi:+.1f}] | {p:.2f} [{plo:.2f}, {phi:.2f}]"
+        lines.append(f"| {method} | {iqm:.1f} [{lo:.1f}, {hi:.1f}] | {cells} |")
     return "\n".join(lines) + "\n"
 
 
-def _matrix(tasks: dict[str, dict], method: str, partner: str) -> np.ndarray:
-    """[seeds, tasks] final scores of `method` on the seeds it shares with `partner` per task
-    (the seed count must be the same on every task for rliable's stratified bootstrap)."""
+def paired_differences(tasks: dict[str, dict], other: str, value=lambda r: r.final):
+    """[seeds, tasks] of value(WSRL) - value(other) on the seeds both finished (the same count
+    on every task, for the stratified resampling), or None when `other` misses a task."""
     columns = []
     for runs in tasks.values():
-        seeds = paired(runs, method, partner) if method != partner else sorted(runs[method])
-        columns.append([runs[method][s].final for s in seeds])
+        seeds = paired(runs, REFERENCE, other)
+        if not seeds:
+            return None
+        columns.append([value(runs[REFERENCE][s]) - value(runs[other][s]) for s in seeds])
     n = min(len(c) for c in columns)
     return np.array([c[:n] for c in columns]).T
 
 
-def _verdict(count: int, total: int) -> str:
-    """Per-seed claims: holds in at least 4 of 5 seeds (80 %) on every task; does not hold
-    when at most 1 of 5 (20 %) on some task; cannot tell otherwise."""
-    if total == 0:
-        return "cannot tell"
-    share = count / total
-    return "holds" if share >= 0.8 else "does not hold" if share <= 0.2 else "cannot tell"
-
-
-def _combine(verdicts: list[str]) -> str:
-    if "does not hold" in verdicts:
-        return "does not hold"
-    return "holds" if verdicts and all(v == "holds" for v in verdicts) else "cannot tell"
-
-
-def _poi_verdict(lo: float, hi: float, at_least: bool = False) -> str:
-    """Comparisons: holds when the 95 % CI of P(WSRL > other) lies above 0.5 (for "at least as
-    good": or contains it), does not hold when it lies below 0.5, cannot tell otherwise."""
-    if lo > 0.5:
-        return "holds"
-    if hi < 0.5:
-        return "does not hold"
-    return "holds (no difference found)" if at_least else "cannot tell"
+def _ci(label: str, mean: float, lo: float, hi: float) -> str:
+    return f"{label} {mean:+.1f} [{lo:+.1f}, {hi:+.1f}]"
 
 
 def claims(tasks: dict[str, dict]) -> list[dict]:
-    """Each claim with its verdict and the per-task numbers that decide it."""
+    """Each claim with its verdict (`wsrl_mjx.verdicts`) and the per-task numbers behind it."""
     out = []
 
     # (1) WSRL dips after the switch, recovers, and ends above its offline score.
-    verdicts, evidence = [], []
+    parts, evidence = [], []
     for env_name, runs in tasks.items():
         w = list(runs.get(REFERENCE, {}).values())
         dipped = sum(r.dip > 0 for r in w)
         back = sum(math.isfinite(r.back_at) for r in w)
         above = sum(r.final > r.at_switch for r in w)
-        verdicts.append(_combine([_verdict(above, len(w))]))
+        horizon = min((r.horizon for r in w), default=0.0)
+        parts.append(V.within_budget(V.per_seed(above, len(w)), horizon))
         evidence.append(
             f"{env_name}: dipped in {dipped}/{len(w)} seeds (mean dip "
             f"{_fmt(np.mean([r.dip for r in w]) if w else math.nan)}), back after the dip in "
             f"{back}/{dipped}, final above the switch score in {above}/{len(w)} (switch "
             f"{_fmt(np.mean([r.at_switch for r in w]) if w else math.nan)} -> final "
-            f"{_fmt(np.mean([r.final for r in w]) if w else math.nan)})"
+            f"{_fmt(np.mean([r.final for r in w]) if w else math.nan)}); "
+            f"{horizon:,.0f} env steps after the switch (recovery window: "
+            f"{V.RECOVERY_HORIZON:,})"
         )
     out.append(
         {
             "claim": "(1) WSRL dips after the switch, recovers, and ends above its offline score",
-            "verdict": _combine(verdicts),
+            "verdict": V.combine(parts),
             "rule": "ends above its switch score in >= 4/5 seeds on every task (dip and "
-            "recovery reported, not required: a run that never dips has nothing to recover)",
+            "recovery reported, not required: a run that never dips has nothing to recover); "
+            f"it can fail only on runs of >= {V.RECOVERY_HORIZON:,} env steps after the switch",
             "evidence": evidence,
         }
     )
 
-    # (2) No-retention CQL / CalQL / IQL dip and recover more slowly or not at all.
+    # (2) No-retention CQL / CalQL / IQL dip deeper or recover more slowly than WSRL.
     for baseline in ("cql", "calql", "iql"):
-        verdicts, evidence = [], []
+        parts, evidence = [], []
         for env_name, runs in tasks.items():
             seeds = paired(runs, REFERENCE, baseline)
-            slower = 0
+            slower = dips = 0
             for s in seeds:
                 w, b = runs[REFERENCE][s], runs[baseline][s]
+                dips += w.dip > 0 or b.dip > 0
                 w_time = w.back_at if w.dip > 0 else 0.0  # no dip: nothing to recover
                 b_time = b.back_at if b.dip > 0 else 0.0
                 slower += (b.dip > w.dip) or (b_time > w_time)
-            verdicts.append(_verdict(slower, len(seeds)))
-            b_runs = [runs[baseline][s] for s in seeds]
-            mean_dip = np.mean([r.dip for r in b_runs]) if b_runs else math.nan
-            evidence.append(
-                f"{env_name}: deeper dip or slower recovery than WSRL on the same seed in "
-                f"{slower}/{len(seeds)}; {baseline} mean dip {_fmt(mean_dip)}, back after "
-                f"{', '.join(_fmt(r.back_at, 0) for r in b_runs)} env steps"
-            )
+            horizon = min((runs[REFERENCE][s].horizon for s in seeds), default=0.0)
+            if seeds and V.per_seed(dips, len(seeds)) == V.FAILS:
+                parts.append(V.CANNOT)  # neither dips: no dip or recovery to compare
+                dip_note = f"no dip to compare (either dips on {dips}/{len(seeds)} seeds)"
+            else:
+                parts.append(V.within_budget(V.per_seed(slower, len(seeds)), horizon))
+                dip_note = f"deeper dip or slower recovery on {slower}/{len(seeds)} seeds"
+            one = {env_name: runs}
+            final = paired_differences(one, baseline)
+            area = paired_differences(one, baseline, lambda r: r.mean_after)
+            numbers = ""
+            if final is not None:
+                numbers = (
+                    "; WSRL - baseline, paired: "
+                    + _ci("final", *V.paired_bootstrap(final))
+                    + ", "
+                    + _ci("mean score after the switch", *V.paired_bootstrap(area))
+                )
+            evidence.append(f"{env_name}: {dip_note}{numbers}")
         out.append(
             {
                 "claim": f"(2) no-retention {baseline.upper()} dips deeper or recovers more "
                 "slowly than WSRL",
-                "verdict": _combine(verdicts),
-                "rule": "per seed against WSRL on the same seed; >= 4/5 seeds on every task",
+                "verdict": V.combine(parts),
+                "rule": "per seed against WSRL on the same seed; >= 4/5 seeds on every task; "
+                "a task where neither dips (<= 1/5 seeds) cannot decide it (the paired final "
+                "and mean score after the switch are reported instead); it can fail only on "
+                f"runs of >= {V.RECOVERY_HORIZON:,} env steps after the switch",
                 "evidence": evidence,
             }
         )
 
     # (3) Without warmup the held-out TD error blows up relative to WSRL and the final is lower.
-    verdicts, evidence = [], []
+    parts, evidence = [], []
     for env_name, runs in tasks.items():
         seeds = paired(runs, REFERENCE, "wsrl-no-warmup")
         ratios, lower = [], 0
@@ -514,7 +539,7 @@ def claims(tasks: dict[str, dict]) -> list[dict]:
             ratios.append(n.max_offline_td / w.max_offline_td)
             lower += n.final < w.final
         both = sum(r > 1 for r in ratios)
-        verdicts += [_verdict(both, len(seeds)), _verdict(lower, len(seeds))]
+        parts += [V.per_seed(both, len(seeds)), V.per_seed(lower, len(seeds))]
         evidence.append(
             f"{env_name}: max held-out TD after the switch, no warmup / WSRL per seed: "
             f"{', '.join(_fmt(r, 2) for r in ratios)} (> 1 in {both}/{len(seeds)}); final "
@@ -524,36 +549,44 @@ def claims(tasks: dict[str, dict]) -> list[dict]:
         {
             "claim": "(3) without warmup the held-out offline TD error blows up relative to "
             "WSRL on the same seed, and the final score is lower",
-            "verdict": _combine(verdicts),
+            "verdict": V.combine(parts),
             "rule": "TD ratio > 1 and final lower, each in >= 4/5 paired seeds on every task",
             "evidence": evidence,
         }
     )
 
     # (4) WSRL >= SAC from scratch and >= JSRL; (5) WSRL ~ RLPD without keeping the data.
-    for other, label, at_least in (
-        ("sac", "(4a) WSRL >= SAC from scratch", True),
-        ("jsrl", "(4b) WSRL >= JSRL", True),
-        ("rlpd", "(5) WSRL ~ RLPD without keeping the data", True),
+    for other, label, rule in (
+        ("sac", "(4a) WSRL >= SAC from scratch", V.non_inferiority),
+        ("jsrl", "(4b) WSRL >= JSRL", V.non_inferiority),
+        ("rlpd", "(5) WSRL ~ RLPD without keeping the data", V.equivalence),
     ):
-        if not all(paired(r, REFERENCE, other) for r in tasks.values()):
+        d = paired_differences(tasks, other)
+        if d is None:
             out.append(
                 {
                     "claim": label,
-                    "verdict": "cannot tell",
+                    "verdict": V.CANNOT,
                     "rule": "",
                     "evidence": [f"{other} has not finished on every task"],
                 }
             )
             continue
-        p, lo, hi = improvement(_matrix(tasks, REFERENCE, other), _matrix(tasks, other, REFERENCE))
+        mean, lo, hi = V.paired_bootstrap(d)
+        wins, wlo, whi = V.win_rate(d)
+        kind = "non-inferiority" if rule is V.non_inferiority else "equivalence"
         out.append(
             {
                 "claim": label,
-                "verdict": _poi_verdict(lo, hi, at_least),
-                "rule": "P(WSRL > other) at the end over tasks x paired seeds (rliable): holds "
-                "when its 95 % CI lies above 0.5, or contains it for 'at least as good' / '~'",
-                "evidence": [f"P(WSRL > {other}) = {p:.2f} [{lo:.2f}, {hi:.2f}]"],
+                "verdict": rule(lo, hi),
+                "rule": f"{kind} of the paired final difference WSRL - {other} (mean over "
+                f"tasks x seeds, percentile bootstrap over seed pairs within each task) with a "
+                f"margin of {V.MARGIN:g} normalized points",
+                "evidence": [
+                    _ci(f"WSRL - {other}", mean, lo, hi)
+                    + f" over {d.size} paired runs; WSRL higher in {wins:.0%} of the pairs "
+                    f"[{wlo:.0%}, {whi:.0%}]"
+                ],
             }
         )
     return out
