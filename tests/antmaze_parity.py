@@ -3,6 +3,7 @@
     python -m tests.antmaze_parity one-step NAME... [--steps N] [--cone elliptic]  (float64)
     python -m tests.antmaze_parity culling NAME... [--steps N]                     (float64)
     python -m tests.antmaze_parity behaviour NAME... [--episodes E] [--steps T]    (float32)
+    python -m tests.antmaze_parity wall-normals NAME... [--episodes SEEDS] [--steps T] (float64)
 
 JSON on stdout. `one-step` and `culling` turn on jax_enable_x64 in their own process. The
 native-side helpers (states near walls, contact flags per env step) also serve the suite's
@@ -218,6 +219,67 @@ def one_step(name: str, steps: int, seed: int = 0, cone: str | None = None) -> d
     }
 
 
+def wall_contact_normals(name: str, steps: int, seeds: int, faces: int = 2) -> dict:
+    """Trajectories of uniform random actions started beside a wall (`seeds` x `faces`), the twin
+    set to the native state before every step as in `one_step`; the steps whose 5 physics steps
+    touch a wall block but never the floor, split by the wall contacts' normals: on a face's
+    axis (|n_x| or |n_y| > 0.999) or off it (a contact at a block's vertical edge). Max qvel error
+    of each group, and the steps off the floor with no native contact at all."""
+    env = native_env(name)
+    task = envs.make(name).task
+    task._mjx_model = mjx.put_model(task.mj_model, impl="jax")
+    state0 = jax.jit(task.reset)(jax.random.PRNGKey(0))
+    step = jax.jit(task.step)
+    floor = mujoco.mj_name2id(env.model, mujoco.mjtObj.mjOBJ_GEOM, "floor")
+    blocks = set(block_geoms(env.model).tolist())
+    groups: dict[str, list[float]] = {"face": [], "edge": [], "none": []}
+    worst: dict[str, dict] = {}
+    for seed in range(seeds):
+        for face in range(faces):
+            start_near_wall(env, seed, face=face)
+            rng = np.random.default_rng(seed)
+            for t, action in enumerate(rng.uniform(-1, 1, (steps, 8))):
+                state = task.set_state(state0, twin_data(state0.data, env.data), goal=env.goal)
+                out = step(state, jnp.asarray(action))
+                d = mujoco.MjData(env.model)
+                mujoco.mj_copyData(d, env.model, env.data)
+                d.ctrl[:] = action
+                normals, on_floor = [], False
+                for _ in range(gym_antmaze.FRAME_SKIP):
+                    mujoco.mj_step(env.model, d)
+                    for c in d.contact[: d.ncon]:
+                        pair = {int(c.geom1), int(c.geom2)}
+                        on_floor |= floor in pair
+                        if pair & blocks:
+                            normals.append(np.asarray(c.frame[:3]))
+                torso_z = float(env.data.qpos[2])
+                env.step(action)
+                if on_floor:
+                    continue
+                error = float(np.abs(np.asarray(out.data.qvel) - env.data.qvel).max())
+                axis = [np.abs(n[:2]).max() > 0.999 for n in normals]
+                kind = "none" if not normals else "face" if all(axis) else "edge"
+                groups[kind].append(error)
+                if error > worst.get(kind, {}).get("qvel_err", -1.0):
+                    worst[kind] = {
+                        "seed": seed,
+                        "face": face,
+                        "step": t,
+                        "torso_z": torso_z,
+                        "qvel_err": error,
+                        "normals": [np.round(n, 3).tolist() for n in normals[:4]],
+                    }
+    return {
+        kind: {
+            "steps": len(errors),
+            "qvel_err_max": max(errors) if errors else None,
+            "within_1e-9": float(np.mean(np.asarray(errors) <= 1e-9)) if errors else None,
+            "worst": worst.get(kind),
+        }
+        for kind, errors in groups.items()
+    }
+
+
 def _full_model_step(task):
     """The twin's step on Gymnasium-Robotics' full model: every block collides (same margin-
     aware colliders), no contact limit."""
@@ -339,7 +401,7 @@ def behaviour(name: str, episodes: int, steps: int, seed: int = 0) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="AntMaze twin vs native parity")
-    parser.add_argument("mode", choices=["one-step", "culling", "behaviour"])
+    parser.add_argument("mode", choices=["one-step", "culling", "behaviour", "wall-normals"])
     parser.add_argument("names", nargs="+")
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--episodes", type=int, default=100)
@@ -352,6 +414,8 @@ def main() -> None:
         jax.config.update("jax_enable_x64", True)
         if args.mode == "one-step":
             out = {n: one_step(n, args.steps, args.seed, args.cone) for n in args.names}
+        elif args.mode == "wall-normals":
+            out = {n: wall_contact_normals(n, args.steps, args.episodes) for n in args.names}
         else:
             out = {n: culling(n, args.steps, args.seed) for n in args.names}
     print(json.dumps(out))
