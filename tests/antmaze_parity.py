@@ -251,7 +251,7 @@ def wall_contact_normals(name: str, steps: int, seeds: int, faces: int = 2) -> d
                         pair = {int(c.geom1), int(c.geom2)}
                         on_floor |= floor in pair
                         if pair & blocks:
-                            normals.append(np.asarray(c.frame[:3]))
+                            normals.append(np.array(c.frame[:3]))  # a copy: the view changes
                 torso_z = float(env.data.qpos[2])
                 env.step(action)
                 if on_floor:

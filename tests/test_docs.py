@@ -40,7 +40,9 @@ def test_contributing_points_at_files_that_exist():
 def test_every_cited_docs_page_exists():
     cited = set()
     for path in [*ROOT.glob("*.md"), *ROOT.glob("docs/*.md"), *ROOT.glob("wsrl_mjx/**/*.py")]:
-        cited |= {(path, m) for m in re.findall(r"docs/[A-Za-z0-9_]+\.(?:md|png)", path.read_text())}
+        cited |= {
+            (path, m) for m in re.findall(r"docs/[A-Za-z0-9_]+\.(?:md|png)", path.read_text())
+        }
     cited |= {
         (p, "docs/" + m)
         for p in ROOT.glob("*.md")
