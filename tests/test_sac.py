@@ -292,3 +292,31 @@ def test_official_optimizer_stepping_displacement(idle, critic_moves, actor_move
         actor_moves,
         atol=0.01,
     )
+
+
+def test_target_members_are_drawn_as_the_config_says():
+    """The official draw is with replacement (with 2 critics, half the targets take one member
+    twice); `without_replacement` gives distinct members, the min over all of them when as many
+    are drawn as there are; more than there are is refused."""
+    import dataclasses
+
+    from wsrl_mjx.agents.sac import make_sac
+    from wsrl_mjx.config import AgentConfig, ConfigError, load_config
+
+    cfg = AgentConfig(actor_hidden=(8,), critic_hidden=(8,), num_critics=2, num_target_critics=2)
+    keys = jax.random.split(jax.random.PRNGKey(0), 200)
+    official = np.stack([make_sac(cfg, 3, 1).draw_members(k) for k in keys])
+    repeats = (official[:, 0] == official[:, 1]).mean()
+    assert 0.35 < repeats < 0.65
+    distinct = dataclasses.replace(cfg, target_critic_draw="without_replacement")
+    drawn = np.stack([make_sac(distinct, 3, 1).draw_members(k) for k in keys])
+    assert (np.sort(drawn, axis=1) == [0, 1]).all()
+    with pytest.raises(ConfigError, match="num_target_critics=3 distinct members"):
+        load_config(
+            None,
+            [
+                "agent.num_critics=2",
+                "agent.num_target_critics=3",
+                "agent.target_critic_draw=without_replacement",
+            ],
+        )

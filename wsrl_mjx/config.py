@@ -52,7 +52,11 @@ class AgentConfig:
     actor_hidden: tuple[int, ...] = (256, 256)
     critic_hidden: tuple[int, ...] = (256, 256)
     num_critics: int = 10
-    num_target_critics: int = 2  # subsampled with replacement for the TD target
+    num_target_critics: int = 2  # the members the TD target takes the min over
+    # How they are drawn: "with_replacement" (the official code: with 2 critics, half the
+    # targets use one member twice) or "without_replacement" (REDQ's and standard SAC's min
+    # over distinct members; with num_target_critics = num_critics, the min over all).
+    target_critic_draw: str = choice("with_replacement", "with_replacement", "without_replacement")
     critic_layer_norm: bool = True
     # The official WSRL runs (`--use_redq`) put LayerNorm in the actor too (docs/algorithm.md).
     actor_layer_norm: bool = True
@@ -419,6 +423,14 @@ def check_ranges(config: Config) -> None:
         widths = getattr(config.agent, name)
         if any(w < 1 for w in widths):
             raise ConfigError(f"agent.{name}={list(widths)}: every layer width must be >= 1")
+    agent = config.agent
+    if agent.target_critic_draw == "without_replacement" and (
+        agent.num_target_critics > agent.num_critics
+    ):
+        raise ConfigError(
+            f"agent.num_target_critics={agent.num_target_critics} distinct members of "
+            f"agent.num_critics={agent.num_critics}: draw at most as many as there are"
+        )
     if config.online.buffer_capacity < config.online.num_envs:
         raise ConfigError(
             f"online.buffer_capacity={config.online.buffer_capacity} is smaller than "

@@ -66,10 +66,7 @@ class CQLAgent(SACAgent):
         pi_action, pi_log_prob = self.sample_actions(state.actor.params, obs_k, pi_key)
         next_action, next_log_prob = self.sample_actions(state.actor.params, next_obs_k, next_key)
 
-        index = jax.random.randint(
-            index_key, (self.cfg.num_target_critics,), 0, self.networks.num_critics
-        )
-        pair = self.networks.critic_subset(critic_params, index)
+        pair = self.networks.critic_subset(critic_params, self.draw_members(index_key))
         q = lambda act: self.target_critic_subset.apply(pair, obs_k, act)  # noqa: E731  [2, k, B]
         q_uniform, q_pi, q_next = q(uniform), q(pi_action), q(next_action)
         bound = getattr(batch, "mc_return", None)  # absent on purely online batches

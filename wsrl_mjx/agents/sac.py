@@ -37,23 +37,28 @@ class SACAgent(ActorCritic):
     # --- losses --------------------------------------------------------------------------------
 
     def td_target(self, state: AgentState, batch: Transition, rng: jax.Array) -> jax.Array:
-        """y = r + gamma * (1 - terminated) * min over 2 sampled target critics of Q(s', a')."""
+        """y = r + gamma * (1 - terminated) * min over num_target_critics target members."""
         action_key, index_key = jax.random.split(rng)
         n = self.cfg.num_backup_actions if self.cfg.max_target_backup else 1
         next_obs = jnp.broadcast_to(batch.next_obs, (n, *batch.next_obs.shape))
         next_action, next_log_prob = self.sample_actions(
             state.actor.params, next_obs, action_key
         )  # [n, B, A], [n, B]
-        # Two members drawn with replacement; only their params are evaluated.
-        index = jax.random.randint(
-            index_key, (self.cfg.num_target_critics,), 0, self.networks.num_critics
-        )
+        index = self.draw_members(index_key)  # only the drawn members' params are run
         pair = self.networks.critic_subset(state.target_critic_params, index)
         next_q = self.target_critic_subset.apply(pair, next_obs, next_action).min(0)  # [n, B]
         if self.cfg.backup_entropy:
             next_q = next_q - self.alpha(state) * next_log_prob
         next_q = next_q.max(0)  # max-target backup over n sampled actions (n = 1: identity)
         return batch.reward + self.cfg.discount * (1.0 - batch.terminated) * next_q
+
+    def draw_members(self, key: jax.Array) -> jax.Array:
+        """The `num_target_critics` ensemble members a min over Q is taken over, drawn as
+        `agent.target_critic_draw` says (the official code: with replacement)."""
+        count, members = self.cfg.num_target_critics, self.networks.num_critics
+        if self.cfg.target_critic_draw == "without_replacement":
+            return jax.random.permutation(key, members)[:count]
+        return jax.random.randint(key, (count,), 0, members)
 
     def critic_loss(
         self,
