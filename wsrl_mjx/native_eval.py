@@ -31,7 +31,11 @@ from wsrl_mjx.scores import normalized_of
 
 
 def native_env(
-    name: str, overrides: dict[str, Any], episode_length: int, render_mode: str | None = None
+    name: str,
+    overrides: dict[str, Any],
+    episode_length: int,
+    render_mode: str | None = None,
+    render_size: tuple[int, int] | None = None,
 ) -> Any:
     """`gymnasium.make` of a twin's Gymnasium id (ConfigError for envs without one)."""
     package = envs.native_package(name)
@@ -47,6 +51,8 @@ def native_env(
     if package != "gymnasium":  # e.g. gymnasium_robotics registers its ids on request
         gym.register_envs(importlib.import_module(package))
     extra = {"render_mode": render_mode} if render_mode else {}
+    if render_size:  # (height, width) of the frames MujocoEnv renders
+        extra.update(height=render_size[0], width=render_size[1])
     return gym.make(name, max_episode_steps=episode_length, **overrides, **extra)
 
 

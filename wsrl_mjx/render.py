@@ -24,6 +24,8 @@ import numpy as np
 from wsrl_mjx.errors import RenderError
 
 GL_BACKENDS = ("egl", "osmesa")
+CAMERA_DISTANCE = 3.0  # m from the tracked body (Gymnasium's locomotion default; the model's
+# extent would include the floor plane and put the body out of sight)
 INSTALL_GL = (
     "install a headless OpenGL: `apt-get install libegl1 libgl1-mesa-dri` (EGL) or "
     "`apt-get install libosmesa6` (OSMesa), or set MUJOCO_GL to a backend that works here"
@@ -112,7 +114,7 @@ def _camera(model: Any, name: str | None) -> Any:
     camera = mujoco.MjvCamera()
     camera.type = mujoco.mjtCamera.mjCAMERA_TRACKING
     camera.trackbodyid = 1 if model.nbody > 1 else 0
-    camera.distance = 2.0 * float(model.stat.extent)
+    camera.distance = CAMERA_DISTANCE
     camera.elevation = -20.0
     camera.azimuth = 90.0
     return camera
@@ -217,8 +219,7 @@ def render_run(
         from wsrl_mjx.native_eval import native_env
 
         overrides = {**cfg.env.overrides, **cfg.eval.overrides}
-        genv = native_env(env.name, overrides, steps, render_mode="rgb_array")
-        genv.unwrapped.width, genv.unwrapped.height = size[1], size[0]
+        genv = native_env(env.name, overrides, steps, render_mode="rgb_array", render_size=size)
         act = jax.jit(lambda o: agent.act(state.actor.params, o, jax.random.PRNGKey(0), True))
         frames, total = native_frames(genv, act, seed, stride)
         genv.close()
