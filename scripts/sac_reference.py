@@ -481,7 +481,9 @@ def plot(out: Path) -> None:
             print(f"{utd}: final wsrl - brax = {a.mean() - b.mean():.0f} [{lo:.0f}, {hi:.0f}]")
     ax.set_xlabel("env steps")
     ax.set_ylabel("eval return (16 deterministic episodes, MJX twin)")
-    ax.set_title("Hopper-v5 twin, project SAC (wsrl) vs brax SAC\nmean, 95% bootstrap CI, seeds thin")
+    ax.set_title(
+        "Hopper-v5 twin, project SAC (wsrl) vs brax SAC\nmean, 95% bootstrap CI, seeds thin"
+    )
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
