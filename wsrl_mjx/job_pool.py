@@ -18,10 +18,16 @@ import os
 import traceback
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from wsrl_mjx.experiment import Job
+
+class Job(Protocol):
+    """What the scheduler needs of a run (`experiment.Job` is one): where it writes, and the
+    run it waits for (a fine-tuning's pre-training)."""
+
+    run_dir: Path
+    after: Path | None
+
 
 WORKER_LOG = "worker.log"
 Outcome = tuple[str, Any]  # ("ok", the runner's record) or ("error", why, as text)

@@ -95,10 +95,8 @@ def _looks_like_a_path(name: str) -> bool:
 def preflight(cfg: Config, command: str, resume: bool) -> None:
     """Every check of a command's run dir and inputs that needs no heavy library."""
     if command in ("online", "pretrain", "finetune", "collect"):
-        run, seeds = cfg.run, range(cfg.run.seed, cfg.run.seed + cfg.run.num_seeds)
-        runs = [run.run_dir] if run.num_seeds == 1 else [f"{run.run_dir}/seed{s}" for s in seeds]
-        for run_dir in runs:
-            check_run_dir(run_dir, resume and command != "collect")
+        for seeded in seed_configs(cfg):  # one config per seed, each with its own run dir
+            check_run_dir(seeded.run.run_dir, resume and command != "collect")
     check_inputs(cfg, command)
 
 
@@ -125,16 +123,9 @@ def check_resume(cfg: Config, command: str) -> None:
         return
     rule, unresolved = RESUME_MAY_CHANGE[command], not cfg.env.name
     may_change = lambda k: rule(k) or (unresolved and k.startswith(("env.", "eval.overrides")))  # noqa: E731
-    seeds = range(cfg.run.seed, cfg.run.seed + cfg.run.num_seeds)
-    runs = (
-        [cfg.run.run_dir]
-        if cfg.run.num_seeds == 1
-        else [f"{cfg.run.run_dir}/seed{s}" for s in seeds]
-    )
-    for k, run_dir in enumerate(runs):
-        meta = newest_meta(run_dir)
+    for seeded in seed_configs(cfg):
+        meta = newest_meta(seeded.run.run_dir)
         if meta is not None and isinstance(meta.get("config"), dict):
-            seeded = cfg if cfg.run.num_seeds == 1 else seed_configs(cfg)[k]
             check_resume_settings(meta["config"], seeded, may_change)
 
 

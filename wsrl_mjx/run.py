@@ -9,9 +9,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-import yaml
-
-from wsrl_mjx.config import DEFAULT_CONFIG, ConfigError, expand_run_dir, load_config
+from wsrl_mjx.config import (
+    DEFAULT_CONFIG,
+    ConfigError,
+    expand_run_dir,
+    load_config,
+    parse_overrides,
+)
 from wsrl_mjx.errors import CheckpointError, DatasetError, RenderError, TrainingDiverged
 from wsrl_mjx.hostloop import StopRequested, graceful_stop, ignore_signals_while_exiting
 from wsrl_mjx.preflight import check_resume, inherit_pretraining, preflight
@@ -115,7 +119,6 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
-    from wsrl_mjx.config import parse_overrides
     from wsrl_mjx.experiment import RunsFailed, load_experiment, run_experiment
     from wsrl_mjx.sharding import request_cpu_devices
 
@@ -180,10 +183,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from wsrl_mjx.minari_export import export_minari
 
-    overrides = {}
-    for item in args.env_override:
-        key, _, value = item.partition("=")
-        overrides[key] = yaml.safe_load(value)
+    overrides = parse_overrides(args.env_override)  # KEY=VALUE, values parsed as YAML
     path = export_minari(args.dataset, args.id, args.root, overrides)
     print(f"wrote Minari dataset {args.id} -> {path}")
     return 0
