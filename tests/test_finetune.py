@@ -88,6 +88,49 @@ def test_pipeline_resume_keeps_finished_phases(pipeline, capsys):
         run_pipeline(cfg)
 
 
+def test_a_killed_collect_resumes_to_the_same_datasets(pipeline, tmp_path, monkeypatch):
+    """Killed after its first checkpoint, `collect --resume` continues the behaviour run with the
+    actor snapshots it had saved and writes the datasets an uninterrupted run wrote."""
+    from wsrl_mjx.collect import run_collect
+    from wsrl_mjx.online_run import SNAPSHOTS
+
+    cfg, result = pipeline
+    extra = [f"run.run_dir={tmp_path / 'behaviour'}", f"collect.out_dir={tmp_path / 'data'}"]
+    killed_cfg = load_config(None, [*TINY, "run.checkpoint_every_env_steps=80", *extra])
+    original_save = Checkpointer.save
+
+    def save_then_die(self, step, state, meta):
+        original_save(self, step, state, meta)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Checkpointer, "save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run_collect(killed_cfg)
+    monkeypatch.setattr(Checkpointer, "save", original_save)
+    assert not (tmp_path / "data").exists()
+    with pytest.raises(CheckpointError, match="pass --resume"):
+        run_collect(killed_cfg)
+    written = run_collect(killed_cfg, resume=True)
+
+    def snapshots(run_dir):
+        return sorted(p.name for p in (run_dir / SNAPSHOTS).glob("*.npz"))
+
+    # One per evaluation, none lost or repeated by the kill, as the uninterrupted run's.
+    assert snapshots(tmp_path / "behaviour") == snapshots(cfg_root(cfg) / "behaviour")
+    evals = [r for r in read_metrics(tmp_path / "behaviour") if r["phase"] == "eval"]
+    assert len(snapshots(tmp_path / "behaviour")) == len(evals) >= 3
+    for kind, info in result["phases"]["collect"]["all"].items():
+        resumed = data.load_dataset(
+            written[kind]["path"], observation_size=4, action_size=2, env="PointMass"
+        )
+        uninterrupted = data.load_dataset(
+            info["path"], observation_size=4, action_size=2, env="PointMass"
+        )
+        assert written[kind]["behaviour_return"] == info["behaviour_return"], kind
+        for key, value in uninterrupted.arrays.items():
+            np.testing.assert_array_equal(resumed.arrays[key], value, err_msg=f"{kind} {key}")
+
+
 def test_collected_datasets_have_the_requested_shapes(pipeline):
     cfg, result = pipeline
     written = result["phases"]["collect"]["all"]

@@ -105,7 +105,9 @@ def pick_medium(snapshots: list, target: float) -> tuple[int, float, dict]:
     return min(trained, key=lambda s: abs(s[1] - target))
 
 
-def run_collect(cfg: Config) -> dict:
+def run_collect(cfg: Config, *, resume: bool = False) -> dict:
+    """The behaviour run (continued from its last checkpoint with `resume`; one that ended is
+    only restored), then every requested dataset, written again on each call."""
     check_single_seed(cfg, "collect")
     kinds = cfg.collect.kinds
     unknown = sorted(set(kinds) - set(KINDS))
@@ -127,7 +129,7 @@ def run_collect(cfg: Config) -> dict:
             cfg, online=dataclasses.replace(cfg.online, total_env_steps=steps)
         )
         plan = OnlinePlan(phase_name="behaviour", keep_actor_snapshots=True)
-        behaviour = run_online(behaviour_cfg, plan)
+        behaviour = run_online(behaviour_cfg, plan, resume=resume)
         target = medium_return(cfg, env.name, behaviour["snapshots"])
         print(f"[collect] medium: the snapshot nearest return {target:.1f}", flush=True)
     for i, kind in enumerate(kinds):

@@ -592,10 +592,16 @@ def _pretrain_may_change(key: str) -> bool:
     return not learnt or key in PRETRAIN_RESUME_MAY_CHANGE
 
 
+def _online_may_change(key: str) -> bool:
+    # collect.* decides what is made from a behaviour run after it ends, never the run itself.
+    return key in ONLINE_RESUME_MAY_CHANGE or key.startswith("collect.")
+
+
 # The one resume rule, per phase: which dotted keys a `--resume` may change.
 RESUME_MAY_CHANGE: dict[str, Callable[[str], bool]] = {
-    "online": ONLINE_RESUME_MAY_CHANGE.__contains__,
-    "finetune": ONLINE_RESUME_MAY_CHANGE.__contains__,
+    "online": _online_may_change,
+    "finetune": _online_may_change,
+    "collect": _online_may_change,
     "pretrain": _pretrain_may_change,
 }
 

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from wsrl_mjx.checkpoint import Checkpointer, CheckpointError
-from wsrl_mjx.config import ONLINE_RESUME_MAY_CHANGE, Config, check_resume_settings
+from wsrl_mjx.config import RESUME_MAY_CHANGE, Config, check_resume_settings
 from wsrl_mjx.environment import check_saved_env
 from wsrl_mjx.hostloop import HostLoop
 from wsrl_mjx.logger import Logger, read_evals
@@ -22,9 +22,12 @@ from wsrl_mjx.loops import seed_slice, stack_seeds, strong_copy, summarize_chunk
 from wsrl_mjx.online_system import OnlineSystem
 from wsrl_mjx.render import EvalVideos
 from wsrl_mjx.replay import buffer_nbytes
+from wsrl_mjx.rundir import atomic_write
 from wsrl_mjx.runner import Cadences, Phase, align_seeds, eval_key, open_checkpointers, open_run
 from wsrl_mjx.schedule import Schedule, replay_ratio
 from wsrl_mjx.types import TrainingState
+
+SNAPSHOTS = "snapshots"  # a behaviour run's actor at every evaluation (collect)
 
 
 @dataclass
@@ -58,7 +61,9 @@ class OnlineRun:
                 self.videos(seed_slice(state.agent.actor.params, 0, seeded), step)
             if self.system.plan.keep_actor_snapshots and not seeded:
                 params = jax.device_get(state.agent.actor.params)
-                self.snapshots.append((step, self.evals[0][-1]["eval_return"], params))
+                snapshot = (step, self.evals[0][-1]["eval_return"], params)
+                save_snapshot(self.system.cfgs[0].run.run_dir, *snapshot)
+                self.snapshots.append(snapshot)
 
     def record(self, state: TrainingState, metrics: dict, phase: Phase, start: int) -> None:
         """Each seed's log record of a chunk that began at env step `start` (the NaN guard
@@ -113,6 +118,11 @@ def start_online(
     # A resumed run's summary holds the evaluations made before the kill too (the log kept
     # them), so a run resumed after its end still reports its final evaluation.
     evals = [read_evals(c.run.run_dir) if resume else [] for c in system.cfgs]
+    snapshots = []
+    if resume and system.plan.keep_actor_snapshots:
+        snapshots = load_snapshots(
+            cfg.run.run_dir, state.agent.actor.params, upto=system.env_steps(state)
+        )
     announce(system, state)
     videos = None
     if cfg.eval.video_every:
@@ -120,7 +130,34 @@ def start_online(
         videos = EvalVideos(
             system.env, system.agent, run_dir, cfg.eval.video_every, loops[0].logger
         )
-    return OnlineRun(system, loops, eval_keys, evals=evals, videos=videos), state
+    run = OnlineRun(system, loops, eval_keys, evals=evals, snapshots=snapshots, videos=videos)
+    return run, state
+
+
+def save_snapshot(run_dir: str | Path, step: int, eval_return: float, params) -> Path:
+    """The actor at an evaluation, as `snapshots/<env steps>.npz` in the run dir (kept across a
+    resume: `collect` picks its medium policy among all of a behaviour run's evaluations)."""
+    folder = Path(run_dir) / SNAPSHOTS
+    folder.mkdir(parents=True, exist_ok=True)
+    leaves = jax.tree_util.tree_flatten_with_path(params)[0]
+    arrays = {jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in leaves}
+    arrays["eval_return"] = np.float64(eval_return)
+    return atomic_write(folder / f"{step:010d}.npz", lambda f: np.savez(f, **arrays))
+
+
+def load_snapshots(run_dir: str | Path, template, upto: int) -> list[tuple[int, float, dict]]:
+    """The snapshots `save_snapshot` wrote up to env step `upto` (those after it came from a
+    stretch the resume repeats), each in the structure of the actor params `template`."""
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
+    snapshots = []
+    for path in sorted((Path(run_dir) / SNAPSHOTS).glob("*.npz")):
+        step = int(path.stem)
+        if step > upto:
+            continue
+        with np.load(path) as saved:
+            values = [saved[jax.tree_util.keystr(p)] for p, _ in leaves]
+            snapshots.append((step, float(saved["eval_return"]), treedef.unflatten(values)))
+    return snapshots
 
 
 def check_online_dirs(cfgs: list[Config], resume: bool) -> list[Checkpointer]:
@@ -131,7 +168,7 @@ def check_online_dirs(cfgs: list[Config], resume: bool) -> list[Checkpointer]:
     if resume:
         for cfg, ckpt in zip(cfgs, checkpointers, strict=True):
             saved = ckpt.meta().get("config", {})
-            check_resume_settings(saved, cfg, ONLINE_RESUME_MAY_CHANGE)
+            check_resume_settings(saved, cfg, RESUME_MAY_CHANGE["online"])
     return checkpointers
 
 
@@ -146,7 +183,7 @@ def restore_seeds(
     for k, ckpt in enumerate(checkpointers):
         saved = ckpt.meta(step)
         check_saved_env(saved, system.metas[k], "checkpoint")
-        check_resume_settings(saved.get("config", {}), system.cfgs[k], ONLINE_RESUME_MAY_CHANGE)
+        check_resume_settings(saved.get("config", {}), system.cfgs[k], RESUME_MAY_CHANGE["online"])
         restored.append(ckpt.restore(seed_slice(state, k, system.seeded), step)[0])
     state = system.place(strong_copy(stack_seeds(restored))) if system.seeded else restored[0]
     steps = {system.env_steps(state, k) for k in range(len(restored))}

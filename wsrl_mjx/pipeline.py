@@ -27,9 +27,8 @@ def _with(cfg: Config, section: str, **changes) -> Config:
 
 def collect(cfg: Config, root: Path, resume: bool) -> dict:
     """Behaviour SAC + the requested collections; returns the one pre-training uses. A resumed
-    pipeline keeps finished datasets; a behaviour run cut short is moved aside (kept, not
-    deleted) and collection starts again, since the medium snapshot is picked among all of its
-    evaluations."""
+    pipeline keeps finished datasets; a behaviour run cut short continues from its last
+    checkpoint (its actor snapshots, among which medium is picked, are kept on disk)."""
     kinds = cfg.collect.kinds
     if cfg.collect.pretrain_on not in kinds:
         kinds = (*kinds, cfg.collect.pretrain_on)
@@ -41,13 +40,9 @@ def collect(cfg: Config, root: Path, resume: bool) -> dict:
         meta = readers.load_any(path).metadata
         return {"path": str(path), **meta}
     behaviour = root / "behaviour"
-    if resume and behaviour.exists():
-        aside = behaviour.with_name(f"behaviour.unfinished-{time.strftime('%Y%m%d-%H%M%S')}")
-        behaviour.rename(aside)
-        print(f"[pipeline] collect was cut short: moved {behaviour} to {aside}", flush=True)
     collect_cfg = _with(cfg, "run", run_dir=str(behaviour))
     collect_cfg = _with(collect_cfg, "collect", out_dir=str(out_dir), kinds=kinds)
-    written = run_collect(collect_cfg)
+    written = run_collect(collect_cfg, resume=resume and has_checkpoint(behaviour))
     return {**written[cfg.collect.pretrain_on], "all": written}
 
 

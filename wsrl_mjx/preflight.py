@@ -96,7 +96,7 @@ def preflight(cfg: Config, command: str, resume: bool) -> None:
     """Every check of a command's run dir and inputs that needs no heavy library."""
     if command in ("online", "pretrain", "finetune", "collect"):
         for seeded in seed_configs(cfg):  # one config per seed, each with its own run dir
-            check_run_dir(seeded.run.run_dir, resume and command != "collect")
+            check_run_dir(seeded.run.run_dir, resume)
     check_inputs(cfg, command)
 
 

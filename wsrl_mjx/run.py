@@ -81,10 +81,10 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
-    cfg = _load(args.config, args.overrides, command="collect")
+    cfg = _load(args.config, args.overrides, args.resume, "collect")
     from wsrl_mjx.collect import run_collect
 
-    run_collect(cfg)
+    run_collect(cfg, resume=args.resume)
     return 0
 
 
@@ -252,7 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_collect,
         "make D4RL-style datasets (random/medium/medium-replay/expert)",
         "Train a behaviour SAC agent with the online loop and roll out datasets into "
-        "collect.out_dir as <env>-<kind>.npz.",
+        "collect.out_dir as <env>-<kind>.npz. --resume continues the behaviour run from its "
+        "last checkpoint (its actor snapshots are kept in run.run_dir/snapshots/), or only "
+        "restores one that ended, and writes the datasets again.",
+        resume=True,
     )
     finetune = _command(
         commands,
