@@ -446,3 +446,18 @@ def test_summary_prints_normalized_scores_where_the_env_has_references(capsys):
     out = capsys.readouterr().out
     assert "1000.00 (normalized 31.3)" in out and "1100.00 (normalized 34.4)" in out
     assert "episode length (evaluation and fine-tuning)  1000" in out
+
+
+def test_collect_refuses_a_buffer_that_the_rounded_behaviour_run_would_overflow(tmp_path):
+    """190 env steps run as whole chunks make 200: a 195-row buffer would overwrite the first
+    rows medium-replay is made of."""
+    from wsrl_mjx.collect import run_collect
+
+    cfg = load_config(
+        None,
+        [*TINY, "online.total_env_steps=190", "online.buffer_capacity=195"]
+        + [f"run.run_dir={tmp_path / 'run'}", f"collect.out_dir={tmp_path / 'data'}"],
+    )
+    with pytest.raises(ConfigError, match="buffer_capacity=195 < the 200 env steps"):
+        run_collect(cfg)
+    assert not (tmp_path / "run").exists() and not (tmp_path / "data").exists()

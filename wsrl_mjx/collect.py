@@ -25,6 +25,7 @@ from wsrl_mjx.environment import make_env
 from wsrl_mjx.loops import make_chunk, policy_actions, random_actions
 from wsrl_mjx.online_system import OnlinePlan, init_training_state
 from wsrl_mjx.replay import make_replay
+from wsrl_mjx.schedule import Schedule
 from wsrl_mjx.train import run_online
 
 KINDS = ("random", "medium", "medium-replay", "expert")
@@ -119,15 +120,16 @@ def run_collect(cfg: Config, *, resume: bool = False) -> dict:
     written, behaviour, target = {}, None, None
     if set(kinds) - {"random"}:
         steps = cfg.collect.behaviour_env_steps or cfg.online.total_env_steps
-        if "medium-replay" in kinds and steps > cfg.online.buffer_capacity:
-            raise ConfigError(
-                f"collect.kinds has medium-replay, which needs the whole behaviour run in the "
-                f"buffer: online.buffer_capacity={cfg.online.buffer_capacity} < {steps} "
-                "behaviour env steps"
-            )
         behaviour_cfg = dataclasses.replace(
             cfg, online=dataclasses.replace(cfg.online, total_env_steps=steps)
         )
+        runs = Schedule.from_config(behaviour_cfg).total_env_steps  # whole chunks: >= steps
+        if "medium-replay" in kinds and runs > cfg.online.buffer_capacity:
+            raise ConfigError(
+                f"collect.kinds has medium-replay, which needs the whole behaviour run in the "
+                f"buffer (a full buffer overwrites its first rows): online.buffer_capacity="
+                f"{cfg.online.buffer_capacity} < the {runs} env steps the behaviour run makes"
+            )
         plan = OnlinePlan(phase_name="behaviour", keep_actor_snapshots=True)
         behaviour = run_online(behaviour_cfg, plan, resume=resume)
         target = medium_return(cfg, env.name, behaviour["snapshots"])
