@@ -26,15 +26,9 @@ from wsrl_mjx import readers, scores
 from wsrl_mjx.config import EnvConfig
 from wsrl_mjx.environment import make_env
 from wsrl_mjx.evaluate import make_evaluator
+from wsrl_mjx.gates import ConstantPolicy
 
 NUM_RANDOM_CONSTANTS = 10
-
-
-class ConstantPolicy:
-    """The evaluator's agent interface, acting with one fixed action."""
-
-    def act(self, action, obs, rng, deterministic=True):
-        return jnp.broadcast_to(action, (*obs.shape[:-1], action.shape[-1]))
 
 
 def constant_actions(action_size: int, seed: int, directions: int = 0) -> dict[str, np.ndarray]:

@@ -100,3 +100,26 @@ def test_rollout_stops_once_every_episode_ended():
     np.testing.assert_allclose(result["return"], limits.mean())
     np.testing.assert_allclose(result["success"], 1.0)
     assert len(iterations) == limits.max() < 100
+
+
+class MovingEnv(CountdownEnv):
+    """Countdown episodes of a task that reports its x velocity: t at step t."""
+
+    def reset(self, rng):
+        state = super().reset(rng)
+        return state.replace(metrics={**state.metrics, "x_velocity": jnp.zeros(())})
+
+    def step(self, state, action):
+        stepped = super().step(state, action)
+        return stepped.replace(metrics={**stepped.metrics, "x_velocity": stepped.obs[0]})
+
+
+def test_forward_speed_is_the_mean_x_velocity_of_each_episode_up_to_its_end():
+    env, n, rng = MovingEnv(), 16, jax.random.PRNGKey(0)
+    per_episode = make_evaluator(env, ZeroPolicy(), n, per_episode=True)(None, rng)
+    length = np.minimum(np.asarray(jax.vmap(env.reset)(jax.random.split(rng, n)).obs[:, 1]), 6)
+    assert per_episode["return"].shape == (n,)
+    np.testing.assert_allclose(per_episode["length"], length)
+    np.testing.assert_allclose(per_episode["forward_speed"], (length + 1) / 2)  # mean of 1..L
+    means = make_evaluator(env, ZeroPolicy(), n)(None, rng)
+    np.testing.assert_allclose(means["forward_speed"], ((length + 1) / 2).mean(), rtol=1e-6)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from wsrl_mjx.config import (
     DEFAULT_CONFIG,
@@ -187,6 +188,22 @@ def cmd_export(args: argparse.Namespace) -> int:
     path = export_minari(args.dataset, args.id, args.root, overrides)
     print(f"wrote Minari dataset {args.id} -> {path}")
     return 0
+
+
+def cmd_gates(args: argparse.Namespace) -> int:
+    missing = [
+        str(p)
+        for kind in ("random", "medium", "expert")
+        if not (p := args.data / f"{args.env}-{kind}.npz").is_file()
+    ]
+    missing += [str(p) for p in args.pretrain if not p.is_dir()]
+    if missing:
+        raise DatasetError(f"gates: not found: {', '.join(missing)}")
+    from wsrl_mjx.gates import run_gates
+
+    passed = run_gates(args.env, args.data, args.pretrain, args.out, args.seed)
+    print(args.out.with_suffix(".md").read_text(), end="")
+    return 0 if passed else 1
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
@@ -403,6 +420,22 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="a Gymnasium kwarg of the env the data was made in (its env.overrides)",
     )
+    gates = _command(
+        commands,
+        "gates",
+        cmd_gates,
+        "check a locomotion test bed before a run is spent on it (exit 1 when a gate fails)",
+        "Behaviour levels of a task's random/medium/expert datasets over >= 100 episodes, the "
+        "trivial controllers (random, zero, best constant, standing still) that must fail, and "
+        "with --pretrain the pre-training runs, against gates stated in wsrl_mjx/gates.py. "
+        "Writes OUT.json and OUT.md.",
+        config=False,
+    )
+    gates.add_argument("--env", required=True, help="a locomotion twin, e.g. Hopper-v5")
+    gates.add_argument("--data", type=Path, default=Path("data/locomotion"))
+    gates.add_argument("--pretrain", type=Path, nargs="*", default=[], metavar="RUN_DIR")
+    gates.add_argument("--out", type=Path, required=True, help="OUT.json and OUT.md")
+    gates.add_argument("--seed", type=int, default=0)
     plot = _command(
         commands,
         "plot",
