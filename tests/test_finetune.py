@@ -461,3 +461,42 @@ def test_collect_refuses_a_buffer_that_the_rounded_behaviour_run_would_overflow(
     with pytest.raises(ConfigError, match="buffer_capacity=195 < the 200 env steps"):
         run_collect(cfg)
     assert not (tmp_path / "run").exists() and not (tmp_path / "data").exists()
+
+
+def test_medium_is_the_candidate_whose_whole_rollout_is_nearest_the_target(pipeline, tmp_path):
+    """With collect.medium_candidates=5 every candidate's rollout is recorded and the nearest
+    one is the dataset (the finished behaviour run is only restored: collect.* may change)."""
+    from wsrl_mjx.collect import run_collect
+
+    cfg, _ = pipeline
+    picked_cfg = load_config(
+        None,
+        [*TINY, "collect.kinds=[medium,medium-replay]", "collect.medium_candidates=5"]
+        + [f"run.run_dir={cfg_root(cfg) / 'behaviour'}", f"collect.out_dir={tmp_path}"],
+    )
+    written = run_collect(picked_cfg, resume=True)
+    candidates = written["medium"]["medium_candidates"]
+    # Every trained snapshot but the final one (2 in this run) is a candidate.
+    assert [c["env_steps"] for c in candidates] == [40, 120]
+    target = written["medium"]["target_return"]
+    nearest = min(candidates, key=lambda c: abs(c["rollout_return"] - target))
+    assert written["medium"]["snapshot_env_steps"] == nearest["env_steps"]
+    assert written["medium-replay"]["snapshot_env_steps"] == nearest["env_steps"]
+    assert written["medium"]["rollout_return"] == nearest["rollout_return"]
+
+
+def test_one_lucky_evaluation_does_not_pick_medium(monkeypatch):
+    """The snapshot evaluated nearest the target (a 16-episode spike) loses to one whose whole
+    rollout is nearer; only the `medium_candidates` nearest by evaluation are rolled out."""
+    from wsrl_mjx import collect
+
+    rollouts = {"spike": 40.0, "steady": 97.0, "low": 60.0, "far": 100.0}
+    monkeypatch.setattr(
+        collect, "rollout", lambda cfg, env, params, size, seed: ({}, rollouts[params])
+    )
+    snapshots = [(0, 0.0, "init"), (10, 101.0, "spike"), (20, 90.0, "steady"), (30, 70.0, "low")]
+    snapshots += [(40, 20.0, "far"), (50, 300.0, "final")]
+    cfg = load_config(None, [*TINY, "collect.medium_candidates=3"])
+    picked = collect.pick_medium_by_rollout(cfg, None, snapshots, 100.0, seed=0)
+    assert picked["snapshot"][2] == "steady"
+    assert [c["env_steps"] for c in picked["candidates"]] == [10, 20, 30]  # "far" not tried

@@ -106,6 +106,28 @@ def pick_medium(snapshots: list, target: float) -> tuple[int, float, dict]:
     return min(trained, key=lambda s: abs(s[1] - target))
 
 
+def pick_medium_by_rollout(
+    cfg: Config, env: envs.Env, snapshots: list, target: float, seed: int
+) -> dict:
+    """`medium`: of the `collect.medium_candidates` snapshots whose evaluation is nearest
+    `target`, the one whose rollout (the dataset itself, every episode it completes: >= 100 at
+    D4RL's sizes) is nearest it, so one lucky evaluation of a few episodes cannot pick it."""
+    trained = [s for s in snapshots[:-1] if s[0] > 0] or snapshots[-1:]
+    nearest = sorted(trained, key=lambda s: abs(s[1] - target))[: cfg.collect.medium_candidates]
+    best, candidates = None, []
+    for step, eval_return, params in nearest:
+        arrays, ret = rollout(cfg, env, params, cfg.collect.size, seed)
+        candidates.append({"env_steps": step, "eval_return": eval_return, "rollout_return": ret})
+        print(f"[collect] medium candidate at {step}: eval {eval_return:.1f}, rollout {ret:.1f}")
+        if best is None or abs(ret - target) < abs(best["rollout_return"] - target):
+            best = {
+                "snapshot": (step, eval_return, params),
+                "arrays": arrays,
+                "rollout_return": ret,
+            }
+    return {**best, "candidates": candidates}
+
+
 def run_collect(cfg: Config, *, resume: bool = False) -> dict:
     """The behaviour run (continued from its last checkpoint with `resume`; one that ended is
     only restored), then every requested dataset, written again on each call."""
@@ -134,10 +156,16 @@ def run_collect(cfg: Config, *, resume: bool = False) -> dict:
         behaviour = run_online(behaviour_cfg, plan, resume=resume)
         target = medium_return(cfg, env.name, behaviour["snapshots"])
         print(f"[collect] medium: the snapshot nearest return {target:.1f}", flush=True)
+        if "medium" in kinds or cfg.collect.medium_candidates > 1:
+            slot = kinds.index("medium") if "medium" in kinds else len(kinds)
+            seed = cfg.run.seed + 100 * (slot + 1)  # the seed medium's rollout always had
+            medium = pick_medium_by_rollout(cfg, env, behaviour["snapshots"], target, seed)
+        else:  # medium-replay alone, picked by the evaluations
+            medium = {"snapshot": pick_medium(behaviour["snapshots"], target)}
     for i, kind in enumerate(kinds):
         seed = cfg.run.seed + 100 * (i + 1)
         meta = {**base_meta, "method": kind}
-        if kind != "medium-replay":  # a rollout: one compiled chunk, silent until it is done
+        if kind in ("random", "expert"):  # a rollout: one compiled chunk, silent until done
             print(
                 f"[collect] {kind}: rolling out {cfg.collect.size} transitions with "
                 f"{cfg.collect.num_envs} envs (compiling, then one chunk) ...",
@@ -147,7 +175,7 @@ def run_collect(cfg: Config, *, resume: bool = False) -> dict:
             arrays, ret = rollout(cfg, env, None, cfg.collect.size, seed)
             meta.update(behaviour_return=ret)
         elif kind == "medium-replay":
-            step, ret, _ = pick_medium(behaviour["snapshots"], target)
+            step, ret, _ = medium["snapshot"]
             arrays = buffer_to_arrays(
                 behaviour["state"].buffer.experience,
                 behaviour["num_envs"],
@@ -156,13 +184,13 @@ def run_collect(cfg: Config, *, resume: bool = False) -> dict:
                 cfg.env.reward_bias,
             )
             meta.update(behaviour_return=ret, snapshot_env_steps=step)
+        elif kind == "medium":
+            step, eval_ret, _ = medium["snapshot"]
+            arrays, ret = medium["arrays"], medium["rollout_return"]
+            meta.update(behaviour_return=eval_ret, rollout_return=ret, snapshot_env_steps=step)
+            meta.update(target_return=target, medium_candidates=medium["candidates"])
         else:
-            snap = (
-                pick_medium(behaviour["snapshots"], target)
-                if kind == "medium"
-                else behaviour["snapshots"][-1]
-            )
-            step, eval_ret, params = snap
+            step, eval_ret, params = behaviour["snapshots"][-1]
             arrays, ret = rollout(cfg, env, params, cfg.collect.size, seed)
             meta.update(behaviour_return=eval_ret, rollout_return=ret, snapshot_env_steps=step)
         path = save_dataset(out_dir / f"{env.name}-{kind}.npz", arrays, meta)

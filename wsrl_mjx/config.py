@@ -156,6 +156,9 @@ class CollectConfig:
     # What medium_fraction is a fraction of: "final" (the behaviour run's final return) or
     # "reference" (the env's normalized range, wsrl_mjx.scores: D4RL's medium is ~1/3 of expert).
     medium_target: str = choice("final", "final", "reference")
+    # medium: of this many snapshots nearest the target by their evaluation, the one whose
+    # rollout (the whole dataset's episodes) is nearest it; 1 = the nearest by evaluation.
+    medium_candidates: int = 1
     behaviour_env_steps: int | None = None  # behaviour SAC budget; None = online.total_env_steps
     pretrain_on: str = "medium"  # which collection `pipeline` pre-trains on
     # "minari": each .npz is also written as a Minari dataset wsrl-mjx/<env>/<kind>-v0 under
@@ -399,6 +402,7 @@ RANGES = {
     "eval.video_every": _nonnegative,
     "run.checkpoint_every_env_steps": _positive,
     "run.keep_checkpoints": _positive,
+    "collect.medium_candidates": _positive,
     "run.num_devices": _positive,
     "run.num_seeds": _positive,
     # Seeds become 32-bit PRNG keys and native reset seeds, plus offsets (evaluation +10,000,
