@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import mujoco
 import numpy as np
 import pytest
+from mujoco import mjx
 
 gym = pytest.importorskip("gymnasium")
 pytest.importorskip("gymnasium_robotics")
@@ -228,3 +229,60 @@ def test_the_checks_reject_a_perturbed_native(one_step, perturbation):
     native, twin = one_step
     failures = parity_failures(twin, native, native.perturbed_obs[perturbation])
     assert any(f.startswith("steps off the floor") for f in failures), failures
+
+
+def _block_contacts(contacts, blocks: set[int], margin: float) -> list[tuple[float, np.ndarray]]:
+    """(distance, normal) of each active contact (within the margin) with one of `blocks`."""
+    return [
+        (float(dist), np.asarray(normal))
+        for geoms, dist, normal in contacts
+        if set(int(g) for g in geoms) & blocks and dist < margin
+    ]
+
+
+def test_a_block_edge_contact_differs_by_mjxs_capsule_box_collider():
+    """The wall-contact gap docs/gymnasium_twins.md describes, pinned on one native state
+    (Medium, a rollout started beside a wall, seed 1, its 2nd wall face, step 18) where a leg's
+    capsule touches a block's vertical edge: MuJoCo's C colliders on the twin's own model (the
+    wall slot at its mocap position) give exactly the native contacts, so the slot is right;
+    MJX's capsule-box collider gives a face contact instead (normal on the face axis, 0.011 m
+    shallower), since it keeps the face contact whenever the edge one is deeper. When MJX's
+    collider changes, this fails: re-measure and update the docs."""
+    name, margin = "AntMaze_Medium-v4", 0.02
+    env = P.native_env(name)
+    P.start_near_wall(env, seed=1, face=1)
+    actions = np.random.default_rng(1).uniform(-1, 1, (18, 8))
+    for action in actions:
+        env.step(action)
+    mujoco.mj_forward(env.model, env.data)
+    blocks = set(P.block_geoms(env.model).tolist())
+    d = env.data
+    native = [(c.geom, c.dist, c.frame[:3]) for c in d.contact[: d.ncon]]
+    native = _block_contacts([(c[0], c[1], np.array(c[2])) for c in native], blocks, margin)
+    with jax.enable_x64(True):
+        task = envs.make(name).task
+        model = task.mj_model
+        slots = set(range(model.ngeom - gym_antmaze.WALL_SLOTS, model.ngeom))
+        twin = mujoco.MjData(model)
+        twin.qpos[:], twin.qvel[:] = d.qpos, d.qvel
+        twin.mocap_pos[:] = np.asarray(task.near_walls(jnp.asarray(d.qpos[:2])))
+        mujoco.mj_forward(model, twin)
+        c_on_twin = [(c.geom, c.dist, np.array(c.frame[:3])) for c in twin.contact[: twin.ncon]]
+        c_on_twin = _block_contacts(c_on_twin, slots, margin)
+        mjx_model = mjx.put_model(model, impl="jax")
+        with gym_antmaze.collision_functions(gym_antmaze._WALL_COLLIDERS):
+            forward = jax.jit(lambda data: mjx.forward(mjx_model, data))
+            out = forward(mjx.put_data(model, twin, impl="jax"))
+        out = getattr(out, "_impl", out).contact
+        found = zip(
+            np.asarray(out.geom), np.asarray(out.dist), np.asarray(out.frame)[:, 0], strict=True
+        )
+        in_mjx = _block_contacts(found, slots, margin)
+    assert native and len(c_on_twin) == len(native)
+    for (dist, normal), (twin_dist, twin_normal) in zip(native, c_on_twin, strict=True):
+        assert abs(dist - twin_dist) < 1e-12 and np.abs(normal - twin_normal).max() < 1e-12
+    assert all(np.abs(n[:2]).max() < 0.999 for _, n in native)  # the edge: off the face axes
+    assert len(in_mjx) == 1
+    (mjx_dist, mjx_normal), (native_dist, _) = in_mjx[0], native[0]
+    assert np.abs(mjx_normal[:2]).max() > 0.999  # a face normal
+    assert 0.005 < mjx_dist - native_dist < 0.02  # measured 0.0082 vs -0.0028
