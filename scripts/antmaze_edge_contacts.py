@@ -15,7 +15,6 @@ import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 from mujoco import mjx  # noqa: E402
 
-# noqa: E402
 import envs  # noqa: E402
 from envs import gym_antmaze  # noqa: E402
 from tests import antmaze_parity as P  # noqa: E402
