@@ -3,6 +3,8 @@ to the same bits as an uninterrupted run; an unfinished pre-training is not fine
 
 import dataclasses
 
+import jax
+import numpy as np
 import pytest
 
 from tests.common import TINY, dir_bytes, leaves_equal
@@ -111,3 +113,47 @@ def test_a_refused_resume_leaves_the_run_dir_byte_identical(runs):
     with pytest.raises(ConfigError, match="agent.critic_lr: 0.0003 then, 0.5 now"):
         run_pretrain(changed, resume=True)
     assert dir_bytes(root / "killed") == before
+
+
+def test_seeds_pretrain_as_one_program_like_each_alone_and_resume(tmp_path, monkeypatch):
+    """run.num_seeds=2: each seed its own split, run dir and checkpoints, trained by one vmapped
+    program to what the seed trains alone (within float rounding of the batched matmuls); a
+    stop between checkpoints resumes both to the same bits."""
+    dataset = random_dataset(tmp_path / "ds.npz")
+
+    def cfg(name, *extra):
+        return load_config(
+            None,
+            [*PRETRAIN, f"offline.dataset={dataset}", f"run.run_dir={tmp_path / name}", *extra],
+        )
+
+    both = run_pretrain(cfg("both", "run.num_seeds=2", "run.seed=3"))
+    assert [s["run_dir"] for s in both] == [str(tmp_path / "both" / f"seed{k}") for k in (3, 4)]
+    for k, seed in enumerate((3, 4)):
+        alone = run_pretrain(cfg(f"alone{seed}", f"run.seed={seed}"))
+        for a, b in zip(
+            jax.tree.leaves(both[k]["state"]), jax.tree.leaves(alone["state"]), strict=True
+        ):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
+        assert Checkpointer(tmp_path / "both" / f"seed{seed}" / "checkpoints").latest_step() == 100
+        assert len(both[k]["evals"]) == len(alone["evals"])
+    # The seeds' own splits differ: each seed's holdout is its own.
+    holdouts = [np.load(tmp_path / "both" / f"seed{s}" / "holdout.npz") for s in (3, 4)]
+    assert not np.array_equal(holdouts[0]["observations"], holdouts[1]["observations"])
+
+    original, saves = Checkpointer.save, []
+
+    def save_then_die(self, step, state, meta):
+        path = original(self, step, state, meta)
+        saves.append(step)
+        if len(saves) == 3:  # seed 3 saved step 50, seed 4 has not: a stop between the saves
+            raise Killed
+        return path
+
+    monkeypatch.setattr(Checkpointer, "save", save_then_die)
+    with pytest.raises(Killed):
+        run_pretrain(cfg("killed", "run.num_seeds=2", "run.seed=3"))
+    monkeypatch.setattr(Checkpointer, "save", original)
+    resumed = run_pretrain(cfg("killed", "run.num_seeds=2", "run.seed=3"), resume=True)
+    for k in range(2):
+        assert leaves_equal(resumed[k]["state"], both[k]["state"])

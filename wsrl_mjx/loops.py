@@ -261,10 +261,11 @@ def summarize_chunk(metrics: dict, has_success: bool = True) -> dict:
 
 
 def make_offline_chunk(
-    agent: Agent, *, length: int, batch_size: int
+    agent: Agent, *, length: int, batch_size: int, seeded: bool = False
 ) -> Callable[[AgentState, jax.Array, Transition], tuple[AgentState, jax.Array, dict]]:
     """Jitted `chunk(agent_state, rng, dataset) -> (agent_state, rng, metrics)`: `length` gradient
     steps on minibatches sampled uniformly on device from the dataset held in device memory.
+    `seeded`: every argument and result has a leading seed axis (one program for all seeds).
 
     The dataset is an argument, not a closed-over constant, so it is never baked into the program.
     """
@@ -283,4 +284,4 @@ def make_offline_chunk(
         (agent_state, rng), metrics = jax.lax.scan(step, (agent_state, rng), None, length=length)
         return agent_state, rng, metrics
 
-    return jax.jit(chunk, donate_argnums=0)
+    return jax.jit(jax.vmap(chunk) if seeded else chunk, donate_argnums=0)

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -25,20 +26,21 @@ from wsrl_mjx.config import (
     Config,
     check_budget,
     check_resume_settings,
-    check_single_seed,
+    seed_configs,
     to_dict,
 )
 from wsrl_mjx.environment import env_meta, make_eval_env
 from wsrl_mjx.evaluate import make_evaluator
 from wsrl_mjx.hostloop import HostLoop
 from wsrl_mjx.logger import read_evals
-from wsrl_mjx.loops import make_offline_chunk
+from wsrl_mjx.loops import make_offline_chunk, seed_slice, stack_seeds, strong_copy
 from wsrl_mjx.memory import check_fits, evaluation_bytes, shape_bytes
 from wsrl_mjx.render import EvalVideos
 from wsrl_mjx.rundir import atomic_write, holds_run_dir
 from wsrl_mjx.runner import (
     Cadences,
     Phase,
+    align_seeds,
     begin,
     eval_key,
     open_checkpointers,
@@ -52,18 +54,23 @@ from wsrl_mjx.types import AgentState, Transition
 
 @dataclass(frozen=True)
 class OfflineState:
-    """What the offline phase carries from chunk to chunk (the step count stays on the host)."""
+    """What the offline phase carries from chunk to chunk (the step count stays on the host);
+    with several seeds `agent` and `rng` have a leading seed axis."""
 
     agent: AgentState
     rng: jax.Array
     gradient_steps: int
 
 
-def offline_phase(agent: Agent, cfg: Config, dataset: Transition, total: int) -> Phase:
-    """CQL/CalQL/IQL updates on minibatches of `dataset` (held on device) in whole chunks of
-    offline.chunk_length gradient steps, until `total`."""
+def offline_phase(
+    agent: Agent, cfg: Config, dataset: Transition, total: int, seeded: bool = False
+) -> Phase:
+    """CQL/CalQL/IQL updates on minibatches of `dataset` (held on device; one per seed with
+    `seeded`) in whole chunks of offline.chunk_length gradient steps, until `total`."""
     length = cfg.offline.chunk_length
-    compiled = make_offline_chunk(agent, length=length, batch_size=cfg.agent.batch_size)
+    compiled = make_offline_chunk(
+        agent, length=length, batch_size=cfg.agent.batch_size, seeded=seeded
+    )
 
     def chunk(state: OfflineState) -> tuple[OfflineState, dict]:
         agent_state, rng, metrics = compiled(state.agent, state.rng, dataset)
@@ -74,80 +81,92 @@ def offline_phase(agent: Agent, cfg: Config, dataset: Transition, total: int) ->
 
 @dataclass
 class OfflineRun:
-    """The host side of a pre-training (`wsrl_mjx.runner.Run`): one seed, steps in gradient
-    steps, the rng in every checkpoint's metadata so a resume continues bit-exactly."""
+    """The host side of a pre-training (`wsrl_mjx.runner.Run`): steps in gradient steps, the
+    rng in every checkpoint's metadata so a resume continues bit-exactly; one host loop,
+    metadata and evaluation list per seed (`seeded`: the state has a leading seed axis)."""
 
     loops: list[HostLoop]
     total: int
     evaluator: Callable
-    eval_key: jax.Array
-    meta: dict
-    evals: list[dict]
-    videos: EvalVideos | None = None  # eval.video_every (in gradient steps)
+    eval_keys: jax.Array  # one key, or [seeds, 2]
+    metas: list[dict]
+    evals: list[list[dict]]
+    seeded: bool = False
+    videos: EvalVideos | None = None  # eval.video_every (in gradient steps; the first seed)
 
     def step(self, state: OfflineState) -> int:
         return state.gradient_steps
 
     def record(self, state: OfflineState, metrics: dict, phase: Phase, start: int) -> None:
-        summary = {k: float(np.mean(v)) for k, v in jax.device_get(metrics).items()}
-        steps = state.gradient_steps
-        self.loops[0].record(steps, steps, phase.name, summary, _gradient_rate)
+        metrics, steps = jax.device_get(metrics), state.gradient_steps
+        for k, loop in enumerate(self.loops):
+            seed_metrics = seed_slice(metrics, k, self.seeded)
+            summary = {name: float(np.mean(v)) for name, v in seed_metrics.items()}
+            loop.record(steps, steps, phase.name, summary, _gradient_rate)
 
     def evaluate(self, state: OfflineState, step: int, label: str) -> None:
-        result = self.evaluator(state.agent.actor.params, self.eval_key)
-        record = {"gradient_steps": step, **{f"eval_{k}": float(v) for k, v in result.items()}}
-        self.evals.append(record)
-        self.loops[0].log(step, "eval", record)
+        results = jax.device_get(self.evaluator(state.agent.actor.params, self.eval_keys))
+        for k, loop in enumerate(self.loops):
+            result = seed_slice(results, k, self.seeded)
+            record = {"gradient_steps": step, **{f"eval_{n}": float(v) for n, v in result.items()}}
+            self.evals[k].append(record)
+            loop.log(step, "eval", record)
         if self.videos is not None:
-            self.videos(state.agent.actor.params, step)
+            self.videos(seed_slice(state.agent.actor.params, 0, self.seeded), step)
 
     def save(self, state: OfflineState, step: int) -> None:
-        rng = np.asarray(jax.device_get(state.rng)).tolist()
-        meta = {**self.meta, "gradient_steps": step, "rng": rng}
-        self.loops[0].checkpointer.save(step, state.agent, meta)
+        rngs = np.asarray(jax.device_get(state.rng))
+        for k, loop in enumerate(self.loops):
+            rng = seed_slice(rngs, k, self.seeded).tolist()
+            meta = {**self.metas[k], "gradient_steps": step, "rng": rng}
+            loop.checkpointer.save(step, seed_slice(state.agent, k, self.seeded), meta)
 
 
 def _gradient_rate(rates: dict) -> dict:
     return {"gradient_steps_per_s": rates["updates_per_s"]}
 
 
-@holds_run_dir  # one writer per run dir, for the run's whole life
-def run_pretrain(cfg: Config, *, resume: bool = False) -> dict:
+def run_pretrain(cfg: Config, *, resume: bool = False) -> dict | list[dict]:
     """Train CQL/CalQL/IQL on a dataset held in device memory; checkpoint the whole agent every
     offline.checkpoint_every_steps. `resume` continues the latest checkpoint bit-exactly: it
-    holds the agent state and (in its metadata) the rng; the data split follows the seed."""
-    check_single_seed(cfg, "pretrain")
+    holds the agent state and (in its metadata) the rng; the data split follows the seed.
+    With run.num_seeds > 1 the seeds (each its own split, run dir and checkpoints) are one
+    vmapped program, and a summary per seed is returned."""
+    summaries = pretrain_seeds(seed_configs(cfg), resume=resume)
+    return summaries if cfg.run.num_seeds > 1 else summaries[0]
+
+
+@holds_run_dir  # one writer per run dir, for the run's whole life
+def pretrain_seeds(cfgs: list[Config], *, resume: bool = False) -> list[dict]:
+    """One pre-training per config (seeds of one setting), one program; a summary each."""
+    cfg, seeded = cfgs[0], len(cfgs) > 1
     begin(cfg)
     chunks = math.ceil(cfg.offline.steps / cfg.offline.chunk_length)
     total = chunks * cfg.offline.chunk_length
     granule = f"whole chunks of offline.chunk_length = {cfg.offline.chunk_length}"
     check_budget("offline.steps", cfg.offline.steps, total, granule)
-    checkpointers = open_checkpointers([cfg], resume)
-    setup = setup_pretrain(cfg)
-    cfg, env, agent, loaded = setup.cfg, setup.env, setup.agent, setup.loaded
-    check_memory(agent, env, setup.train, cfg.eval.num_episodes)  # before anything is allocated
-    dataset = data.to_device(setup.train, setup.train["mc_returns"])
-    init_key, rng = jax.random.split(jax.random.PRNGKey(cfg.run.seed))
-    state = OfflineState(agent.init(init_key), rng, 0)
-    meta = {
-        **env_meta(env),
-        "algorithm": cfg.offline.algorithm,
-        "config": to_dict(cfg),
-        "total_gradient_steps": total,
-        "dataset": {
-            "path": str(cfg.offline.dataset),
-            "fingerprint": setup.fingerprint,  # of the file, before the reward transform
-            "size": loaded.size,
-            "train_size": int(dataset.reward.shape[0]),
-            "metadata": loaded.metadata,
-        },
-    }
+    checkpointers = open_checkpointers(cfgs, resume)
+    setups = [setup_pretrain(c) for c in cfgs]  # each seed's own split of the dataset
+    cfg, env, agent, loaded = setups[0].cfg, setups[0].env, setups[0].agent, setups[0].loaded
+    # Before anything is allocated:
+    check_memory(agent, env, setups[0].train, cfg.eval.num_episodes, len(cfgs))
+    datasets = [data.to_device(s.train, s.train["mc_returns"]) for s in setups]
+    dataset = stack_seeds(datasets) if seeded else datasets[0]
+    starts = [jax.random.split(jax.random.PRNGKey(s.cfg.run.seed)) for s in setups]
+    agents = [agent.init(init_key) for init_key, _ in starts]
+    rngs = [rng for _, rng in starts]
+    state = OfflineState(
+        stack_seeds(agents) if seeded else agents[0],
+        jnp.stack(rngs) if seeded else rngs[0],
+        0,
+    )
+    metas = [pretrain_meta(s, d, total) for s, d in zip(setups, datasets, strict=True)]
     loops, state = open_run(
-        [cfg],
+        [s.cfg for s in setups],
         checkpointers,
         resume,
         state,
-        lambda checkpointers, state: restore_offline(checkpointers[0], state, meta),
+        lambda checkpointers, state: restore_offline(checkpointers, state, metas, seeded),
         lambda state: state.gradient_steps,
         total=total,
         label=f"pretrain-{cfg.offline.algorithm}",
@@ -155,57 +174,99 @@ def run_pretrain(cfg: Config, *, resume: bool = False) -> dict:
             cfg.offline.eval_every_steps, cfg.offline.checkpoint_every_steps, "gradient step"
         ),
     )
-    start, run_dir = state.gradient_steps, Path(cfg.run.run_dir)
+    start, run_dirs = state.gradient_steps, [Path(s.cfg.run.run_dir) for s in setups]
     # The held-out slice travels with the agent so fine-tuning can track offline Q/TD error
     # (diagnostics only: no update ever samples it).
-    atomic_write(run_dir / HOLDOUT_FILE, lambda f: np.savez(f, **setup.holdout))
-    evals = read_evals(run_dir, drop=("env_steps",))  # steps: gradient_steps
+    for setup, run_dir in zip(setups, run_dirs, strict=True):
+        atomic_write(run_dir / HOLDOUT_FILE, lambda f, s=setup: np.savez(f, **s.holdout))
+    evals = [read_evals(run_dir, drop=("env_steps",)) for run_dir in run_dirs]
+    seeds = f" x {len(cfgs)} seeds in one program" if seeded else ""
     print(
-        f"[pretrain] {cfg.offline.algorithm} on {env.name}: {loaded.size} transitions "
-        f"({dataset.reward.shape[0]} train), {total} gradient steps"
+        f"[pretrain] {cfg.offline.algorithm} on {env.name}{seeds}: {loaded.size} transitions "
+        f"({datasets[0].reward.shape[0]} train), {total} gradient steps"
         + (f", resumed at {start}" if resume else ""),
         flush=True,
     )
     eval_env = make_eval_env(cfg, env)
     evaluator = make_evaluator(eval_env, agent, cfg.eval.num_episodes, cfg.eval.episode_length)
+    keys = [eval_key(s.cfg) for s in setups]
+    eval_keys = jnp.stack(keys) if seeded else keys[0]
+    if seeded:
+        evaluator = jax.jit(jax.vmap(evaluator))
     videos = None
     if cfg.eval.video_every:
-        videos = EvalVideos(env, agent, run_dir, cfg.eval.video_every, loops[0].logger)
-    run = OfflineRun(loops, total, evaluator, eval_key(cfg), meta, evals, videos)
+        videos = EvalVideos(env, agent, run_dirs[0], cfg.eval.video_every, loops[0].logger)
+    run = OfflineRun(loops, total, evaluator, eval_keys, metas, evals, seeded, videos)
     t0 = time.perf_counter()
     with running(loops):
-        state = run_phase(run, offline_phase(agent, cfg, dataset, total), state)
+        state = run_phase(run, offline_phase(agent, cfg, dataset, total, seeded), state)
+    summaries = [
+        {
+            "run_dir": str(run_dir),
+            "checkpoint": str(run_dir / "checkpoints"),
+            "gradient_steps": total,
+            "evals": evals[k],
+            "final_eval_return": evals[k][-1]["eval_return"] if evals[k] else float("nan"),
+            "target_entropy": agent.target_entropy,
+            "seconds": time.perf_counter() - t0,
+            "state": seed_slice(state.agent, k, seeded),
+        }
+        for k, run_dir in enumerate(run_dirs)
+    ]
+    return summaries
+
+
+def pretrain_meta(setup: Any, dataset: Transition, total: int) -> dict:
+    """What each checkpoint of a seed's pre-training records besides its step and rng."""
+    cfg = setup.cfg
     return {
-        "run_dir": str(run_dir),
-        "checkpoint": str(run_dir / "checkpoints"),
-        "gradient_steps": total,
-        "evals": evals,
-        "final_eval_return": evals[-1]["eval_return"] if evals else float("nan"),
-        "target_entropy": agent.target_entropy,
-        "seconds": time.perf_counter() - t0,
-        "state": state.agent,
+        **env_meta(setup.env),
+        "algorithm": cfg.offline.algorithm,
+        "config": to_dict(cfg),
+        "total_gradient_steps": total,
+        "dataset": {
+            "path": str(cfg.offline.dataset),
+            "fingerprint": setup.fingerprint,  # of the file, before the reward transform
+            "size": setup.loaded.size,
+            "train_size": int(dataset.reward.shape[0]),
+            "metadata": setup.loaded.metadata,
+        },
     }
 
 
-def restore_offline(checkpointer: Checkpointer, state: OfflineState, meta: dict) -> OfflineState:
-    """The newest checkpoint's agent and rng (a damaged newest one falls back to the one
-    before), refused if it was made on other data or with settings a resume may not change;
-    checked before anything in the run dir is written, so a refusal changes nothing."""
-    check_resumable(checkpointer.meta(), meta)
-    restored, saved = checkpointer.restore(state.agent)
-    check_resumable(saved, meta)  # the step restored
-    rng = jnp.asarray(saved["rng"], dtype=state.rng.dtype)
-    return OfflineState(restored, rng, saved["gradient_steps"])
+def restore_offline(
+    checkpointers: list[Checkpointer], state: OfflineState, metas: list[dict], seeded: bool
+) -> OfflineState:
+    """Each seed's newest checkpoint's agent and rng (a damaged newest one falls back to the one
+    before; seeds stopped between their saves resume from the newest step all hold), refused
+    if it was made on other data or with settings a resume may not change; checked before
+    anything in the run dir is written, so a refusal changes nothing."""
+    step = align_seeds(checkpointers) if seeded else None
+    agents, rngs, steps = [], [], set()
+    for k, (checkpointer, meta) in enumerate(zip(checkpointers, metas, strict=True)):
+        check_resumable(checkpointer.meta(step), meta)
+        restored, saved = checkpointer.restore(seed_slice(state.agent, k, seeded), step)
+        check_resumable(saved, meta)  # the step restored
+        agents.append(restored)
+        rngs.append(jnp.asarray(saved["rng"], dtype=state.rng.dtype))
+        steps.add(saved["gradient_steps"])
+    if len(steps) > 1:
+        raise CheckpointError(f"--resume: the seeds' checkpoints are at different steps {steps}")
+    if not seeded:
+        return OfflineState(agents[0], rngs[0], steps.pop())
+    return OfflineState(strong_copy(stack_seeds(agents)), jnp.stack(rngs), steps.pop())
 
 
-def check_memory(agent: Agent, env: envs.Env, train: dict, num_episodes: int) -> None:
+def check_memory(
+    agent: Agent, env: envs.Env, train: dict, num_episodes: int, seeds: int = 1
+) -> None:
     """Refuse a pre-training whose data and state cannot fit, before either is allocated."""
     key = jax.random.PRNGKey(0)
     check_fits(
         {
-            "dataset": data.device_bytes(train),
-            "agent": shape_bytes(lambda: agent.init(key)),
-            "evaluation envs": evaluation_bytes(env, num_episodes),
+            "dataset": seeds * data.device_bytes(train),
+            "agent": seeds * shape_bytes(lambda: agent.init(key)),
+            "evaluation envs": seeds * evaluation_bytes(env, num_episodes),
         },
         "use fewer transitions, lower the network widths or eval.num_episodes",
     )

@@ -73,11 +73,13 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     cfg = _load(args.config, args.overrides, args.resume, "pretrain")
     from wsrl_mjx.pretrain import run_pretrain
 
-    summary = run_pretrain(cfg, resume=args.resume)
-    print(
-        f"done: {summary['gradient_steps']} gradient steps in {summary['seconds']:.0f} s, "
-        f"eval return {summary['final_eval_return']:.2f}; checkpoint in {summary['checkpoint']}"
-    )
+    result = run_pretrain(cfg, resume=args.resume)
+    for summary in result if isinstance(result, list) else [result]:  # one per seed
+        print(
+            f"done: {summary['gradient_steps']} gradient steps in {summary['seconds']:.0f} s, "
+            f"eval return {summary['final_eval_return']:.2f}; checkpoint in "
+            f"{summary['checkpoint']}"
+        )
     return 0
 
 
