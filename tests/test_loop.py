@@ -29,7 +29,6 @@ from wsrl_mjx.environment import make_env
 from wsrl_mjx.logger import read_metrics
 from wsrl_mjx.loops import make_chunk, policy_actions
 from wsrl_mjx.online_system import init_training_state
-from wsrl_mjx.pretrain import run_pretrain
 from wsrl_mjx.replay import buffer_size, make_replay
 from wsrl_mjx.schedule import Schedule, replay_ratio
 from wsrl_mjx.train import run_online
@@ -257,9 +256,11 @@ def test_seeds_resume_from_their_checkpoints(two_seeds, tmp_path, capsys):
 
 
 def test_commands_that_run_one_seed_say_so(tmp_path):
-    cfg = tiny_config(tmp_path, "run.num_seeds=2", "offline.dataset=x.npz")
-    with pytest.raises(ConfigError, match="pretrain runs one seed"):
-        run_pretrain(cfg)
+    from wsrl_mjx.collect import run_collect
+
+    cfg = tiny_config(tmp_path, "run.num_seeds=2")
+    with pytest.raises(ConfigError, match="collect runs one seed"):
+        run_collect(cfg)
     too_many = jax.device_count() + 1  # seeds split over devices need that many
     with pytest.raises(ConfigError, match=f"run.num_devices={too_many}: this process sees"):
         run_online(tiny_config(tmp_path, "run.num_seeds=2", f"run.num_devices={too_many}"))

@@ -477,11 +477,11 @@ def expand_run_dir(cfg: Config, resume: bool = False) -> Config:
 
 
 def check_single_seed(config: Config, command: str) -> None:
-    """run.num_seeds > 1 vmaps online runs (online, finetune); other commands run one seed."""
+    """run.num_seeds > 1 vmaps online, finetune and pretrain runs; the others run one seed."""
     if config.run.num_seeds > 1:
         raise ConfigError(
             f"run.num_seeds={config.run.num_seeds}: {command} runs one seed; several seeds in one "
-            "program are for `online` and `finetune` (or an experiment's seeds)"
+            "program are for `online`, `finetune` and `pretrain` (or an experiment's seeds)"
         )
 
 
