@@ -118,7 +118,10 @@ def pick_medium_by_rollout(
     for step, eval_return, params in nearest:
         arrays, ret = rollout(cfg, env, params, cfg.collect.size, seed)
         candidates.append({"env_steps": step, "eval_return": eval_return, "rollout_return": ret})
-        print(f"[collect] medium candidate at {step}: eval {eval_return:.1f}, rollout {ret:.1f}")
+        print(
+            f"[collect] medium candidate at {step}: eval {eval_return:.1f}, rollout {ret:.1f}",
+            flush=True,
+        )
         if best is None or abs(ret - target) < abs(best["rollout_return"] - target):
             best = {
                 "snapshot": (step, eval_return, params),
