@@ -99,10 +99,16 @@ def medium_return(cfg: Config, env_name: str, snapshots: list) -> float:
     return cfg.collect.medium_fraction * snapshots[-1][1]
 
 
+def trained_snapshots(snapshots: list) -> list:
+    """The snapshots medium may be: after some training (never the random-init actor, whose
+    buffer would be empty) and before the final one (expert)."""
+    return [s for s in snapshots[:-1] if s[0] > 0] or snapshots[-1:]
+
+
 def pick_medium(snapshots: list, target: float) -> tuple[int, float, dict]:
     """The snapshot whose return is nearest `target`, among those taken after some training
     (never the initial random-init actor, whose buffer would be empty)."""
-    trained = [s for s in snapshots[:-1] if s[0] > 0] or snapshots[-1:]
+    trained = trained_snapshots(snapshots)
     return min(trained, key=lambda s: abs(s[1] - target))
 
 
@@ -112,7 +118,7 @@ def pick_medium_by_rollout(
     """`medium`: of the `collect.medium_candidates` snapshots whose evaluation is nearest
     `target`, the one whose rollout (the dataset itself, every episode it completes: >= 100 at
     D4RL's sizes) is nearest it, so one lucky evaluation of a few episodes cannot pick it."""
-    trained = [s for s in snapshots[:-1] if s[0] > 0] or snapshots[-1:]
+    trained = trained_snapshots(snapshots)
     nearest = sorted(trained, key=lambda s: abs(s[1] - target))[: cfg.collect.medium_candidates]
     best, candidates = None, []
     for step, eval_return, params in nearest:

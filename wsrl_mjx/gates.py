@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from wsrl_mjx import scores
+from wsrl_mjx.verdicts import paired_bootstrap
 
 EPISODES = 100  # episodes behind every level
 MARGIN = 10.0  # normalized points between a level and what it must beat
@@ -56,17 +57,9 @@ class Gate:
     detail: str
 
 
-def bootstrap_ci(values: np.ndarray, seed: int = 0, resamples: int = 2000) -> tuple[float, float]:
-    """95% percentile bootstrap CI of the mean."""
-    rng = np.random.default_rng(seed)
-    means = rng.choice(values, (resamples, len(values))).mean(axis=1)
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
-
-
 def level(name: str, env_name: str, returns: np.ndarray, speeds: np.ndarray) -> Level:
     normalized = np.array([scores.normalized_score(env_name, r) for r in returns])
-    low, high = bootstrap_ci(normalized) if len(normalized) else (math.nan, math.nan)
-    mean = float(normalized.mean()) if len(normalized) else math.nan
+    mean, low, high = paired_bootstrap(normalized, reps=2000)  # the project's one bootstrap
     speed = float(speeds.mean()) if len(speeds) else math.nan
     return Level(name, len(returns), mean, low, high, speed)
 
