@@ -5,6 +5,7 @@ One tiny pipeline run (module fixture) feeds most tests, so MJX compiles a handf
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -421,6 +422,39 @@ def test_medium_target_reference_is_a_share_of_the_normalized_range():
     )
     with pytest.raises(ConfigError, match="no reference returns"):
         medium_return(cfg, "PointMass", [])
+
+
+def test_medium_target_d4rl_is_d4rls_own_medium_level_per_task():
+    cfg = Config(collect=CollectConfig(medium_target="d4rl"))
+    for env_name, level in [("Hopper-v5", 44.3), ("Walker2d-v5", 62.1), ("HalfCheetah-v5", 40.7)]:
+        assert normalized_score(env_name, medium_return(cfg, env_name, [])) == pytest.approx(level)
+    # Hopper: the D4RL level is a hopper (1,422), above standing still (1,000) by 13 points.
+    assert medium_return(cfg, "Hopper-v5", []) == pytest.approx(1421.5, abs=0.1)
+    with pytest.raises(ConfigError, match="D4RL has no medium dataset for 'Ant-v5'"):
+        medium_return(cfg, "Ant-v5", [])
+    with pytest.raises(ConfigError, match="no reference returns"):
+        medium_return(cfg, "PointMass", [])
+
+
+def test_expert_is_the_late_candidate_whose_rollout_returns_most(monkeypatch):
+    """An early spike is never an expert candidate; of the final policy and the best evaluated
+    snapshots of the second half, the best rollout wins; a rollout without an ended episode
+    (NaN) never does; expert_candidates=1 is the final policy."""
+    from wsrl_mjx import collect
+
+    rollouts = {"early": 900.0, "a": 250.0, "b": 310.0, "c": 200.0, "d": math.nan, "final": 280.0}
+    monkeypatch.setattr(
+        collect, "rollout", lambda cfg, env, params, size, seed: ({}, rollouts[params])
+    )
+    snapshots = [(0, 0.0, "init"), (10, 500.0, "early"), (60, 300.0, "a"), (70, 290.0, "b")]
+    snapshots += [(80, 100.0, "c"), (90, 400.0, "d"), (100, 260.0, "final")]
+    assert [s[2] for s in collect.expert_candidates(snapshots, 3)] == ["a", "d", "final"]
+    cfg = load_config(None, [*TINY, "collect.expert_candidates=4"])
+    picked = collect.pick_expert_by_rollout(cfg, None, snapshots, seed=0)
+    assert [c["env_steps"] for c in picked["candidates"]] == [60, 70, 90, 100]
+    assert picked["snapshot"][2] == "b" and picked["rollout_return"] == 310.0
+    one = collect.pick_expert_by_rollout(load_config(None, TINY), None, snapshots, seed=0)
+    assert one["snapshot"][2] == "final" and len(one["candidates"]) == 1
 
 
 def test_summary_prints_normalized_scores_where_the_env_has_references(capsys):

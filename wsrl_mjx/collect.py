@@ -1,10 +1,12 @@
 """Make D4RL-style datasets on device: random / medium / medium-replay / expert.
 
 A behaviour SAC agent is trained with the online loop; its actor is snapshotted at every
-evaluation. `medium` rolls out the snapshot whose return is nearest `medium_fraction` x the
-final return, `medium-replay` is everything the replay buffer held up to that snapshot, `expert`
-rolls out the final actor and `random` takes uniform actions. Rollouts are the warmup chunk
-(no updates) writing into a buffer sized to the request.
+evaluation. `medium` rolls out the snapshot whose return is nearest a target (`medium_target`:
+a share of the final return or of the normalized range, or D4RL's own medium level), judged by
+the whole rollout among `medium_candidates` snapshots; `medium-replay` is everything the replay
+buffer held up to that snapshot; `expert` rolls out the best of `expert_candidates` late
+snapshots by rollout (the final actor by default); `random` takes uniform actions. Rollouts are
+the warmup chunk (no updates) writing into a buffer sized to the request.
 """
 
 from __future__ import annotations
@@ -86,17 +88,26 @@ def rollout(
 
 
 def medium_return(cfg: Config, env_name: str, snapshots: list) -> float:
-    """The return `medium` aims at: medium_fraction x the final return, or with
-    collect.medium_target=reference that share of the env's normalized range."""
-    if cfg.collect.medium_target == "reference":
-        refs = scores.references(env_name)
-        if refs is None or refs.metric != "return":  # AntMaze's are for the success rate
-            raise ConfigError(
-                f"collect.medium_target=reference: env {env_name!r} has no reference returns "
-                f"(wsrl_mjx.scores has {', '.join(sorted(scores.D4RL_REFERENCES))}); use final"
-            )
+    """The return `medium` aims at: medium_fraction x the final return; with
+    collect.medium_target=reference that share of the env's normalized range; with d4rl the
+    level of D4RL's own medium dataset for the env."""
+    target = cfg.collect.medium_target
+    if target == "final":
+        return cfg.collect.medium_fraction * snapshots[-1][1]
+    refs = scores.references(env_name)
+    if refs is None or refs.metric != "return":  # AntMaze's are for the success rate
+        raise ConfigError(
+            f"collect.medium_target={target}: env {env_name!r} has no reference returns "
+            f"(wsrl_mjx.scores has {', '.join(sorted(scores.D4RL_REFERENCES))}); use final"
+        )
+    if target == "reference":
         return scores.return_at(env_name, 100.0 * cfg.collect.medium_fraction)
-    return cfg.collect.medium_fraction * snapshots[-1][1]
+    if env_name not in scores.D4RL_MEDIUM_SCORES:
+        raise ConfigError(
+            f"collect.medium_target=d4rl: D4RL has no medium dataset for {env_name!r} "
+            f"(it has {', '.join(sorted(scores.D4RL_MEDIUM_SCORES))}); use reference or final"
+        )
+    return scores.return_at(env_name, scores.D4RL_MEDIUM_SCORES[env_name])
 
 
 def trained_snapshots(snapshots: list) -> list:
@@ -112,29 +123,54 @@ def pick_medium(snapshots: list, target: float) -> tuple[int, float, dict]:
     return min(trained, key=lambda s: abs(s[1] - target))
 
 
-def pick_medium_by_rollout(
-    cfg: Config, env: envs.Env, snapshots: list, target: float, seed: int
-) -> dict:
-    """`medium`: of the `collect.medium_candidates` snapshots whose evaluation is nearest
-    `target`, the one whose rollout (the dataset itself, every episode it completes: >= 100 at
-    D4RL's sizes) is nearest it, so one lucky evaluation of a few episodes cannot pick it."""
-    trained = trained_snapshots(snapshots)
-    nearest = sorted(trained, key=lambda s: abs(s[1] - target))[: cfg.collect.medium_candidates]
-    best, candidates = None, []
-    for step, eval_return, params in nearest:
+def best_rollout(cfg: Config, env: envs.Env, kind: str, candidates: list, loss, seed: int) -> dict:
+    """Roll out every candidate snapshot (the dataset itself: every episode it completes, >= 100
+    at D4RL's sizes) and keep the one whose rollout return has the smallest `loss`, so one lucky
+    evaluation of a few episodes cannot pick it. A NaN return (no episode ended) never wins."""
+
+    def worse(ret: float) -> float:
+        return math.inf if math.isnan(ret) else loss(ret)
+
+    best, tried = None, []
+    for step, eval_return, params in candidates:
         arrays, ret = rollout(cfg, env, params, cfg.collect.size, seed)
-        candidates.append({"env_steps": step, "eval_return": eval_return, "rollout_return": ret})
+        tried.append({"env_steps": step, "eval_return": eval_return, "rollout_return": ret})
         print(
-            f"[collect] medium candidate at {step}: eval {eval_return:.1f}, rollout {ret:.1f}",
+            f"[collect] {kind} candidate at {step}: eval {eval_return:.1f}, rollout {ret:.1f}",
             flush=True,
         )
-        if best is None or abs(ret - target) < abs(best["rollout_return"] - target):
+        if best is None or worse(ret) < worse(best["rollout_return"]):
             best = {
                 "snapshot": (step, eval_return, params),
                 "arrays": arrays,
                 "rollout_return": ret,
             }
-    return {**best, "candidates": candidates}
+    return {**best, "candidates": tried}
+
+
+def pick_medium_by_rollout(
+    cfg: Config, env: envs.Env, snapshots: list, target: float, seed: int
+) -> dict:
+    """`medium`: of the `collect.medium_candidates` snapshots whose evaluation is nearest
+    `target`, the one whose rollout return is nearest it."""
+    trained = trained_snapshots(snapshots)
+    nearest = sorted(trained, key=lambda s: abs(s[1] - target))[: cfg.collect.medium_candidates]
+    return best_rollout(cfg, env, "medium", nearest, lambda ret: abs(ret - target), seed)
+
+
+def expert_candidates(snapshots: list, count: int) -> list:
+    """The final snapshot and the `count` - 1 best evaluated others of the run's second half,
+    in the order they were taken (trained as far as the run went, not an early spike)."""
+    final = snapshots[-1]
+    late = [s for s in snapshots[:-1] if s[0] >= final[0] / 2]
+    best = sorted(late, key=lambda s: -s[1])[: count - 1]
+    return sorted(best, key=lambda s: s[0]) + [final]
+
+
+def pick_expert_by_rollout(cfg: Config, env: envs.Env, snapshots: list, seed: int) -> dict:
+    """`expert`: of `expert_candidates(...)`, the one whose rollout returns most."""
+    candidates = expert_candidates(snapshots, cfg.collect.expert_candidates)
+    return best_rollout(cfg, env, "expert", candidates, lambda ret: -ret, seed)
 
 
 def run_collect(cfg: Config, *, resume: bool = False) -> dict:
@@ -174,13 +210,12 @@ def run_collect(cfg: Config, *, resume: bool = False) -> dict:
     for i, kind in enumerate(kinds):
         seed = cfg.run.seed + 100 * (i + 1)
         meta = {**base_meta, "method": kind}
-        if kind in ("random", "expert"):  # a rollout: one compiled chunk, silent until done
+        if kind == "random":  # a rollout: one compiled chunk, silent until done
             print(
-                f"[collect] {kind}: rolling out {cfg.collect.size} transitions with "
+                f"[collect] random: rolling out {cfg.collect.size} transitions with "
                 f"{cfg.collect.num_envs} envs (compiling, then one chunk) ...",
                 flush=True,
             )
-        if kind == "random":
             arrays, ret = rollout(cfg, env, None, cfg.collect.size, seed)
             meta.update(behaviour_return=ret)
         elif kind == "medium-replay":
@@ -199,9 +234,11 @@ def run_collect(cfg: Config, *, resume: bool = False) -> dict:
             meta.update(behaviour_return=eval_ret, rollout_return=ret, snapshot_env_steps=step)
             meta.update(target_return=target, medium_candidates=medium["candidates"])
         else:
-            step, eval_ret, params = behaviour["snapshots"][-1]
-            arrays, ret = rollout(cfg, env, params, cfg.collect.size, seed)
+            expert = pick_expert_by_rollout(cfg, env, behaviour["snapshots"], seed)
+            step, eval_ret, _ = expert["snapshot"]
+            arrays, ret = expert["arrays"], expert["rollout_return"]
             meta.update(behaviour_return=eval_ret, rollout_return=ret, snapshot_env_steps=step)
+            meta.update(expert_candidates=expert["candidates"])
         path = save_dataset(out_dir / f"{env.name}-{kind}.npz", arrays, meta)
         written[kind] = {"path": str(path), "size": len(arrays["rewards"]), **meta}
         if cfg.collect.format == "minari":

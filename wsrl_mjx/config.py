@@ -153,12 +153,16 @@ class CollectConfig:
     size: int = 20_000  # transitions per collection (medium-replay: what the buffer held)
     num_envs: int = 16  # parallel envs while collecting
     medium_fraction: float = 0.4  # medium = snapshot whose eval return is nearest this x final
-    # What medium_fraction is a fraction of: "final" (the behaviour run's final return) or
-    # "reference" (the env's normalized range, wsrl_mjx.scores: D4RL's medium is ~1/3 of expert).
-    medium_target: str = choice("final", "final", "reference")
+    # What medium aims at: "final" (medium_fraction x the behaviour run's final return),
+    # "reference" (medium_fraction of the env's normalized range) or "d4rl" (the normalized score
+    # of D4RL's own medium dataset for the env, wsrl_mjx.scores.D4RL_MEDIUM_SCORES).
+    medium_target: str = choice("final", "final", "reference", "d4rl")
     # medium: of this many snapshots nearest the target by their evaluation, the one whose
     # rollout (the whole dataset's episodes) is nearest it; 1 = the nearest by evaluation.
     medium_candidates: int = 1
+    # expert: of this many snapshots from the run's second half with the best evaluations (the
+    # final policy always among them), the one whose rollout returns most; 1 = the final policy.
+    expert_candidates: int = 1
     behaviour_env_steps: int | None = None  # behaviour SAC budget; None = online.total_env_steps
     pretrain_on: str = "medium"  # which collection `pipeline` pre-trains on
     # "minari": each .npz is also written as a Minari dataset wsrl-mjx/<env>/<kind>-v0 under
@@ -403,6 +407,7 @@ RANGES = {
     "run.checkpoint_every_env_steps": _positive,
     "run.keep_checkpoints": _positive,
     "collect.medium_candidates": _positive,
+    "collect.expert_candidates": _positive,
     "run.num_devices": _positive,
     "run.num_seeds": _positive,
     # Seeds become 32-bit PRNG keys and native reset seeds, plus offsets (evaluation +10,000,
