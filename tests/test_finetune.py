@@ -20,7 +20,7 @@ from wsrl_mjx import data
 from wsrl_mjx.agents.sac import make_sac
 from wsrl_mjx.bridge import restore_pretrained
 from wsrl_mjx.checkpoint import Checkpointer, CheckpointError
-from wsrl_mjx.collect import medium_return, pick_medium
+from wsrl_mjx.collect import medium_return, pick_medium, trained_snapshots
 from wsrl_mjx.config import CollectConfig, Config, ConfigError, load_config
 from wsrl_mjx.finetune import plan_finetune, run_finetune
 from wsrl_mjx.loops import Aux, guided_actions, mixed_sampler, replay_sampler
@@ -411,6 +411,18 @@ def test_medium_snapshot_is_nearest_the_target_and_never_the_initial_actor():
     assert pick_medium(snapshots, 4.0)[2] == "b"
     assert pick_medium(snapshots, 0.0)[2] == "a"  # not the random-init actor at step 0
     assert pick_medium(snapshots[:1] + snapshots[-1:], 4.0)[2] == "end"
+
+
+def test_an_early_stopped_medium_is_picked_before_the_run_first_holds_the_target():
+    """With medium_window=2, snapshots after the first two evaluations averaging >= the target
+    are out, however near the target a later dip is; the final one is never medium."""
+    snapshots = [(0, 0.0, "i"), (10, 50.0, "a"), (20, 120.0, "b"), (30, 70.0, "c")]
+    snapshots += [(40, 140.0, "d"), (50, 160.0, "e"), (60, 100.0, "dip"), (70, 300.0, "end")]
+    # (70 + 140) / 2 = 105 >= 100 first at the 4th evaluation: a..d remain.
+    assert [s[2] for s in trained_snapshots(snapshots, 100.0, 2)] == ["a", "b", "c", "d"]
+    assert pick_medium(snapshots, 100.0, window=2)[2] == "b"
+    assert pick_medium(snapshots, 100.0)[2] == "dip"  # no window: the late dip
+    assert [s[2] for s in trained_snapshots(snapshots, 1e9, 2)] == [s[2] for s in snapshots[1:-1]]
 
 
 def test_medium_target_reference_is_a_share_of_the_normalized_range():

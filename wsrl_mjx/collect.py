@@ -110,16 +110,22 @@ def medium_return(cfg: Config, env_name: str, snapshots: list) -> float:
     return scores.return_at(env_name, scores.D4RL_MEDIUM_SCORES[env_name])
 
 
-def trained_snapshots(snapshots: list) -> list:
+def trained_snapshots(snapshots: list, target: float | None = None, window: int = 0) -> list:
     """The snapshots medium may be: after some training (never the random-init actor, whose
-    buffer would be empty) and before the final one (expert)."""
+    buffer would be empty) and before the final one (expert); with a `window`, only those up to
+    the first `window` consecutive evaluations whose mean reaches `target` (early stopping)."""
+    if window:
+        returns = [s[1] for s in snapshots]
+        for end in range(window, len(snapshots) + 1):
+            if np.mean(returns[end - window : end]) >= target:
+                snapshots = snapshots[:end] + snapshots[-1:]  # the final one stays expert's
+                break
     return [s for s in snapshots[:-1] if s[0] > 0] or snapshots[-1:]
 
 
-def pick_medium(snapshots: list, target: float) -> tuple[int, float, dict]:
-    """The snapshot whose return is nearest `target`, among those taken after some training
-    (never the initial random-init actor, whose buffer would be empty)."""
-    trained = trained_snapshots(snapshots)
+def pick_medium(snapshots: list, target: float, window: int = 0) -> tuple[int, float, dict]:
+    """The snapshot whose return is nearest `target`, among `trained_snapshots`."""
+    trained = trained_snapshots(snapshots, target, window)
     return min(trained, key=lambda s: abs(s[1] - target))
 
 
@@ -153,7 +159,7 @@ def pick_medium_by_rollout(
 ) -> dict:
     """`medium`: of the `collect.medium_candidates` snapshots whose evaluation is nearest
     `target`, the one whose rollout return is nearest it."""
-    trained = trained_snapshots(snapshots)
+    trained = trained_snapshots(snapshots, target, cfg.collect.medium_window)
     nearest = sorted(trained, key=lambda s: abs(s[1] - target))[: cfg.collect.medium_candidates]
     return best_rollout(cfg, env, "medium", nearest, lambda ret: abs(ret - target), seed)
 
@@ -206,7 +212,8 @@ def run_collect(cfg: Config, *, resume: bool = False) -> dict:
             seed = cfg.run.seed + 100 * (slot + 1)  # the seed medium's rollout always had
             medium = pick_medium_by_rollout(cfg, env, behaviour["snapshots"], target, seed)
         else:  # medium-replay alone, picked by the evaluations
-            medium = {"snapshot": pick_medium(behaviour["snapshots"], target)}
+            window = cfg.collect.medium_window
+            medium = {"snapshot": pick_medium(behaviour["snapshots"], target, window)}
     for i, kind in enumerate(kinds):
         seed = cfg.run.seed + 100 * (i + 1)
         meta = {**base_meta, "method": kind}

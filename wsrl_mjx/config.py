@@ -160,6 +160,10 @@ class CollectConfig:
     # medium: of this many snapshots nearest the target by their evaluation, the one whose
     # rollout (the whole dataset's episodes) is nearest it; 1 = the nearest by evaluation.
     medium_candidates: int = 1
+    # D4RL's medium is an early-stopped SAC: with k > 0, medium is only picked among snapshots
+    # taken up to the first k consecutive evaluations that average at or above the target (so
+    # medium-replay is the run's first part, not a late dip of a near-expert); 0 = any snapshot.
+    medium_window: int = 0
     # expert: of this many snapshots from the run's second half with the best evaluations (the
     # final policy always among them), the one whose rollout returns most; 1 = the final policy.
     expert_candidates: int = 1
@@ -408,6 +412,7 @@ RANGES = {
     "run.keep_checkpoints": _positive,
     "collect.medium_candidates": _positive,
     "collect.expert_candidates": _positive,
+    "collect.medium_window": (lambda v: v >= 0, ">= 0"),
     "run.num_devices": _positive,
     "run.num_seeds": _positive,
     # Seeds become 32-bit PRNG keys and native reset seeds, plus offsets (evaluation +10,000,
