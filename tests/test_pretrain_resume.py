@@ -157,3 +157,50 @@ def test_seeds_pretrain_as_one_program_like_each_alone_and_resume(tmp_path, monk
     resumed = run_pretrain(cfg("killed", "run.num_seeds=2", "run.seed=3"), resume=True)
     for k in range(2):
         assert leaves_equal(resumed[k]["state"], both[k]["state"])
+
+
+def evals_of(scores, qs, every=10):
+    return [
+        {"gradient_steps": every * (i + 1), "eval_return": s, "eval_offline_q": q}
+        for i, (s, q) in enumerate(zip(scores, qs, strict=True))
+    ]
+
+
+def test_the_plateau_rule_reads_score_and_held_out_q_over_two_windows():
+    from wsrl_mjx.config import OfflineConfig
+    from wsrl_mjx.pretrain import plateaued
+
+    rule = OfflineConfig(plateau_from=40, plateau_window=2, plateau_score=3.0, plateau_q=0.1)
+    flat = evals_of([10, 20, 30, 31, 32, 31], [50, 80, 99, 100, 104, 105])
+    assert plateaued(rule, "PointMass", [flat])  # scores 31.5 vs 31.5; Q 100 -> 105 (5 %)
+    assert not plateaued(rule, "PointMass", [flat[:3]])  # fewer than two windows
+    assert not plateaued(dataclasses.replace(rule, plateau_from=70), "PointMass", [flat])
+    assert not plateaued(dataclasses.replace(rule, plateau_from=0), "PointMass", [flat])  # off
+    rising_q = evals_of([10, 20, 30, 31, 32, 31], [50, 80, 99, 100, 104, 120])  # 100 -> 120
+    assert not plateaued(rule, "PointMass", [rising_q])
+    rising_score = evals_of([10, 20, 30, 31, 36, 38], [50, 80, 99, 100, 104, 105])
+    assert not plateaued(rule, "PointMass", [rising_score])
+    # Several seeds: the means over seeds decide; a seed without held-out Q never plateaus.
+    other = evals_of([12, 18, 28, 33, 30, 33], [52, 78, 101, 100, 106, 105])
+    assert plateaued(rule, "PointMass", [flat, other])
+    no_q = [{k: v for k, v in r.items() if k != "eval_offline_q"} for r in flat]
+    assert not plateaued(rule, "PointMass", [flat, no_q])
+    # Where the env has references, the score is normalized (3 points of D4RL's Hopper range
+    # are ~98 return): returns moving by 30 are a plateau there.
+    hopper = evals_of([900, 1000, 1100, 1160, 1130, 1190], [50, 80, 99, 100, 104, 105])
+    assert plateaued(rule, "Hopper-v5", [hopper]) and not plateaued(rule, "PointMass", [hopper])
+
+
+def test_a_pretraining_that_plateaus_stops_there_with_a_checkpoint(tmp_path):
+    """Tolerances no run can miss stop the run at the first evaluation the rule may read; the
+    held-out Q is in every evaluation record; fine-tuning restores the last checkpoint."""
+    dataset = random_dataset(tmp_path / "ds.npz")
+    overrides = [*PRETRAIN, f"offline.dataset={dataset}", f"run.run_dir={tmp_path / 'run'}"]
+    overrides += ["offline.eval_every_steps=25", "offline.plateau_from=50"]
+    overrides += ["offline.plateau_window=1", "offline.plateau_score=1e9", "offline.plateau_q=1e9"]
+    summary = run_pretrain(load_config(None, overrides))
+    assert summary["gradient_steps"] == 50  # evaluations at 25, 50: the rule may read 50
+    evals = [r for r in read_metrics(tmp_path / "run") if r["phase"] == "eval"]
+    assert [r["gradient_steps"] for r in evals] == [25, 50]
+    assert all(np.isfinite(r["eval_offline_q"]) and r["eval_offline_td"] >= 0 for r in evals)
+    assert Checkpointer(tmp_path / "run" / "checkpoints").latest_step() == 50

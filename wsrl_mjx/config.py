@@ -122,6 +122,15 @@ class OfflineConfig:
     chunk_length: int = 500  # gradient steps per compiled chunk
     eval_every_steps: int = 5_000
     checkpoint_every_steps: int = 5_000  # gradient steps; `pretrain --resume` continues from it
+    # Stop before offline.steps once score and held-out Q plateau (0 = never): at the first
+    # evaluation at or after this step where the mean score (normalized where the env has
+    # references) of the last plateau_window evaluations is within plateau_score of the window
+    # before, and the mean held-out Q moved by less than plateau_q (a share) over the window.
+    # With several seeds in one program the rule reads the means over seeds.
+    plateau_from: int = 0
+    plateau_window: int = 3
+    plateau_score: float = 3.0
+    plateau_q: float = 0.1
     holdout_fraction: float = 0.05  # held-out offline batch for the online diagnostics
     max_target_backup: bool = True
     cql_num_actions: int = 10  # per source: uniform, pi(s), pi(s')
@@ -397,6 +406,10 @@ RANGES = {
     "offline.steps": _positive,
     "offline.chunk_length": _positive,
     "offline.eval_every_steps": _positive,
+    "offline.plateau_from": (lambda v: v >= 0, ">= 0"),
+    "offline.plateau_window": _positive,
+    "offline.plateau_score": (lambda v: v >= 0, ">= 0"),
+    "offline.plateau_q": (lambda v: v >= 0, ">= 0"),
     "offline.checkpoint_every_steps": _positive,
     "offline.holdout_fraction": _open_unit,
     "offline.cql_num_actions": _positive,
@@ -592,6 +605,10 @@ def check_seeds_share(cfgs: list[Config]) -> None:
 # dataset's fingerprint still names the data). Everything else is not pre-training's business.
 PRETRAIN_RESUME_MAY_CHANGE = {
     "offline.steps",
+    "offline.plateau_from",
+    "offline.plateau_window",
+    "offline.plateau_score",
+    "offline.plateau_q",
     "offline.eval_every_steps",
     "offline.checkpoint_every_steps",
     "offline.dataset",

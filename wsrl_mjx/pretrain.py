@@ -18,12 +18,13 @@ import jax.numpy as jnp
 import numpy as np
 
 import envs
-from wsrl_mjx import data
+from wsrl_mjx import data, scores
 from wsrl_mjx.agents.base import Agent
 from wsrl_mjx.checkpoint import Checkpointer, CheckpointError
 from wsrl_mjx.config import (
     RESUME_MAY_CHANGE,
     Config,
+    OfflineConfig,
     check_budget,
     check_resume_settings,
     seed_configs,
@@ -63,10 +64,16 @@ class OfflineState:
 
 
 def offline_phase(
-    agent: Agent, cfg: Config, dataset: Transition, total: int, seeded: bool = False
+    agent: Agent,
+    cfg: Config,
+    dataset: Transition,
+    total: int,
+    seeded: bool = False,
+    converged: Callable[[], bool] | None = None,
 ) -> Phase:
     """CQL/CalQL/IQL updates on minibatches of `dataset` (held on device; one per seed with
-    `seeded`) in whole chunks of offline.chunk_length gradient steps, until `total`."""
+    `seeded`) in whole chunks of offline.chunk_length gradient steps, until `total` or until
+    `converged()` says so after an evaluation."""
     length = cfg.offline.chunk_length
     compiled = make_offline_chunk(
         agent, length=length, batch_size=cfg.agent.batch_size, seeded=seeded
@@ -76,7 +83,31 @@ def offline_phase(
         agent_state, rng, metrics = compiled(state.agent, state.rng, dataset)
         return OfflineState(agent_state, rng, state.gradient_steps + length), metrics
 
-    return Phase("pretrain", chunk, end=total, timer="pretrain_s")
+    return Phase("pretrain", chunk, end=total, timer="pretrain_s", converged=converged)
+
+
+def plateaued(offline: OfflineConfig, env_name: str, seed_evals: list[list[dict]]) -> bool:
+    """offline.plateau_*'s stopping rule on the evaluations so far (means over seeds): from
+    plateau_from on, the last plateau_window scores' mean within plateau_score of the window's
+    before, and the held-out Q moved by less than a plateau_q share over the last window."""
+    window, count = offline.plateau_window, min(len(e) for e in seed_evals)
+    if not offline.plateau_from or count < 2 * window:
+        return False
+    if seed_evals[0][count - 1]["gradient_steps"] < offline.plateau_from:
+        return False
+
+    def mean_over_seeds(value: Callable[[dict], float | None]) -> np.ndarray:
+        rows = [[value(r) for r in evals[:count]] for evals in seed_evals]
+        return np.mean(np.asarray(rows, dtype=float), axis=0)  # None -> NaN: never plateaus
+
+    def score(record: dict) -> float | None:
+        normalized = scores.normalized_of(env_name, record, prefix="eval_")
+        return record.get("eval_return") if normalized is None else normalized
+
+    score_means, q = mean_over_seeds(score), mean_over_seeds(lambda r: r.get("eval_offline_q"))
+    score_moved = abs(score_means[-window:].mean() - score_means[-2 * window : -window].mean())
+    q_moved = abs(q[-1] - q[-1 - window]) / max(abs(q[-1 - window]), 1e-8)
+    return bool(score_moved <= offline.plateau_score and q_moved < offline.plateau_q)
 
 
 @dataclass
@@ -93,6 +124,7 @@ class OfflineRun:
     evals: list[list[dict]]
     seeded: bool = False
     videos: EvalVideos | None = None  # eval.video_every (in gradient steps; the first seed)
+    diagnose: Callable | None = None  # (agent state, eval keys) -> held-out Q and TD error
 
     def step(self, state: OfflineState) -> int:
         return state.gradient_steps
@@ -105,7 +137,10 @@ class OfflineRun:
             loop.record(steps, steps, phase.name, summary, _gradient_rate)
 
     def evaluate(self, state: OfflineState, step: int, label: str) -> None:
-        results = jax.device_get(self.evaluator(state.agent.actor.params, self.eval_keys))
+        results = self.evaluator(state.agent.actor.params, self.eval_keys)
+        if self.diagnose is not None:  # the held-out rows fine-tuning tracks, from the start
+            results = {**results, **self.diagnose(state.agent, self.eval_keys)}
+        results = jax.device_get(results)
         for k, loop in enumerate(self.loops):
             result = seed_slice(results, k, self.seeded)
             record = {"gradient_steps": step, **{f"eval_{n}": float(v) for n, v in result.items()}}
@@ -196,15 +231,25 @@ def pretrain_seeds(cfgs: list[Config], *, resume: bool = False) -> list[dict]:
     videos = None
     if cfg.eval.video_every:
         videos = EvalVideos(env, agent, run_dirs[0], cfg.eval.video_every, loops[0].logger)
-    run = OfflineRun(loops, total, evaluator, eval_keys, metas, evals, seeded, videos)
+    diagnose = held_out_diagnostics(agent, [s.holdout for s in setups], cfg.finetune.holdout_rows)
+    run = OfflineRun(loops, total, evaluator, eval_keys, metas, evals, seeded, videos, diagnose)
     t0 = time.perf_counter()
     with running(loops):
-        state = run_phase(run, offline_phase(agent, cfg, dataset, total, seeded), state)
+        phase = offline_phase(
+            agent, cfg, dataset, total, seeded, lambda: plateaued(cfg.offline, env.name, evals)
+        )
+        state = run_phase(run, phase, state)
+    if state.gradient_steps < total:
+        print(
+            f"[pretrain] score and held-out Q plateaued (offline.plateau_*): stopped at "
+            f"{state.gradient_steps} of {total} gradient steps",
+            flush=True,
+        )
     summaries = [
         {
             "run_dir": str(run_dir),
             "checkpoint": str(run_dir / "checkpoints"),
-            "gradient_steps": total,
+            "gradient_steps": state.gradient_steps,
             "evals": evals[k],
             "final_eval_return": evals[k][-1]["eval_return"] if evals[k] else float("nan"),
             "target_entropy": agent.target_entropy,
@@ -214,6 +259,18 @@ def pretrain_seeds(cfgs: list[Config], *, resume: bool = False) -> list[dict]:
         for k, run_dir in enumerate(run_dirs)
     ]
     return summaries
+
+
+def held_out_diagnostics(agent: Agent, holdouts: list[dict], rows: int) -> Callable:
+    """(agent state, eval keys) -> Q and TD error on the first `rows` held-out rows of each
+    seed: the rows fine-tuning tracks, so the probe reads the same from pre-training on."""
+    batches = [{k: v[:rows] for k, v in h.items()} for h in holdouts]
+    batches = [data.to_device(b, b["mc_returns"]) for b in batches]
+    if len(batches) == 1:
+        probe = jax.jit(agent.diagnostics)
+        return lambda agent_state, key: probe(agent_state, batches[0], key)
+    probe, stacked = jax.jit(jax.vmap(agent.diagnostics)), stack_seeds(batches)
+    return lambda agent_state, keys: probe(agent_state, stacked, keys)
 
 
 def pretrain_meta(setup: Any, dataset: Transition, total: int) -> dict:

@@ -36,7 +36,8 @@ class Phase:
     """One phase: `chunk(state) -> (state, device metrics)` until the run's step reaches `end`.
 
     `timer` names the run's time total it adds to; a phase with `evaluate_at_end` (the warmup)
-    is evaluated once when it ends, labelled `eval_label` (default: `name`)."""
+    is evaluated once when it ends, labelled `eval_label` (default: `name`); `converged()`, asked
+    after each evaluation, ends the run there (checkpointed) before `end`."""
 
     name: str
     chunk: Callable[[Any], tuple[Any, Any]]
@@ -44,6 +45,7 @@ class Phase:
     timer: str
     evaluate_at_end: bool = False
     eval_label: str = ""
+    converged: Callable[[], bool] | None = None
 
 
 class Run(Protocol):
@@ -74,10 +76,14 @@ def run_phase(run: Run, phase: Phase, state: Any) -> Any:
         step = run.step(state)
         finished = step >= run.total
         ended = phase.evaluate_at_end and step >= phase.end
+        converged = False
         if loop.eval_due(step, force=finished or ended):
             run.evaluate(state, step, phase.eval_label or phase.name)
-        if loop.checkpoint_due(step, force=finished):
+            converged = phase.converged is not None and phase.converged()
+        if loop.checkpoint_due(step, force=finished or converged):
             run.save(state, step)
+        if converged:
+            break
         if not finished:
             loop.stop_if_requested(step)
     return state
