@@ -146,7 +146,8 @@ def test_workers_must_be_positive(tmp_path):
 
 
 def test_vmap_seeds_groups_each_methods_fresh_seeds_into_one_program(jobs, monkeypatch):
-    """--vmap-seeds: per method, the pre-trainings it needs (each once), then one program over
+    """--vmap-seeds: per method, the pre-trainings it needs (each once, its seeds in one
+    program), then one program over
     its seeds not finished yet; a method with a killed seed beside a fresh one runs seed by
     seed; finished seeds are left alone. --seed-devices 3: the 2 seeds go over the 2 devices
     that divide them."""
@@ -163,8 +164,18 @@ def test_vmap_seeds_groups_each_methods_fresh_seeds_into_one_program(jobs, monke
         programs.append(([c.run.seed for c in cfgs], resume, {c.run.num_devices for c in cfgs}))
         return [{"run_dir": c.run.run_dir} for c in cfgs]
 
+    pretrain_programs = []
+
+    def fake_pretrain_seeds(cfgs, resume):
+        job_of = {str(j.run_dir): j for j in jobs}
+        names = [(job_of[c.run.run_dir].name, c.run.seed) for c in cfgs]
+        pretrain_programs.append((names, resume))
+        ran.extend(("pretrain", name, seed) for name, seed in names)
+        return [{"run_dir": c.run.run_dir} for c in cfgs]
+
     monkeypatch.setattr(experiment, "run_job", fake_job)
     monkeypatch.setattr(experiment, "run_finetune_seeds", fake_seeds)
+    monkeypatch.setattr(experiment, "pretrain_seeds", fake_pretrain_seeds)
     by_name = {(j.kind, j.name, j.seed): j for j in jobs}
     done = by_name[("finetune", "calql", 0)].run_dir
     done.mkdir(parents=True)
@@ -181,6 +192,11 @@ def test_vmap_seeds_groups_each_methods_fresh_seeds_into_one_program(jobs, monke
             after = by_name[(kind, name, seed)].after
             assert any(by_name[p].run_dir == after for p in ran[: ran.index((kind, name, seed))])
     assert programs == [([0, 1], False, {2})]  # wsrl's two fresh seeds: one program
+    # Each pre-training setting's two fresh seeds: one program too, before its first method.
+    assert [names for names, _ in pretrain_programs] == [
+        [(name, 0), (name, 1)] for name in dict.fromkeys(r[1] for r in pretrain)
+    ]
+    assert not any(resume for _, resume in pretrain_programs)
     assert ("finetune", "calql", 1) in ran and ("finetune", "calql", 0) not in ran
     assert {("finetune", "iql", 0), ("finetune", "iql", 1)} <= set(ran)  # killed + fresh
     for seed in (0, 1):  # the program's runs are recorded finished
@@ -194,6 +210,7 @@ def test_vmap_seeds_keeps_online_calql_on_one_device(jobs, monkeypatch):
 
     programs = []
     monkeypatch.setattr(experiment, "run_job", lambda job: {})
+    monkeypatch.setattr(experiment, "pretrain_seeds", lambda cfgs, resume: [{} for _ in cfgs])
     monkeypatch.setattr(
         experiment,
         "run_finetune_seeds",

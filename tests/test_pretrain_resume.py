@@ -198,9 +198,14 @@ def test_a_pretraining_that_plateaus_stops_there_with_a_checkpoint(tmp_path):
     overrides = [*PRETRAIN, f"offline.dataset={dataset}", f"run.run_dir={tmp_path / 'run'}"]
     overrides += ["offline.eval_every_steps=25", "offline.plateau_from=50"]
     overrides += ["offline.plateau_window=1", "offline.plateau_score=1e9", "offline.plateau_q=1e9"]
-    summary = run_pretrain(load_config(None, overrides))
+    cfg = load_config(None, overrides)
+    summary = run_pretrain(cfg)
     assert summary["gradient_steps"] == 50  # evaluations at 25, 50: the rule may read 50
     evals = [r for r in read_metrics(tmp_path / "run") if r["phase"] == "eval"]
     assert [r["gradient_steps"] for r in evals] == [25, 50]
     assert all(np.isfinite(r["eval_offline_q"]) and r["eval_offline_td"] >= 0 for r in evals)
     assert Checkpointer(tmp_path / "run" / "checkpoints").latest_step() == 50
+    # Recorded finished at 50, so fine-tuning takes it (an unfinished one is refused).
+    agent = make_sac(cfg.agent, 4, 2)
+    _, meta = restore_pretrained(tmp_path / "run", agent, "PointMass")
+    assert meta["plateaued_at"] == meta["total_gradient_steps"] == meta["gradient_steps"] == 50

@@ -61,7 +61,7 @@ from wsrl_mjx.logger import read_metrics
 from wsrl_mjx.methods import check_registered, online_mc_bound
 from wsrl_mjx.pipeline import collect
 from wsrl_mjx.plots import plot_groups
-from wsrl_mjx.pretrain import run_pretrain
+from wsrl_mjx.pretrain import pretrain_seeds, run_pretrain
 from wsrl_mjx.rundir import atomic_write, git_commit
 from wsrl_mjx.scores import normalized_of, references
 
@@ -282,9 +282,26 @@ def run_job(job: Job) -> dict:
     return _once(job.run_dir, lambda: run_finetune(job.cfg, resume=resume))
 
 
+def run_pretrain_group(jobs: list[Job]) -> None:
+    """The pre-trainings of one setting not finished yet, as one vmapped program over their
+    seeds (`pretrain_seeds`) when all start fresh or all resume; otherwise one at a time."""
+    group = [job for job in jobs if not (job.run_dir / DONE_FILE).is_file()]
+    killed = [has_checkpoint(j.run_dir) for j in group]
+    if len(group) < 2 or len(set(killed)) > 1:
+        for job in jobs:
+            run_job(job)
+        return
+    seeds = [j.seed for j in group]
+    print(f"[experiment] {group[0].name} seeds {seeds} in one program", flush=True)
+    summaries = pretrain_seeds([j.cfg for j in group], resume=killed[0])
+    for job, summary in zip(group, summaries, strict=True):
+        _once(job.run_dir, lambda summary=summary: summary)
+
+
 def run_seed_groups(jobs: list[Job], devices: int = 1) -> None:
-    """Per method, in the experiment's order: the pre-trainings it restores (one by one, those
-    not run yet), then its fine-tunings as one program over its seeds (`run_finetune_seeds`):
+    """Per method, in the experiment's order: the pre-trainings it restores (those not run yet,
+    as one program over their seeds: `run_pretrain_group`), then its fine-tunings as one
+    program over its seeds (`run_finetune_seeds`):
     those not finished yet, when all start fresh or all resume; a mix of fresh and killed seeds
     runs one seed at a time. So the first methods' results land before the last pre-trainings
     run. A program's seeds are split over the largest count up to `devices` that divides them
@@ -295,9 +312,8 @@ def run_seed_groups(jobs: list[Job], devices: int = 1) -> None:
         if job.kind == "finetune":
             methods.setdefault(job.name, []).append(job)
     for name, all_seeds in methods.items():
-        for job in all_seeds:
-            if job.after in pretrainings:
-                run_job(pretrainings.pop(job.after))
+        needed = [pretrainings.pop(j.after) for j in all_seeds if j.after in pretrainings]
+        run_pretrain_group(needed)
         group = [job for job in all_seeds if not (job.run_dir / DONE_FILE).is_file()]
         if not group:
             continue

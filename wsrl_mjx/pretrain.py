@@ -234,10 +234,19 @@ def pretrain_seeds(cfgs: list[Config], *, resume: bool = False) -> list[dict]:
     diagnose = held_out_diagnostics(agent, [s.holdout for s in setups], cfg.finetune.holdout_rows)
     run = OfflineRun(loops, total, evaluator, eval_keys, metas, evals, seeded, videos, diagnose)
     t0 = time.perf_counter()
+
+    def converged() -> bool:
+        """The plateau rule; where it holds, the checkpoint saved next records the run as
+        finished there (fine-tuning refuses unfinished pre-trainings)."""
+        if not plateaued(cfg.offline, env.name, evals):
+            return False
+        step = evals[0][-1]["gradient_steps"]
+        for meta in metas:
+            meta.update(total_gradient_steps=step, plateaued_at=step)
+        return True
+
     with running(loops):
-        phase = offline_phase(
-            agent, cfg, dataset, total, seeded, lambda: plateaued(cfg.offline, env.name, evals)
-        )
+        phase = offline_phase(agent, cfg, dataset, total, seeded, converged)
         state = run_phase(run, phase, state)
     if state.gradient_steps < total:
         print(
