@@ -25,6 +25,7 @@ if __package__ in (None, ""):  # run as a file: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import envs  # noqa: E402
@@ -86,7 +87,9 @@ def benchmark_algorithm(args: argparse.Namespace, algorithm: str, env: envs.Env)
     }
 
     def run_device():
-        device["agent"], device["rng"], metrics = chunk(device["agent"], device["rng"], dataset)
+        device["agent"], device["rng"], metrics = chunk(
+            device["agent"], device["rng"], dataset, jnp.int32(dataset.reward.shape[0])
+        )
         return device["agent"].step, metrics
 
     # host: NumPy minibatches, one jitted update call per gradient step.

@@ -142,11 +142,12 @@ def seeds_rate(agent, arrays, returns, seeds: list[int], steps: int, batch_size:
             "agent": strong_copy(stack_seeds(agents) if s > 1 else agents[0]),
             "rng": strong_copy(jax.random.split(key, s) if s > 1 else key),
             "data": stack_seeds([dataset] * s) if s > 1 else dataset,
+            "size": jnp.full((s,) if s > 1 else (), dataset.reward.shape[0], jnp.int32),
         }
 
         def run(s=s, chunk=chunk):
             h = held[s]
-            h["agent"], h["rng"], _ = chunk(h["agent"], h["rng"], h["data"])
+            h["agent"], h["rng"], _ = chunk(h["agent"], h["rng"], h["data"], h["size"])
             return h["agent"]
 
         variants[f"{s} seed(s)"] = run

@@ -117,9 +117,15 @@ def test_a_refused_resume_leaves_the_run_dir_byte_identical(runs):
 
 def test_seeds_pretrain_as_one_program_like_each_alone_and_resume(tmp_path, monkeypatch):
     """run.num_seeds=2: each seed its own split, run dir and checkpoints, trained by one vmapped
-    program to what the seed trains alone (within float rounding of the batched matmuls); a
-    stop between checkpoints resumes both to the same bits."""
-    dataset = random_dataset(tmp_path / "ds.npz")
+    program to what the seed trains alone (within float rounding of the batched matmuls), also
+    when the seeds' splits differ in length (episodes of 5 to 35 steps); a stop between
+    checkpoints resumes both to the same bits."""
+    arrays = data.random_transitions(200, 4, 2, episode_length=20, seed=0)
+    lengths = np.random.default_rng(0).integers(5, 36, 20)
+    arrays["timeouts"] = np.isin(np.arange(200), np.cumsum(lengths) - 1)
+    arrays["timeouts"][-1] = True
+    arrays["next_observations"][:-1] = arrays["observations"][1:]  # continuous within episodes
+    dataset = str(data.save_dataset(tmp_path / "ds.npz", arrays, {"env": "PointMass"}))
 
     def cfg(name, *extra):
         return load_config(
@@ -140,6 +146,7 @@ def test_seeds_pretrain_as_one_program_like_each_alone_and_resume(tmp_path, monk
     # The seeds' own splits differ: each seed's holdout is its own.
     holdouts = [np.load(tmp_path / "both" / f"seed{s}" / "holdout.npz") for s in (3, 4)]
     assert not np.array_equal(holdouts[0]["observations"], holdouts[1]["observations"])
+    assert len(holdouts[0]["rewards"]) != len(holdouts[1]["rewards"])  # splits of other lengths
 
     original, saves = Checkpointer.save, []
 

@@ -237,6 +237,13 @@ def strong_copy(tree: Any) -> Any:
     )
 
 
+def pad_rows(dataset: Transition, rows: int) -> Transition:
+    """`dataset` with zero rows appended up to `rows` (seeds' splits stacked in one program)."""
+    return jax.tree.map(
+        lambda x: jnp.pad(x, [(0, rows - x.shape[0])] + [(0, 0)] * (x.ndim - 1)), dataset
+    )
+
+
 def stack_seeds(trees: list) -> Any:
     """Seeds' trees as one tree with a leading seed axis."""
     return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
@@ -262,17 +269,17 @@ def summarize_chunk(metrics: dict, has_success: bool = True) -> dict:
 
 def make_offline_chunk(
     agent: Agent, *, length: int, batch_size: int, seeded: bool = False
-) -> Callable[[AgentState, jax.Array, Transition], tuple[AgentState, jax.Array, dict]]:
-    """Jitted `chunk(agent_state, rng, dataset) -> (agent_state, rng, metrics)`: `length` gradient
-    steps on minibatches sampled uniformly on device from the dataset held in device memory.
-    `seeded`: every argument and result has a leading seed axis (one program for all seeds).
+) -> Callable[[AgentState, jax.Array, Transition, jax.Array], tuple[AgentState, jax.Array, dict]]:
+    """Jitted `chunk(agent_state, rng, dataset, size) -> (agent_state, rng, metrics)`: `length`
+    gradient steps on minibatches sampled uniformly on device from the first `size` rows of the
+    dataset held in device memory. `seeded`: every argument and result has a leading seed axis
+    (one program for all seeds; each seed's split is padded to the longest, `size` says where
+    its own rows end, so a seed samples what it would alone).
 
     The dataset is an argument, not a closed-over constant, so it is never baked into the program.
     """
 
-    def chunk(agent_state: AgentState, rng: jax.Array, dataset: Transition):
-        size = dataset.reward.shape[0]
-
+    def chunk(agent_state: AgentState, rng: jax.Array, dataset: Transition, size: jax.Array):
         def step(carry, _):
             agent_state, rng = carry
             rng, sample_key, update_key = jax.random.split(rng, 3)

@@ -34,7 +34,7 @@ from wsrl_mjx.environment import env_meta, make_eval_env
 from wsrl_mjx.evaluate import make_evaluator
 from wsrl_mjx.hostloop import HostLoop
 from wsrl_mjx.logger import read_evals
-from wsrl_mjx.loops import make_offline_chunk, seed_slice, stack_seeds, strong_copy
+from wsrl_mjx.loops import make_offline_chunk, pad_rows, seed_slice, stack_seeds, strong_copy
 from wsrl_mjx.memory import check_fits, evaluation_bytes, shape_bytes
 from wsrl_mjx.render import EvalVideos
 from wsrl_mjx.rundir import atomic_write, holds_run_dir
@@ -67,20 +67,21 @@ def offline_phase(
     agent: Agent,
     cfg: Config,
     dataset: Transition,
+    sizes: jax.Array,
     total: int,
     seeded: bool = False,
     converged: Callable[[], bool] | None = None,
 ) -> Phase:
-    """CQL/CalQL/IQL updates on minibatches of `dataset` (held on device; one per seed with
-    `seeded`) in whole chunks of offline.chunk_length gradient steps, until `total` or until
-    `converged()` says so after an evaluation."""
+    """CQL/CalQL/IQL updates on minibatches of `dataset`'s first `sizes` rows (held on device;
+    one per seed with `seeded`) in whole chunks of offline.chunk_length gradient steps, until
+    `total` or until `converged()` says so after an evaluation."""
     length = cfg.offline.chunk_length
     compiled = make_offline_chunk(
         agent, length=length, batch_size=cfg.agent.batch_size, seeded=seeded
     )
 
     def chunk(state: OfflineState) -> tuple[OfflineState, dict]:
-        agent_state, rng, metrics = compiled(state.agent, state.rng, dataset)
+        agent_state, rng, metrics = compiled(state.agent, state.rng, dataset, sizes)
         return OfflineState(agent_state, rng, state.gradient_steps + length), metrics
 
     return Phase("pretrain", chunk, end=total, timer="pretrain_s", converged=converged)
@@ -186,7 +187,9 @@ def pretrain_seeds(cfgs: list[Config], *, resume: bool = False) -> list[dict]:
     # Before anything is allocated:
     check_memory(agent, env, setups[0].train, cfg.eval.num_episodes, len(cfgs))
     datasets = [data.to_device(s.train, s.train["mc_returns"]) for s in setups]
-    dataset = stack_seeds(datasets) if seeded else datasets[0]
+    sizes = [d.reward.shape[0] for d in datasets]  # each seed's split: its own length
+    dataset = stack_seeds([pad_rows(d, max(sizes)) for d in datasets]) if seeded else datasets[0]
+    sizes = jnp.asarray(sizes if seeded else sizes[0], jnp.int32)
     starts = [jax.random.split(jax.random.PRNGKey(s.cfg.run.seed)) for s in setups]
     agents = [agent.init(init_key) for init_key, _ in starts]
     rngs = [rng for _, rng in starts]
@@ -246,7 +249,7 @@ def pretrain_seeds(cfgs: list[Config], *, resume: bool = False) -> list[dict]:
         return True
 
     with running(loops):
-        phase = offline_phase(agent, cfg, dataset, total, seeded, converged)
+        phase = offline_phase(agent, cfg, dataset, sizes, total, seeded, converged)
         state = run_phase(run, phase, state)
     if state.gradient_steps < total:
         print(
@@ -272,7 +275,9 @@ def pretrain_seeds(cfgs: list[Config], *, resume: bool = False) -> list[dict]:
 
 def held_out_diagnostics(agent: Agent, holdouts: list[dict], rows: int) -> Callable:
     """(agent state, eval keys) -> Q and TD error on the first `rows` held-out rows of each
-    seed: the rows fine-tuning tracks, so the probe reads the same from pre-training on."""
+    seed: the rows fine-tuning tracks, so the probe reads the same from pre-training on (seeds in
+    one program: as many rows as the shortest split holds, where that is fewer)."""
+    rows = min(rows, *(len(h["rewards"]) for h in holdouts))
     batches = [{k: v[:rows] for k, v in h.items()} for h in holdouts]
     batches = [data.to_device(b, b["mc_returns"]) for b in batches]
     if len(batches) == 1:
