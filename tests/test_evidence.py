@@ -1,4 +1,5 @@
-"""wsrl_mjx/evidence.py on hand-made run directories: curve files, per-seed quantities, claims."""
+"""wsrl_mjx/studies/evidence.py on hand-made run directories: curve files, per-seed quantities,
+claims."""
 
 import json
 import math
@@ -7,8 +8,9 @@ import numpy as np
 import pytest
 import yaml
 
-from wsrl_mjx import evidence, scores
-from wsrl_mjx import verdicts as V
+from wsrl_mjx.datasets import scores
+from wsrl_mjx.studies import evidence
+from wsrl_mjx.studies import verdicts as V
 
 ENV = "Hopper-v5"
 REFS = scores.references(ENV)

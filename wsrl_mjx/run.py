@@ -1,7 +1,8 @@
 """Command line: `python -m wsrl_mjx.run <command> [--config FILE] [--set key=value ...]`.
 
 Its own imports are light (the config schema, the registry's names, the errors): the config, the
-paths and the run dir are checked (`wsrl_mjx.preflight`) before a command imports JAX, MuJoCo
+paths and the run dir are checked (`wsrl_mjx.runtime.preflight`) before a command imports JAX,
+MuJoCo
 and Orbax, so bad input is named in about a second."""
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from wsrl_mjx.config import (
     load_config,
     parse_overrides,
 )
-from wsrl_mjx.errors import CheckpointError, DatasetError, RenderError, TrainingDiverged
-from wsrl_mjx.hostloop import StopRequested, graceful_stop, ignore_signals_while_exiting
-from wsrl_mjx.preflight import check_resume, inherit_pretraining, preflight
-from wsrl_mjx.rundir import RunDirError
+from wsrl_mjx.runtime.errors import CheckpointError, DatasetError, RenderError, TrainingDiverged
+from wsrl_mjx.runtime.hostloop import StopRequested, graceful_stop, ignore_signals_while_exiting
+from wsrl_mjx.runtime.preflight import check_resume, inherit_pretraining, preflight
+from wsrl_mjx.runtime.rundir import RunDirError
 
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
@@ -48,7 +49,10 @@ def _load(path, overrides: list[str], resume: bool = False, command: str = ""):
         cfg, _ = inherit_pretraining(cfg, path, overrides)
     if resume:
         check_resume(cfg, command)
-    from wsrl_mjx.sharding import initialize_distributed, request_cpu_devices  # JAX from here
+    from wsrl_mjx.runtime.sharding import (  # JAX from here
+        initialize_distributed,
+        request_cpu_devices,
+    )
 
     request_cpu_devices(cfg.run.num_devices)
     if cfg.run.distributed:
@@ -58,7 +62,7 @@ def _load(path, overrides: list[str], resume: bool = False, command: str = ""):
 
 def cmd_online(args: argparse.Namespace) -> int:
     cfg = _load(args.config, args.overrides, args.resume, "online")
-    from wsrl_mjx.train import run_online  # the heavy imports, once the input is checked
+    from wsrl_mjx.phases.train import run_online  # the heavy imports, once the input is checked
 
     result = run_online(cfg, resume=args.resume)
     for summary in result if isinstance(result, list) else [result]:
@@ -71,7 +75,7 @@ def cmd_online(args: argparse.Namespace) -> int:
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
     cfg = _load(args.config, args.overrides, args.resume, "pretrain")
-    from wsrl_mjx.pretrain import run_pretrain
+    from wsrl_mjx.phases.pretrain import run_pretrain
 
     result = run_pretrain(cfg, resume=args.resume)
     for summary in result if isinstance(result, list) else [result]:  # one per seed
@@ -85,7 +89,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 def cmd_collect(args: argparse.Namespace) -> int:
     cfg = _load(args.config, args.overrides, args.resume, "collect")
-    from wsrl_mjx.collect import run_collect
+    from wsrl_mjx.phases.collect import run_collect
 
     run_collect(cfg, resume=args.resume)
     return 0
@@ -98,7 +102,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     if args.method:
         overrides.append(f"finetune.method={args.method}")
     cfg = _load(args.config, overrides, args.resume, "finetune")
-    from wsrl_mjx.finetune import run_finetune
+    from wsrl_mjx.phases.finetune import run_finetune
 
     result = run_finetune(cfg, resume=args.resume)
     for summary in result if isinstance(result, list) else [result]:
@@ -115,15 +119,15 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
     cfg = _load(args.config or DEFAULT_CONFIG, args.overrides, args.resume)
-    from wsrl_mjx.pipeline import run_pipeline
+    from wsrl_mjx.phases.pipeline import run_pipeline
 
     run_pipeline(cfg, resume=args.resume)
     return 0
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
-    from wsrl_mjx.experiment import RunsFailed, load_experiment, run_experiment
-    from wsrl_mjx.sharding import request_cpu_devices
+    from wsrl_mjx.runtime.sharding import request_cpu_devices
+    from wsrl_mjx.studies.experiment import RunsFailed, load_experiment, run_experiment
 
     if not args.config:
         raise ConfigError("experiment needs --config configs/experiments/<name>.yaml")
@@ -148,7 +152,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from wsrl_mjx.native_eval import evaluate_native, print_report, write_report
+    from wsrl_mjx.phases.native_eval import evaluate_native, print_report, write_report
 
     summary = evaluate_native(
         args.run_dir,
@@ -163,7 +167,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from wsrl_mjx.render import render_run
+    from wsrl_mjx.phases.render import render_run
 
     written = render_run(
         args.run_dir,
@@ -184,7 +188,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from wsrl_mjx.minari_export import export_minari
+    from wsrl_mjx.phases.minari_export import export_minari
 
     overrides = parse_overrides(args.env_override)  # KEY=VALUE, values parsed as YAML
     path = export_minari(args.dataset, args.id, args.root, overrides)
@@ -201,7 +205,7 @@ def cmd_gates(args: argparse.Namespace) -> int:
     missing += [str(p) for p in args.pretrain if not p.is_dir()]
     if missing:
         raise DatasetError(f"gates: not found: {', '.join(missing)}")
-    from wsrl_mjx.gates import run_gates
+    from wsrl_mjx.studies.gates import run_gates
 
     passed = run_gates(args.env, args.data, args.pretrain, args.out, args.seed)
     print(args.out.with_suffix(".md").read_text(), end="")
@@ -209,7 +213,7 @@ def cmd_gates(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from wsrl_mjx.plots import plot_runs
+    from wsrl_mjx.studies.plots import plot_runs
 
     out = args.out or f"{args.run_dirs[0]}/curves.png"
     print(f"wrote {plot_runs(args.run_dirs, out, args.labels)}")
@@ -429,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
         "check a locomotion test bed before a run is spent on it (exit 1 when a gate fails)",
         "Behaviour levels of a task's random/medium/expert datasets over >= 100 episodes, the "
         "trivial controllers (random, zero, best constant, standing still) that must fail, and "
-        "with --pretrain the pre-training runs, against gates stated in wsrl_mjx/gates.py. "
+        "with --pretrain the pre-training runs, against gates stated in wsrl_mjx/studies/gates.py. "
         "Writes OUT.json and OUT.md.",
         config=False,
     )
