@@ -90,11 +90,11 @@ class _Seen(Exception):
 @pytest.mark.parametrize(
     ("command", "module", "function"),
     [
-        ("online", "train", "run_online"),
-        ("pretrain", "pretrain", "run_pretrain"),
-        ("collect", "collect", "run_collect"),
-        ("finetune", "finetune", "run_finetune"),
-        ("pipeline", "pipeline", "run_pipeline"),
+        ("online", "phases.train", "run_online"),
+        ("pretrain", "phases.pretrain", "run_pretrain"),
+        ("collect", "phases.collect", "run_collect"),
+        ("finetune", "phases.finetune", "run_finetune"),
+        ("pipeline", "phases.pipeline", "run_pipeline"),
     ],
 )
 def test_time_in_the_run_dir_expands_in_every_command(command, module, function, monkeypatch):
