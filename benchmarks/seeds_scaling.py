@@ -4,8 +4,7 @@ For each experiment config (its `base` settings: env, networks, envs per seed, U
 length), each seed count S and each device count D dividing S, in one process, interleaved round
 by round (benchmarks/common.py): the online chunk exactly as `run.num_seeds=S
 run.num_devices=D` builds it (`wsrl_mjx.phases.online_system.build_online` with S seed configs: the
-whole
-training state vmapped over seeds, the seeds split over D devices). Reported: env steps and
+whole training state vmapped over seeds, the seeds split over D devices). Reported: env steps and
 update rounds per second summed over seeds, and the ratio to one seed on one device. Running S
 seeds one after another (what an experiment does without it) has the seed-throughput of one
 seed, so the ratio is the speed-up over sequential runs.

@@ -90,8 +90,7 @@ def planned_total(env_steps: int) -> tuple[int, int]:
 
 
 # D4RL's Hopper references, as in wsrl_mjx/datasets/scores.py (D4RL_REFERENCES["Hopper-v5"]); kept
-# here
-# so that a curve file can always be written (scores.py was being edited during these runs).
+# here so that a curve file can always be written (scores.py was being edited during these runs).
 HOPPER_RANDOM, HOPPER_EXPERT = -20.272305, 3234.3
 
 

@@ -2,8 +2,7 @@
 
 Its own imports are light (the config schema, the registry's names, the errors): the config, the
 paths and the run dir are checked (`wsrl_mjx.runtime.preflight`) before a command imports JAX,
-MuJoCo
-and Orbax, so bad input is named in about a second."""
+MuJoCo and Orbax, so bad input is named in about a second."""
 
 from __future__ import annotations
 

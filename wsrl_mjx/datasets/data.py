@@ -1,8 +1,7 @@
 """Offline datasets: one validated file format, D4RL readers, reward transform, MC returns.
 
 Other files are read by `wsrl_mjx.datasets.readers` (D4RL HDF5, and through
-`wsrl_mjx.datasets.minari_io` Minari
-datasets), which validates them here.
+`wsrl_mjx.datasets.minari_io` Minari datasets), which validates them here.
 
 A dataset is a dict of per-transition arrays with D4RL's names (`REQUIRED_KEYS`, all of length N)
 plus a JSON metadata dict (env, method, behaviour_return, size, seed, ...). On disk it is one
