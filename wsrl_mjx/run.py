@@ -219,6 +219,21 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evidence(args: argparse.Namespace) -> int:
+    from wsrl_mjx.studies.evidence import run_evidence
+
+    return run_evidence(args)
+
+
+def cmd_maze_datasets(args: argparse.Namespace) -> int:
+    if args.twin and args.agent != "ant":
+        raise ConfigError("--twin needs --agent ant")
+    from wsrl_mjx.phases.maze_datasets import run_maze_datasets
+
+    run_maze_datasets(args)
+    return 0
+
+
 def _command(
     commands,
     name: str,
@@ -453,6 +468,80 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     plot.add_argument("--out", help="PNG path (default RUN_DIR/curves.png of the first run)")
     plot.add_argument("--labels", nargs="+", help="legend labels, one per run")
+    evidence = _command(
+        commands,
+        "evidence",
+        cmd_evidence,
+        "an experiment's evidence: per-seed curve files, then paired statistics and claims",
+        "`export RUN_DIR OUT_DIR` writes the per-seed curve files of an experiment's finished "
+        "runs; `analyze TASK_DIR... --out DIR` reads curve folders (one per task) and writes "
+        "the tables, the claims with their verdicts (claims.md / .json) and curves.png.",
+        config=False,
+    )
+    steps = evidence.add_subparsers(dest="evidence_command", metavar="STEP", required=True)
+    export_curves = steps.add_parser(
+        "export",
+        help="curve files of an experiment's finished runs",
+        description="Curve files (one per run and seed) of an experiment's finished runs.",
+    )
+    export_curves.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    export_curves.add_argument("out_dir", type=Path, metavar="OUT_DIR")
+    analyze = steps.add_parser(
+        "analyze",
+        help="tables, claims and the figure from curve folders",
+        description="Tables, claims with their verdicts and the figure from curve folders.",
+    )
+    analyze.add_argument("task_dirs", type=Path, nargs="+", metavar="TASK_DIR")
+    analyze.add_argument("--out", type=Path, required=True)
+    analyze.add_argument("--budgets", type=int, nargs="*", default=[])
+    mazes = _command(
+        commands,
+        "maze-datasets",
+        cmd_maze_datasets,
+        "maze datasets (point mass or ant) and their pictures",
+        "Collect maze datasets (BFS waypoints, a noisy PD controller for the point mass or a "
+        "trained low-level policy for the ant) and draw them over the maze as "
+        "<out>/<agent>maze_<layout>.png; --save DIR also writes the datasets.",
+        config=False,
+    )
+    mazes.add_argument("--agent", default="point", choices=("point", "ant"))
+    mazes.add_argument(
+        "--layouts", nargs="+", metavar="LAYOUT", help="umaze, medium, large (default: all)"
+    )
+    mazes.add_argument("--out", default="docs/", help="directory for the PNGs ('' = none)")
+    mazes.add_argument("--num-transitions", type=int, default=1_000_000)
+    mazes.add_argument("--num-envs", type=int, default=50)
+    mazes.add_argument("--seed", type=int, default=0)
+    mazes.add_argument(
+        "--noise",
+        type=float,
+        default=None,
+        help="std of the Gaussian action noise (default: 0.5 for the point mass, 0.1 for the ant)",
+    )
+    mazes.add_argument(
+        "--policy",
+        help="ant only: an antgoal run dir or exported policy file (default: the bundled one, "
+        "envs/assets/antgoal_policy.msgpack)",
+    )
+    mazes.add_argument(
+        "--export-policy",
+        metavar="FILE",
+        help="ant only: first write --policy (a run dir) to FILE as a standalone policy",
+    )
+    mazes.add_argument("--goals", default="diverse", choices=("diverse", "play"), help="ant only")
+    mazes.add_argument(
+        "--policy-stats",
+        action="store_true",
+        help="ant only: print how well --policy walks on antgoal (256 episodes) and exit",
+    )
+    mazes.add_argument(
+        "--twin",
+        metavar="ID",
+        help="ant only: collect in this Gymnasium-Robotics AntMaze twin (e.g. "
+        "AntMaze_Large_Diverse_GR-v4) instead of --layouts; needs --save",
+    )
+    mazes.add_argument("--save", default=None, help="also save each dataset as <save>/<name>.npz")
+    mazes.add_argument("--max-trajectories", type=int, default=12, help="trajectories drawn")
     return parser
 
 

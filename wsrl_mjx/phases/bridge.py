@@ -97,8 +97,7 @@ def load_agent(
     allow_unverified: bool = False,
 ) -> tuple[Agent, AgentState, dict]:
     """(agent, its state, metadata) from the latest checkpoint of any run: pretrain, online
-    or finetune; e.g. to act with a trained policy elsewhere (`wsrl_mjx.phases.maze_datasets
-    --policy`).
+    or finetune; e.g. to act with a trained policy elsewhere (`run maze-datasets --policy`).
 
     `check(meta)` may refuse the checkpoint before anything is restored. The agent is rebuilt
     from the run's saved config; an online run's replay buffer and env state are not read.

@@ -1,4 +1,5 @@
-"""Maze datasets from the command line, and the trained ant policy the antmaze collector steers.
+"""`run maze-datasets`: maze datasets from the command line, and the trained ant policy the
+antmaze collector steers.
 
 The collectors themselves (`envs.maze_data`) need nothing of the trainer; this module adds what
 does: loading an `antgoal` run's actor (or the exported file shipped in `envs/assets/`) and
@@ -7,15 +8,15 @@ saving datasets in the project's format (`wsrl_mjx.datasets.data.save_dataset`).
 Command line (writes docs/<agent>maze_<layout>.png; `--save DIR` also writes
 DIR/pointmaze-<layout>.npz or DIR/antmaze-<layout>-<goals>.npz):
 
-    python -m wsrl_mjx.phases.maze_datasets --layouts umaze medium large --out docs/
-    python -m wsrl_mjx.phases.maze_datasets --layouts medium --num-transitions 1000000 --save data/
-    python -m wsrl_mjx.phases.maze_datasets --agent ant --policy runs/antgoal_sac --goals diverse \
+    python -m wsrl_mjx.run maze-datasets --layouts umaze medium large --out docs/
+    python -m wsrl_mjx.run maze-datasets --layouts medium --num-transitions 1000000 --save data/
+    python -m wsrl_mjx.run maze-datasets --agent ant --policy runs/antgoal_sac --goals diverse \
         --save data/
 
 `--twin ID` collects in a Gymnasium-Robotics AntMaze twin instead (`envs.maze_data.
 collect_gym_antmaze`: the twin's own goals, no PNG) and writes DIR/<ID>.npz (`env`: ID):
 
-    python -m wsrl_mjx.phases.maze_datasets --agent ant --twin AntMaze_Large_Diverse_GR-v4 \
+    python -m wsrl_mjx.run maze-datasets --agent ant --twin AntMaze_Large_Diverse_GR-v4 \
         --save data/
 """
 
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ from envs.maze_data import (
     plot_maze_dataset,
 )
 from wsrl_mjx.agents import make_sac
-from wsrl_mjx.config import from_dict
+from wsrl_mjx.config import ConfigError, from_dict
 from wsrl_mjx.datasets.data import save_dataset
 from wsrl_mjx.phases.bridge import load_agent
 
@@ -124,43 +125,16 @@ def save_twin_dataset(
     return path
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    p = argparse.ArgumentParser(
-        description="Collect maze datasets (BFS waypoints, a noisy PD controller for the point "
-        "mass or a trained low-level policy for the ant) and draw them over the maze as "
-        "<out>/<agent>maze_<layout>.png."
-    )
-    p.add_argument("--agent", default="point", choices=("point", "ant"))
-    p.add_argument("--layouts", nargs="+", default=list(maze.LAYOUTS), choices=maze.LAYOUTS)
-    p.add_argument("--out", default="docs/", help="directory for the PNGs ('' = none)")
-    p.add_argument("--num-transitions", type=int, default=1_000_000)
-    p.add_argument("--num-envs", type=int, default=50)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--noise", type=float, default=None, help="std of the Gaussian action noise "
-        "(default: 0.5 for the point mass, 0.1 for the ant)",
-    )  # fmt: skip
-    p.add_argument(
-        "--policy", default=str(BUNDLED_ANT_POLICY),
-        help="ant only: an antgoal run dir or exported policy file (default: the bundled one)",
-    )  # fmt: skip
-    p.add_argument(
-        "--export-policy", metavar="FILE",
-        help="ant only: first write --policy (a run dir) to FILE as a standalone policy",
-    )  # fmt: skip
-    p.add_argument("--goals", default="diverse", choices=("diverse", "play"), help="ant only")
-    p.add_argument(
-        "--policy-stats", action="store_true",
-        help="ant only: print how well --policy walks on antgoal (256 episodes) and exit",
-    )  # fmt: skip
-    p.add_argument(
-        "--twin", metavar="ID", choices=ANTMAZE_IDS,
-        help="ant only: collect in this Gymnasium-Robotics AntMaze twin (e.g. "
-        "AntMaze_Large_Diverse_GR-v4) instead of --layouts; needs --save",
-    )  # fmt: skip
-    p.add_argument("--save", default=None, help="also save each dataset as <save>/<name>.npz")
-    p.add_argument("--max-trajectories", type=int, default=12, help="trajectories drawn")
-    args = p.parse_args(argv)
+def run_maze_datasets(args: argparse.Namespace) -> None:
+    """`python -m wsrl_mjx.run maze-datasets ...` (its arguments: wsrl_mjx/run.py)."""
+    if args.layouts is None:
+        args.layouts = list(maze.LAYOUTS)
+    if unknown := [x for x in args.layouts if x not in maze.LAYOUTS]:
+        raise ConfigError(f"--layouts: unknown {unknown}; the layouts: {', '.join(maze.LAYOUTS)}")
+    if args.twin and args.twin not in ANTMAZE_IDS:
+        raise ConfigError(f"--twin: unknown {args.twin!r}; the twins: {', '.join(ANTMAZE_IDS)}")
+    if args.policy is None:
+        args.policy = str(BUNDLED_ANT_POLICY)
     if args.export_policy:
         print("wrote", export_ant_policy(args.policy, args.export_policy))
     noise = args.noise if args.noise is not None else {"point": 0.5, "ant": 0.1}[args.agent]
@@ -173,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             save_twin_dataset(args, policy_fn, params, noise)
             return
     elif args.twin:
-        p.error("--twin needs --agent ant")
+        raise ConfigError("--twin needs --agent ant")
     for layout in args.layouts:
         if args.agent == "ant":
             arrays, meta = collect_antmaze(
@@ -207,7 +181,3 @@ def main(argv: Sequence[str] | None = None) -> None:
             print("  wrote", png)
         if args.save:
             print("  wrote", save_dataset(Path(args.save) / name, arrays, meta))
-
-
-if __name__ == "__main__":
-    main()

@@ -12,13 +12,12 @@ Two steps, so every number can be recomputed from files committed with the resul
    and the figure. Statistics: `rliable`'s IQM with stratified bootstrap confidence intervals;
    paired comparisons per seed (the difference to WSRL on the same seed, its bootstrap CI over
    resampled seed pairs, the paired share of seeds where WSRL is higher:
-   `wsrl_mjx.studies.verdicts`,
-   which also holds the verdict rules) and `scipy.stats`' Wilcoxon signed-rank test; means come
-   with the sample standard deviation (ddof = 1). Budgets read each run's evaluation nearest
-   them, and say so where a method's evaluation grid is offset.
+   `wsrl_mjx.studies.verdicts`, which also holds the verdict rules) and `scipy.stats`' Wilcoxon
+   signed-rank test; means come with the sample standard deviation (ddof = 1). Budgets read each
+   run's evaluation nearest them, and say so where a method's evaluation grid is offset.
 
-Run: `python -m wsrl_mjx.studies.evidence export RUN_DIR OUT_DIR` and
-`python -m wsrl_mjx.studies.evidence analyze OUT_DIR/<task> [OUT_DIR/<task> ...] --out OUT_DIR`.
+Run: `python -m wsrl_mjx.run evidence export RUN_DIR OUT_DIR` and
+`python -m wsrl_mjx.run evidence analyze OUT_DIR/<task> [OUT_DIR/<task> ...] --out OUT_DIR`.
 """
 
 from __future__ import annotations
@@ -686,21 +685,10 @@ def analyze(task_dirs: list[Path], out_dir: Path, budgets: list[int]) -> dict:
     return {"claims": items}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m wsrl_mjx.studies.evidence", description=__doc__
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    ex = sub.add_parser("export", help="curve files of an experiment's finished runs")
-    ex.add_argument("run_dir", type=Path)
-    ex.add_argument("out_dir", type=Path)
-    an = sub.add_parser("analyze", help="tables, claims and the figure from curve folders")
-    an.add_argument("task_dirs", type=Path, nargs="+")
-    an.add_argument("--out", type=Path, required=True)
-    an.add_argument("--budgets", type=int, nargs="*", default=[])
-    args = parser.parse_args(argv)
+def run_evidence(args: argparse.Namespace) -> int:
+    """`python -m wsrl_mjx.run evidence export|analyze ...` (its arguments: wsrl_mjx/run.py)."""
     try:
-        if args.command == "export":
+        if args.evidence_command == "export":
             written = export_curves(args.run_dir, args.out_dir, git_commit(args.run_dir))
             print(f"[evidence] {len(written)} curve files in {args.out_dir}")
         else:
@@ -709,7 +697,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
