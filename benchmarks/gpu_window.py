@@ -255,11 +255,11 @@ def sharded_chunk_check() -> dict:
     import envs
     from wsrl_mjx.agents.sac import make_sac
     from wsrl_mjx.config import load_config
-    from wsrl_mjx.environment import make_env
-    from wsrl_mjx.loops import make_chunk, policy_actions
-    from wsrl_mjx.online_system import init_training_state
-    from wsrl_mjx.replay import make_replay
-    from wsrl_mjx.sharding import DataSharding, make_mesh
+    from wsrl_mjx.core.environment import make_env
+    from wsrl_mjx.core.loops import make_chunk, policy_actions
+    from wsrl_mjx.core.replay import make_replay
+    from wsrl_mjx.phases.online_system import init_training_state
+    from wsrl_mjx.runtime.sharding import DataSharding, make_mesh
 
     small = ["agent.actor_hidden=[32,32]", "agent.critic_hidden=[32,32]", "agent.num_critics=2"]
     cfg = load_config(None, [*small, "env.name=PointMass", "agent.batch_size=16"])
@@ -434,7 +434,7 @@ def section_wsrl(p: dict, results: Path) -> dict:
         times[f"{phase}_s"] = time.perf_counter() - t
         if code:
             raise SystemExit(f"{phase} exited with {code}")
-        from wsrl_mjx.logger import read_metrics
+        from wsrl_mjx.runtime.logger import read_metrics
 
         evals = [r for r in read_metrics(work / phase) if r["phase"] == "eval"]
         summaries[phase] = [

@@ -14,8 +14,8 @@ import numpy as np
 
 import envs
 from wsrl_mjx.agents.base import Agent
-from wsrl_mjx.loops import strong_copy
-from wsrl_mjx.replay import example_transition
+from wsrl_mjx.core.loops import strong_copy
+from wsrl_mjx.core.replay import example_transition
 from wsrl_mjx.types import TRANSITION_FIELDS, Transition
 
 

@@ -2,14 +2,14 @@
 
 For each algorithm (CQL, CalQL), in one process, interleaved round by round (benchmarks/common.py):
 
-  device   the project's offline chunk (`wsrl_mjx.loops.make_offline_chunk`, as
-           `wsrl_mjx.pretrain.run_pretrain` builds it): one jitted `lax.scan` over G gradient
+  device   the project's offline chunk (`wsrl_mjx.core.loops.make_offline_chunk`, as
+           `wsrl_mjx.phases.pretrain.run_pretrain` builds it): one jitted `lax.scan` over G gradient
            steps, each sampling a minibatch on device from the dataset held in device memory.
   host     the same `agent.update`, jitted (state donated), called once per gradient step with a
            minibatch sampled in host NumPy from the dataset held in host memory.
 
 The dataset is synthetic (random values with the env's observation/action sizes, D4RL's array
-names, through `wsrl_mjx.data.to_device`): an update's cost does not depend on the values.
+names, through `wsrl_mjx.datasets.data.to_device`): an update's cost does not depend on the values.
 
     python -m benchmarks.offline_throughput
     python -m benchmarks.offline_throughput --num-critics 10 --steps 1000   # a GPU
@@ -42,9 +42,9 @@ from benchmarks.common import (  # noqa: E402
     start_run,
     write_results,
 )
-from wsrl_mjx import data  # noqa: E402
 from wsrl_mjx.config import OfflineConfig  # noqa: E402
-from wsrl_mjx.loops import make_offline_chunk, strong_copy  # noqa: E402
+from wsrl_mjx.core.loops import make_offline_chunk, strong_copy  # noqa: E402
+from wsrl_mjx.datasets import data  # noqa: E402
 from wsrl_mjx.methods import make_agent  # noqa: E402
 from wsrl_mjx.types import TRANSITION_FIELDS, OfflineTransition  # noqa: E402
 

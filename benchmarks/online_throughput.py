@@ -2,9 +2,9 @@
 
 For each num_envs N, in one process, interleaved round by round (see benchmarks/common.py):
 
-  fused    the project's own online chunk (`wsrl_mjx.loops.make_chunk` with `policy_actions`,
-           built exactly as `wsrl_mjx.train.run_online` builds it): one jitted `lax.scan` over
-           T iterations of {policy acts in N envs -> BatchEnv step -> flashbax add -> U update
+  fused    the project's own online chunk (`wsrl_mjx.core.loops.make_chunk` with `policy_actions`,
+           built exactly as `wsrl_mjx.phases.train.run_online` builds it): one jitted `lax.scan`
+           over T iterations of {policy acts in N envs -> BatchEnv step -> flashbax add -> U update
            rounds sampled from the on-device buffer}, state donated.
   host     the same algorithm as a conventional host loop: per iteration Python calls a jitted
            policy, the jitted `BatchEnv.step`, pulls the transition to host NumPy, adds it to a
@@ -56,10 +56,10 @@ from benchmarks.common import (  # noqa: E402
 from benchmarks.host_loop import HostLoop  # noqa: E402
 from wsrl_mjx.agents.sac import make_sac  # noqa: E402
 from wsrl_mjx.config import Config, EnvConfig, OnlineConfig, RunConfig  # noqa: E402
-from wsrl_mjx.environment import make_env  # noqa: E402
-from wsrl_mjx.loops import make_chunk, policy_actions, strong_copy  # noqa: E402
-from wsrl_mjx.online_system import init_training_state  # noqa: E402
-from wsrl_mjx.replay import buffer_nbytes, make_replay  # noqa: E402
+from wsrl_mjx.core.environment import make_env  # noqa: E402
+from wsrl_mjx.core.loops import make_chunk, policy_actions, strong_copy  # noqa: E402
+from wsrl_mjx.core.replay import buffer_nbytes, make_replay  # noqa: E402
+from wsrl_mjx.phases.online_system import init_training_state  # noqa: E402
 
 
 def _replicate_shim() -> None:

@@ -8,7 +8,7 @@ an evaluation reaches `--target`:
   paper    the paper's online setting: one env, UTD 4 (`--paper-critic-minibatches` critic
            minibatches and one actor step per env step), run as a conventional host loop
            (`benchmarks.host_loop.HostLoop`).
-  fused    the project's fused on-device loop (`wsrl_mjx.loops.make_chunk`) at `--num-envs`
+  fused    the project's fused on-device loop (`wsrl_mjx.core.loops.make_chunk`) at `--num-envs`
            envs with `--update-rounds` update rounds of `--critic-minibatches` per vector step.
 
     python -m benchmarks.time_to_target                       # CPU defaults, CartpoleSwingup
@@ -43,11 +43,11 @@ from benchmarks.common import (  # noqa: E402
 from benchmarks.host_loop import HostLoop  # noqa: E402
 from wsrl_mjx.agents.sac import SACAgent, make_sac  # noqa: E402
 from wsrl_mjx.config import AgentConfig, Config, EnvConfig, OnlineConfig, RunConfig  # noqa: E402
-from wsrl_mjx.environment import make_env  # noqa: E402
-from wsrl_mjx.evaluate import make_evaluator  # noqa: E402
-from wsrl_mjx.loops import make_chunk, policy_actions, random_actions, strong_copy  # noqa: E402
-from wsrl_mjx.online_system import init_training_state  # noqa: E402
-from wsrl_mjx.replay import make_replay  # noqa: E402
+from wsrl_mjx.core.environment import make_env  # noqa: E402
+from wsrl_mjx.core.evaluate import make_evaluator  # noqa: E402
+from wsrl_mjx.core.loops import make_chunk, policy_actions, random_actions, strong_copy  # noqa: E402
+from wsrl_mjx.core.replay import make_replay  # noqa: E402
+from wsrl_mjx.phases.online_system import init_training_state  # noqa: E402
 from wsrl_mjx.types import Params, TrainingState  # noqa: E402
 
 

@@ -50,9 +50,9 @@ from benchmarks.common import (  # noqa: E402
     write_results,
 )
 from benchmarks.offline_throughput import synthetic_dataset  # noqa: E402
-from wsrl_mjx import data  # noqa: E402
 from wsrl_mjx.config import OfflineConfig, load_config  # noqa: E402
-from wsrl_mjx.loops import make_offline_chunk, stack_seeds, strong_copy  # noqa: E402
+from wsrl_mjx.core.loops import make_offline_chunk, stack_seeds, strong_copy  # noqa: E402
+from wsrl_mjx.datasets import data  # noqa: E402
 from wsrl_mjx.methods import make_agent  # noqa: E402
 from wsrl_mjx.types import Transition  # noqa: E402
 
@@ -109,7 +109,7 @@ def update_cost(name: str, update, state, batch, key, steps: int) -> dict:
 
 def online_compile(env_name: str, overrides: list[str]) -> dict:
     """Cold (persistent cache off) and warm (cache on, filled) compile of the online chunk."""
-    from wsrl_mjx.online_system import OnlinePlan, build_online
+    from wsrl_mjx.phases.online_system import OnlinePlan, build_online
 
     cfg = load_config(None, [f"env.name={env_name}", *overrides, "run.run_dir=/tmp/unused"])
     system = build_online([cfg], [OnlinePlan()], None)

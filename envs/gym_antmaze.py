@@ -23,7 +23,7 @@ PointMaze twin in `envs.gym_maze`):
 
 Observation (float32, 31): Gymnasium-Robotics' dict flattened as `[achieved_goal, observation,
 desired_goal]` = `[qpos (15, starting with the torso x, y), qvel (14), goal_x, goal_y]`, D4RL's
-antmaze layout and the order `wsrl_mjx.minari_io` flattens Minari's AntMaze rows in.
+antmaze layout and the order `wsrl_mjx.datasets.minari_io` flattens Minari's AntMaze rows in.
 
 Collisions with the nearest walls only (docs/gymnasium_twins.md). Natively every ant geom is
 paired with every wall block (13 x up to ~70 capsule/sphere-box pairs on Large), which MJX

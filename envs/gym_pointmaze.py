@@ -24,7 +24,7 @@ shared with the AntMaze twin in `envs.gym_maze`):
 
 Observation (float32, 6): Gymnasium-Robotics' dict flattened as `[observation, desired_goal]` =
 `[x, y, vx, vy, goal_x, goal_y]` (achieved_goal repeats x, y), the order
-`wsrl_mjx.minari_io` flattens Minari's dict observations in.
+`wsrl_mjx.datasets.minari_io` flattens Minari's dict observations in.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ The behaviour goals are kept as the extra array `behavior_goals` (x, y), for rel
 
 This module needs only jax, numpy and the envs (matplotlib for plots). Loading a trained ant
 policy and the command line that saves datasets in the trainer's format live in
-`wsrl_mjx.maze_datasets` (`python -m wsrl_mjx.maze_datasets --help`).
+`wsrl_mjx.phases.maze_datasets` (`python -m wsrl_mjx.run maze-datasets --help`).
 """
 
 from __future__ import annotations

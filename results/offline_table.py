@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 from wsrl_mjx.config import load_config
-from wsrl_mjx.data import load_dataset
-from wsrl_mjx.logger import read_metrics
+from wsrl_mjx.datasets.data import load_dataset
+from wsrl_mjx.runtime.logger import read_metrics
 
 
 def behaviour_return(path: Path) -> str:

@@ -62,7 +62,7 @@ PRETRAIN = [
 
 def make_dataset(path: Path, seed: int = 0) -> Path:
     """400 PointMass-shaped random transitions in episodes of 20 steps."""
-    from wsrl_mjx import data
+    from wsrl_mjx.datasets import data
 
     arrays = data.random_transitions(400, 4, 2, episode_length=20, seed=seed)
     return data.save_dataset(path, arrays, {"env": "PointMass"})

@@ -89,15 +89,15 @@ def planned_total(env_steps: int) -> tuple[int, int]:
     return epochs, PREFILL + epochs * EVAL_EVERY
 
 
-# D4RL's Hopper references, as in wsrl_mjx/scores.py (D4RL_REFERENCES["Hopper-v5"]); kept here
-# so that a curve file can always be written (scores.py was being edited during these runs).
+# D4RL's Hopper references, as in wsrl_mjx/datasets/scores.py (D4RL_REFERENCES["Hopper-v5"]); kept
+# here so that a curve file can always be written (scores.py was being edited during these runs).
 HOPPER_RANDOM, HOPPER_EXPERT = -20.272305, 3234.3
 
 
 def normalized(ret: float) -> float:
     """D4RL normalized score, 100 (x - random) / (expert - random)."""
     try:
-        from wsrl_mjx.scores import normalized_score
+        from wsrl_mjx.datasets.scores import normalized_score
 
         return normalized_score(ENV_NAME, ret)
     except Exception:  # noqa: BLE001  (the same formula and numbers)

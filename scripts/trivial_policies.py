@@ -22,11 +22,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from wsrl_mjx import readers, scores
 from wsrl_mjx.config import EnvConfig
-from wsrl_mjx.environment import make_env
-from wsrl_mjx.evaluate import make_evaluator
-from wsrl_mjx.gates import ConstantPolicy
+from wsrl_mjx.core.environment import make_env
+from wsrl_mjx.core.evaluate import make_evaluator
+from wsrl_mjx.datasets import readers, scores
+from wsrl_mjx.studies.gates import ConstantPolicy
 
 NUM_RANDOM_CONSTANTS = 10
 
@@ -86,7 +86,7 @@ def markdown(results: list[dict]) -> str:
         "# Trivial policies",
         "",
         f"Deterministic evaluation in the MJX envs; normalized with the references of "
-        f"`wsrl_mjx/scores.py` where the env has them. Command: `{' '.join(sys.argv)}`. "
+        f"`wsrl_mjx/datasets/scores.py` where the env has them. Command: `{' '.join(sys.argv)}`. "
         f"Machine: {platform.processor() or platform.machine()}, "
         f"jax {jax.__version__}.",
         "",

@@ -16,7 +16,7 @@ os.environ["XLA_FLAGS"] = (
 ).strip()
 os.environ["JAX_PLATFORMS"] = "cpu"
 
-from wsrl_mjx.sharding import initialize_distributed  # noqa: E402
+from wsrl_mjx.runtime.sharding import initialize_distributed  # noqa: E402
 
 initialize_distributed()  # before any other JAX work, as `run.distributed=true` does
 

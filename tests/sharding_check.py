@@ -26,11 +26,11 @@ from wsrl_mjx.config import (  # noqa: E402
     load_config,
     seed_configs,  # noqa: E402
 )
-from wsrl_mjx.environment import make_env  # noqa: E402
-from wsrl_mjx.loops import make_chunk, policy_actions  # noqa: E402
-from wsrl_mjx.online_system import OnlinePlan, build_online, init_training_state  # noqa: E402
-from wsrl_mjx.replay import make_replay  # noqa: E402
-from wsrl_mjx.sharding import data_sharding, seed_sharding  # noqa: E402
+from wsrl_mjx.core.environment import make_env  # noqa: E402
+from wsrl_mjx.core.loops import make_chunk, policy_actions  # noqa: E402
+from wsrl_mjx.core.replay import make_replay  # noqa: E402
+from wsrl_mjx.phases.online_system import OnlinePlan, build_online, init_training_state  # noqa: E402
+from wsrl_mjx.runtime.sharding import data_sharding, seed_sharding  # noqa: E402
 
 ONLINE_CHUNKS = 2
 # Cross-device communication in a compiled (partitioned) program's HLO.

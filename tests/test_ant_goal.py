@@ -13,12 +13,13 @@ import envs
 from envs import maze, maze_data
 from envs.ant_goal import ant_goal_features, torso_upright
 from tests.common import TINY, leaves_equal
-from wsrl_mjx import data as D
-from wsrl_mjx import maze_datasets
-from wsrl_mjx.bridge import load_agent
-from wsrl_mjx.checkpoint import Checkpointer, CheckpointError
 from wsrl_mjx.config import load_config, to_dict
+from wsrl_mjx.datasets import data as D
 from wsrl_mjx.methods import make_agent
+from wsrl_mjx.phases import maze_datasets
+from wsrl_mjx.phases.bridge import load_agent
+from wsrl_mjx.run import main
+from wsrl_mjx.runtime.checkpoint import Checkpointer, CheckpointError
 
 MIN_GOALS_REACHED = 4  # behaviour goals the bundled policy reaches in 8 x 400 umaze steps
 
@@ -203,10 +204,11 @@ def test_tipped_over_ants_restart(umaze_play_data):
 
 def test_cli_writes_an_antmaze_dataset_and_image(umaze_play_data, tmp_path, capsys):
     # Same settings as the fixture (so the compiled collection is reused from the cache).
-    maze_datasets.main(
-        ["--agent", "ant", "--layouts", "umaze", "--num-transitions", "3200", "--num-envs", "8",
-         "--goals", "play", "--out", str(tmp_path), "--save", str(tmp_path)]
+    code = main(
+        ["maze-datasets", "--agent", "ant", "--layouts", "umaze", "--num-transitions", "3200",
+         "--num-envs", "8", "--goals", "play", "--out", str(tmp_path), "--save", str(tmp_path)]
     )  # fmt: skip
+    assert code == 0
     assert "antmaze-umaze-play" in capsys.readouterr().out
     assert (tmp_path / "antmaze_umaze.png").stat().st_size > 10_000
     loaded = D.load_dataset(

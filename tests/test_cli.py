@@ -15,6 +15,8 @@ COMMANDS = (
     "experiment",
     "evaluate",
     "plot",
+    "evidence",
+    "maze-datasets",
 )
 
 
@@ -59,6 +61,9 @@ def test_top_level_help_lists_commands(capsys):
         (["pipeline", "--resume", "--set", "run.run_dir=nope"], "nope does not exist"),
         (["finetune", "--method", "rlpd"], "samples offline data: pass --checkpoint"),
         (["plot", "."], "no metrics.jsonl there, nor in a pipeline phase folder"),
+        (["maze-datasets", "--twin", "AntMaze_UMaze-v4"], "--twin needs --agent ant"),
+        (["maze-datasets", "--layouts", "umaze", "spiral"], "--layouts: unknown ['spiral']"),
+        (["maze-datasets", "--agent", "ant", "--twin", "AntMaze_Nope-v4"], "--twin: unknown"),
     ],
 )
 def test_bad_input_exits_2_naming_the_problem(argv, message, capsys, tmp_path, monkeypatch):
@@ -66,6 +71,23 @@ def test_bad_input_exits_2_naming_the_problem(argv, message, capsys, tmp_path, m
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err
+
+
+@pytest.mark.parametrize(
+    "argv", [["evidence"], ["evidence", "plot"], ["evidence", "analyze", "curves"]]
+)
+def test_evidence_needs_its_step_and_arguments(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert "usage: python -m wsrl_mjx.run evidence" in capsys.readouterr().err
+
+
+def test_the_old_module_command_lines_are_gone():
+    from wsrl_mjx.phases import maze_datasets
+    from wsrl_mjx.studies import evidence
+
+    assert not hasattr(evidence, "main") and not hasattr(maze_datasets, "main")
 
 
 def test_default_pipeline_config_is_valid_and_small():
@@ -90,11 +112,11 @@ class _Seen(Exception):
 @pytest.mark.parametrize(
     ("command", "module", "function"),
     [
-        ("online", "train", "run_online"),
-        ("pretrain", "pretrain", "run_pretrain"),
-        ("collect", "collect", "run_collect"),
-        ("finetune", "finetune", "run_finetune"),
-        ("pipeline", "pipeline", "run_pipeline"),
+        ("online", "phases.train", "run_online"),
+        ("pretrain", "phases.pretrain", "run_pretrain"),
+        ("collect", "phases.collect", "run_collect"),
+        ("finetune", "phases.finetune", "run_finetune"),
+        ("pipeline", "phases.pipeline", "run_pipeline"),
     ],
 )
 def test_time_in_the_run_dir_expands_in_every_command(command, module, function, monkeypatch):

@@ -1,4 +1,5 @@
-"""Offline datasets (wsrl_mjx/data.py): file format, validation, readers, rewards, MC returns."""
+"""Offline datasets (wsrl_mjx/datasets/data.py): file format, validation, readers, rewards, MC
+returns."""
 
 import json
 
@@ -6,8 +7,8 @@ import h5py
 import numpy as np
 import pytest
 
-from wsrl_mjx import data as D
-from wsrl_mjx import readers as R
+from wsrl_mjx.datasets import data as D
+from wsrl_mjx.datasets import readers as R
 from wsrl_mjx.types import OfflineTransition
 
 OBS, ACT = 3, 2
@@ -138,7 +139,7 @@ def test_missing_file_and_wrong_size_metadata(tmp_path):
 def test_env_name_is_read_without_the_arrays(tmp_path, monkeypatch):
     """An empty env.name is taken from an npz dataset's metadata alone: no array is read."""
     from wsrl_mjx.config import load_config
-    from wsrl_mjx.setup import resolve_env
+    from wsrl_mjx.phases.setup import resolve_env
 
     path = D.save_dataset(tmp_path / "ds.npz", make_arrays(), {**META, "env": "HalfCheetah-v5"})
     assert D.read_npz_metadata(path) == {**META, "env": "HalfCheetah-v5", "size": 10}

@@ -10,16 +10,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _layout_rows(package: str) -> list[str]:
     layout = (ROOT / "docs" / "layout.md").read_text()
-    table = layout[layout.index(f"`{package}/`") :]
-    table = table[: table.index("\n\n", table.index("|---|"))]
-    return [re.match(r"\| `([^`]+)`", row).group(1) for row in table.splitlines()[4:]]
+    table = layout[layout.index("|---|", layout.index(f"`{package}/`")) :]
+    table = table[: table.index("\n\n")]
+    return [re.match(r"\| `([^`]+)`", row).group(1) for row in table.splitlines()[1:]]
 
 
 def _modules(package: str) -> set[str]:
+    """Every module, as its path in the package (`phases/train.py`); `__init__.py`s aside."""
     folder = ROOT / package
-    files = {p.name for p in folder.glob("*.py") if p.name != "__init__.py"}
-    packages = {f"{p.name}/" for p in folder.iterdir() if (p / "__init__.py").is_file()}
-    return files | packages
+    return {
+        p.relative_to(folder).as_posix() for p in folder.rglob("*.py") if p.name != "__init__.py"
+    }
 
 
 def test_readme_layout_lists_every_module_once():

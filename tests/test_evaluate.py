@@ -1,11 +1,12 @@
-"""wsrl_mjx/evaluate.py against a hand-countable env (pure jnp, no MJX: compiles in a second)."""
+"""wsrl_mjx/core/evaluate.py against a hand-countable env (pure jnp, no MJX: compiles in a
+second)."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from mujoco_playground._src.mjx_env import State
 
-from wsrl_mjx.evaluate import make_evaluator
+from wsrl_mjx.core.evaluate import make_evaluator
 
 HORIZON = 6
 
@@ -66,7 +67,7 @@ def test_a_task_without_success_reports_no_success_rate_rather_than_zero():
 
 
 def test_training_summary_has_success_only_for_tasks_with_one():
-    from wsrl_mjx.loops import summarize_chunk
+    from wsrl_mjx.core.loops import summarize_chunk
 
     metrics = {
         "episodes": np.array([1.0, 1.0]),

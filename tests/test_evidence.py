@@ -1,4 +1,5 @@
-"""wsrl_mjx/evidence.py on hand-made run directories: curve files, per-seed quantities, claims."""
+"""wsrl_mjx/studies/evidence.py on hand-made run directories: curve files, per-seed quantities,
+claims."""
 
 import json
 import math
@@ -7,8 +8,10 @@ import numpy as np
 import pytest
 import yaml
 
-from wsrl_mjx import evidence, scores
-from wsrl_mjx import verdicts as V
+from wsrl_mjx.datasets import scores
+from wsrl_mjx.run import main
+from wsrl_mjx.studies import evidence
+from wsrl_mjx.studies import verdicts as V
 
 ENV = "Hopper-v5"
 REFS = scores.references(ENV)
@@ -61,6 +64,20 @@ def test_curve_files_name_the_commit_the_run_finished_with(tmp_path):
     written = evidence.export_curves(tmp_path / "exp", tmp_path / "curves", commit="later")
     commits = [evidence.read_curve(p)[0]["commit"] for p in written]
     assert commits == ["later", "c0ffee"]
+
+
+def test_export_and_analyze_are_commands_of_the_command_line(tmp_path, capsys):
+    for seed in range(2):
+        make_run(tmp_path / "exp", "wsrl", seed, [(5000, 40.0), (10000, 50.0)], switch=5000)
+    curves = tmp_path / "curves"
+    assert main(["evidence", "export", str(tmp_path / "exp"), str(curves)]) == 0
+    assert "[evidence] 2 curve files" in capsys.readouterr().out
+    assert sorted(p.name for p in (curves / "wsrl").iterdir()) == ["seed0.tsv", "seed1.tsv"]
+    assert main(["evidence", "analyze", str(curves), "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "claims.json").is_file()
+    argv = ["evidence", "analyze", str(tmp_path / "nothing"), "--out", str(tmp_path / "out")]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.startswith("error: ")
 
 
 def test_curve_file_round_trip_and_normalized_scores(tmp_path):
@@ -176,16 +193,17 @@ def test_analyze_writes_tables_claims_and_figure(tmp_path):
     wsrl = [([(5000, 40 + s), (10000, 35), (15000, 60)], [0, 1.0, 1.0]) for s in range(3)]
     _task(tmp_path, {"wsrl": wsrl, "rlpd": wsrl})
     out = tmp_path / "out"
-    assert evidence.main(["analyze", str(tmp_path / "curves"), "--out", str(out)]) == 0
+    assert main(["evidence", "analyze", str(tmp_path / "curves"), "--out", str(out)]) == 0
     assert (out / "curves.png").stat().st_size > 0
     assert "IQM" in (out / "claims.md").read_text()
     for budgets in ([], ["5000", "10000"]):  # every table row has as many cells as its header
-        argv = ["analyze", str(tmp_path / "curves"), "--out", str(out), "--budgets", *budgets]
-        assert evidence.main(argv if budgets else argv[:-1]) == 0
+        argv = ["evidence", "analyze", str(tmp_path / "curves"), "--out", str(out)]
+        argv += ["--budgets", *budgets]
+        assert main(argv if budgets else argv[:-1]) == 0
         for table in (out / "claims.md").read_text().split("\n\n"):
             rows = [r for r in table.splitlines() if r.startswith("|")]
             assert len({r.count("|") for r in rows}) <= 1, table
-    assert evidence.main(["analyze", str(tmp_path / "nothing"), "--out", str(out)]) == 2
+    assert main(["evidence", "analyze", str(tmp_path / "nothing"), "--out", str(out)]) == 2
 
 
 # --- the verdict rules on hand-made numbers ------------------------------------------------------

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from wsrl_mjx.config import ConfigError
-from wsrl_mjx.experiment import (
+from wsrl_mjx.studies.experiment import (
     check_same_experiment,
     eval_at,
     load_experiment,
@@ -20,7 +20,7 @@ from wsrl_mjx.experiment import (
     run_diagnostics,
     switch_report,
 )
-from wsrl_mjx.plots import draw_groups, plot_groups
+from wsrl_mjx.studies.plots import draw_groups, plot_groups
 
 EXPERIMENTS = sorted((Path(__file__).parents[1] / "configs" / "experiments").glob("*.yaml"))
 EXPERIMENTS_BY_NAME = {p.stem: p for p in EXPERIMENTS}
@@ -110,9 +110,9 @@ def test_bad_experiment_file_shapes_are_refused(tmp_path, text, message):
 
 
 def test_damaged_bookkeeping_files_are_named_not_tracebacks(tmp_path):
-    from wsrl_mjx import experiment
-    from wsrl_mjx.experiment import DONE_FILE, SETTINGS_FILE, _once
-    from wsrl_mjx.rundir import git_commit
+    from wsrl_mjx.runtime.rundir import git_commit
+    from wsrl_mjx.studies import experiment
+    from wsrl_mjx.studies.experiment import DONE_FILE, SETTINGS_FILE, _once
 
     run = tmp_path / "wsrl" / "seed0"
     run.mkdir(parents=True)
@@ -220,7 +220,7 @@ def test_a_group_keeps_its_colour_in_panels_where_another_logged_nothing(tmp_pat
 
 
 def test_back_at_counts_only_after_a_dip():
-    from wsrl_mjx.experiment import recovered_at
+    from wsrl_mjx.studies.experiment import recovered_at
 
     evals = lambda *scores: [  # noqa: E731
         {"env_steps": 100 * (i + 1), "eval_return": s} for i, s in enumerate(scores)

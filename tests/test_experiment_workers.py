@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from wsrl_mjx.config import ConfigError
-from wsrl_mjx.experiment import (
+from wsrl_mjx.studies.experiment import (
     WORKER_LOG,
     Job,
     RunsFailed,
@@ -120,7 +120,8 @@ def test_workers_run_jobs_in_parallel_and_a_failure_or_dead_worker_fails_only_it
 
 
 def test_the_command_exits_1_naming_the_failed_runs(monkeypatch, tmp_path, capsys):
-    from wsrl_mjx import experiment, run
+    from wsrl_mjx import run
+    from wsrl_mjx.studies import experiment
 
     def fail(*args, **kwargs):
         raise RunsFailed("1 run(s) did not finish: runs/x/wsrl/seed0")
@@ -133,7 +134,7 @@ def test_the_command_exits_1_naming_the_failed_runs(monkeypatch, tmp_path, capsy
 
 
 def test_workers_must_be_positive(tmp_path):
-    from wsrl_mjx.experiment import run_experiment
+    from wsrl_mjx.studies.experiment import run_experiment
 
     path = tmp_path / "workers.yaml"
     path.write_text(SPEC)
@@ -151,8 +152,8 @@ def test_vmap_seeds_groups_each_methods_fresh_seeds_into_one_program(jobs, monke
     its seeds not finished yet; a method with a killed seed beside a fresh one runs seed by
     seed; finished seeds are left alone. --seed-devices 3: the 2 seeds go over the 2 devices
     that divide them."""
-    from wsrl_mjx import experiment
-    from wsrl_mjx.checkpoint import Checkpointer
+    from wsrl_mjx.runtime.checkpoint import Checkpointer
+    from wsrl_mjx.studies import experiment
 
     ran, programs = [], []
 
@@ -206,7 +207,7 @@ def test_vmap_seeds_groups_each_methods_fresh_seeds_into_one_program(jobs, monke
 def test_vmap_seeds_keeps_online_calql_on_one_device(jobs, monkeypatch):
     """Online CalQL's MC-return buffer runs on one device: its seeds stay in one program there,
     the other methods' seeds go over the devices."""
-    from wsrl_mjx import experiment
+    from wsrl_mjx.studies import experiment
 
     programs = []
     monkeypatch.setattr(experiment, "run_job", lambda job: {})
@@ -243,7 +244,7 @@ def test_ray_backend_runs_the_matrix_and_names_a_failure_and_a_dead_task(jobs, l
     """The same rules as the process pool: a pre-training's fine-tunings wait for it, the
     two pre-trainings of a seed ran at once (each waits for the other to start), a failed run
     and a task whose worker was killed (SIGKILL) fail alone, and both are named."""
-    from wsrl_mjx.job_pool import run_jobs_ray
+    from wsrl_mjx.studies.job_pool import run_jobs_ray
 
     with pytest.raises(RunsFailed) as failure:
         run_jobs_ray(jobs, traced_runner, cpus_per_run=1)
@@ -266,7 +267,7 @@ def test_ray_backend_runs_the_matrix_and_names_a_failure_and_a_dead_task(jobs, l
 def counting_runner(job: Job) -> dict:
     """Counts its calls per run; skips a finished run and fails the wsrl run of seed 1 while a
     flag file exists, as `experiment.run_job` does through its done file."""
-    from wsrl_mjx.experiment import _once
+    from wsrl_mjx.studies.experiment import _once
 
     def work() -> dict:
         with open(job.run_dir / "calls", "a") as f:
@@ -279,7 +280,7 @@ def counting_runner(job: Job) -> dict:
 
 
 def test_ray_backend_rerun_skips_finished_runs_and_retries_the_failed_one(jobs, local_ray):
-    from wsrl_mjx.job_pool import run_jobs_ray
+    from wsrl_mjx.studies.job_pool import run_jobs_ray
 
     root = jobs[0].run_dir.parents[1]
     root.mkdir(parents=True, exist_ok=True)
@@ -298,8 +299,8 @@ def test_ray_backend_rerun_skips_finished_runs_and_retries_the_failed_one(jobs, 
 def test_ray_backend_without_ray_or_with_a_wrong_flag_is_a_clear_error(tmp_path, monkeypatch):
     import builtins
 
-    from wsrl_mjx.experiment import run_experiment
-    from wsrl_mjx.job_pool import run_jobs_ray
+    from wsrl_mjx.studies.experiment import run_experiment
+    from wsrl_mjx.studies.job_pool import run_jobs_ray
 
     path = tmp_path / "workers.yaml"
     path.write_text(SPEC)

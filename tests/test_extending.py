@@ -18,16 +18,17 @@ from mujoco_playground._src.mjx_env import State
 import envs
 from envs.registry import _REGISTRY as ENV_REGISTRY
 from tests.common import TINY, leaves_equal
-from wsrl_mjx import data, methods
+from wsrl_mjx import methods
+from wsrl_mjx.agents.networks import make_networks, tanh_gaussian_log_prob
 from wsrl_mjx.agents.sac import SACAgent
-from wsrl_mjx.bridge import restore_pretrained
 from wsrl_mjx.config import ConfigError, load_config
-from wsrl_mjx.finetune import plan_finetune, run_finetune
-from wsrl_mjx.logger import read_metrics
-from wsrl_mjx.networks import make_networks, tanh_gaussian_log_prob
-from wsrl_mjx.pretrain import run_pretrain
+from wsrl_mjx.datasets import data
+from wsrl_mjx.phases.bridge import restore_pretrained
+from wsrl_mjx.phases.finetune import plan_finetune, run_finetune
+from wsrl_mjx.phases.pretrain import run_pretrain
+from wsrl_mjx.phases.setup import setup_finetune
 from wsrl_mjx.run import main
-from wsrl_mjx.setup import setup_finetune
+from wsrl_mjx.runtime.logger import read_metrics
 
 LINE_SPEED = 0.1  # position change per step at full action
 LINE_GOAL = 1.0
@@ -157,7 +158,8 @@ def test_a_new_twin_family_needs_no_change_outside_envs(monkeypatch):
     normalized scores then know it, with no change in wsrl_mjx/ (the registry owns the rule).
     Test-only family: a line task registered as the twin of Gymnasium's InvertedPendulum-v5."""
     from envs import registry
-    from wsrl_mjx import native_eval, scores
+    from wsrl_mjx.datasets import scores
+    from wsrl_mjx.phases import native_eval
 
     name = "InvertedPendulum-v5"
     monkeypatch.setitem(ENV_REGISTRY, name, lambda **_: envs.base.Env(LineTask(), name, 10))

@@ -16,19 +16,19 @@ import pytest
 
 from tests.common import TINY as COMMON_TINY
 from tests.common import leaves_equal
-from wsrl_mjx import data
 from wsrl_mjx.agents.sac import make_sac
-from wsrl_mjx.bridge import restore_pretrained
-from wsrl_mjx.checkpoint import Checkpointer, CheckpointError
-from wsrl_mjx.collect import medium_return, pick_medium, trained_snapshots
 from wsrl_mjx.config import CollectConfig, Config, ConfigError, load_config
-from wsrl_mjx.finetune import plan_finetune, run_finetune
-from wsrl_mjx.loops import Aux, guided_actions, mixed_sampler, replay_sampler
+from wsrl_mjx.core.loops import Aux, guided_actions, mixed_sampler, replay_sampler
+from wsrl_mjx.core.replay import example_transition, make_replay
+from wsrl_mjx.datasets import data
+from wsrl_mjx.datasets.scores import normalized_score
 from wsrl_mjx.methods import make_agent, offline_rows
-from wsrl_mjx.pipeline import run_pipeline
-from wsrl_mjx.replay import example_transition, make_replay
-from wsrl_mjx.scores import normalized_score
-from wsrl_mjx.setup import setup_finetune
+from wsrl_mjx.phases.bridge import restore_pretrained
+from wsrl_mjx.phases.collect import medium_return, pick_medium, trained_snapshots
+from wsrl_mjx.phases.finetune import plan_finetune, run_finetune
+from wsrl_mjx.phases.pipeline import run_pipeline
+from wsrl_mjx.phases.setup import setup_finetune
+from wsrl_mjx.runtime.checkpoint import Checkpointer, CheckpointError
 from wsrl_mjx.types import OfflineTransition
 
 TINY = [
@@ -92,8 +92,8 @@ def test_pipeline_resume_keeps_finished_phases(pipeline, capsys):
 def test_a_killed_collect_resumes_to_the_same_datasets(pipeline, tmp_path, monkeypatch):
     """Killed after its first checkpoint, `collect --resume` continues the behaviour run with the
     actor snapshots it had saved and writes the datasets an uninterrupted run wrote."""
-    from wsrl_mjx.collect import run_collect
-    from wsrl_mjx.online_run import SNAPSHOTS
+    from wsrl_mjx.phases.collect import run_collect
+    from wsrl_mjx.phases.online_run import SNAPSHOTS
 
     cfg, result = pipeline
     extra = [f"run.run_dir={tmp_path / 'behaviour'}", f"collect.out_dir={tmp_path / 'data'}"]
@@ -229,7 +229,7 @@ def test_wsrl_plan_never_touches_offline_data(pipeline):
 def test_setup_reads_retained_data_once_for_every_seed(pipeline, monkeypatch):
     """RLPD's seeds share one load of the retained data (the plans hold the same arrays), and
     seeds naming different datasets are refused before anything is loaded."""
-    from wsrl_mjx import setup
+    from wsrl_mjx.phases import setup
 
     _, result = pipeline
     written = result["phases"]["collect"]["all"]
@@ -266,9 +266,9 @@ def test_finetune_inherits_the_pretrainings_network_and_refuses_a_conflict(
     """`finetune --checkpoint DIR` without the pre-training's agent settings used to exit 2
     listing 30 shape mismatches; now the network and value settings it is not given come from
     the pre-training (said on stderr) and restore; a conflicting one is refused by name."""
-    from wsrl_mjx import finetune
-    from wsrl_mjx.preflight import INHERITED_KEYS
+    from wsrl_mjx.phases import finetune
     from wsrl_mjx.run import main
+    from wsrl_mjx.runtime.preflight import INHERITED_KEYS
 
     _, result = pipeline
     pre = result["phases"]["pretrain"]["run_dir"]
@@ -452,7 +452,7 @@ def test_expert_is_the_late_candidate_whose_rollout_returns_most(monkeypatch):
     """An early spike is never an expert candidate; of the final policy and the best evaluated
     snapshots of the second half, the best rollout wins; a rollout without an ended episode
     (NaN) never does; expert_candidates=1 is the final policy."""
-    from wsrl_mjx import collect
+    from wsrl_mjx.phases import collect
 
     rollouts = {"early": 900.0, "a": 250.0, "b": 310.0, "c": 200.0, "d": math.nan, "final": 280.0}
     monkeypatch.setattr(
@@ -470,8 +470,8 @@ def test_expert_is_the_late_candidate_whose_rollout_returns_most(monkeypatch):
 
 
 def test_summary_prints_normalized_scores_where_the_env_has_references(capsys):
-    from wsrl_mjx.pipeline import print_summary
-    from wsrl_mjx.scores import normalized_score
+    from wsrl_mjx.datasets.scores import normalized_score
+    from wsrl_mjx.phases.pipeline import print_summary
 
     summary = {
         "env": "Hopper-v5",
@@ -497,7 +497,7 @@ def test_summary_prints_normalized_scores_where_the_env_has_references(capsys):
 def test_collect_refuses_a_buffer_that_the_rounded_behaviour_run_would_overflow(tmp_path):
     """190 env steps run as whole chunks make 200: a 195-row buffer would overwrite the first
     rows medium-replay is made of."""
-    from wsrl_mjx.collect import run_collect
+    from wsrl_mjx.phases.collect import run_collect
 
     cfg = load_config(
         None,
@@ -512,7 +512,7 @@ def test_collect_refuses_a_buffer_that_the_rounded_behaviour_run_would_overflow(
 def test_medium_is_the_candidate_whose_whole_rollout_is_nearest_the_target(pipeline, tmp_path):
     """With collect.medium_candidates=5 every candidate's rollout is recorded and the nearest
     one is the dataset (the finished behaviour run is only restored: collect.* may change)."""
-    from wsrl_mjx.collect import run_collect
+    from wsrl_mjx.phases.collect import run_collect
 
     cfg, _ = pipeline
     picked_cfg = load_config(
@@ -534,7 +534,7 @@ def test_medium_is_the_candidate_whose_whole_rollout_is_nearest_the_target(pipel
 def test_one_lucky_evaluation_does_not_pick_medium(monkeypatch):
     """The snapshot evaluated nearest the target (a 16-episode spike) loses to one whose whole
     rollout is nearer; only the `medium_candidates` nearest by evaluation are rolled out."""
-    from wsrl_mjx import collect
+    from wsrl_mjx.phases import collect
 
     rollouts = {"spike": 40.0, "steady": 97.0, "low": 60.0, "far": 100.0}
     monkeypatch.setattr(

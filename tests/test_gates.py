@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from wsrl_mjx.gates import EPISODES, MARGIN, MIN_SPEED, Level, dataset_episodes, judge
+from wsrl_mjx.studies.gates import EPISODES, MARGIN, MIN_SPEED, Level, dataset_episodes, judge
 
 CONFIG = {"healthy_reward": 1.0, "ctrl_cost_weight": 0.1, "forward_reward_weight": 1.0}
 

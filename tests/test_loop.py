@@ -15,9 +15,7 @@ import pytest
 import envs
 from tests.common import TINY as COMMON_TINY
 from tests.common import dir_bytes, leaves_equal
-from wsrl_mjx import train
 from wsrl_mjx.agents.sac import make_sac
-from wsrl_mjx.checkpoint import Checkpointer, CheckpointError, TrainingDiverged
 from wsrl_mjx.config import (
     ONLINE_RESUME_MAY_CHANGE,
     ConfigError,
@@ -25,13 +23,15 @@ from wsrl_mjx.config import (
     load_config,
     to_dict,
 )
-from wsrl_mjx.environment import make_env
-from wsrl_mjx.logger import read_metrics
-from wsrl_mjx.loops import make_chunk, policy_actions
-from wsrl_mjx.online_system import init_training_state
-from wsrl_mjx.replay import buffer_size, make_replay
-from wsrl_mjx.schedule import Schedule, replay_ratio
-from wsrl_mjx.train import run_online
+from wsrl_mjx.core.environment import make_env
+from wsrl_mjx.core.loops import make_chunk, policy_actions
+from wsrl_mjx.core.replay import buffer_size, make_replay
+from wsrl_mjx.core.schedule import Schedule, replay_ratio
+from wsrl_mjx.phases import train
+from wsrl_mjx.phases.online_system import init_training_state
+from wsrl_mjx.phases.train import run_online
+from wsrl_mjx.runtime.checkpoint import Checkpointer, CheckpointError, TrainingDiverged
+from wsrl_mjx.runtime.logger import read_metrics
 
 TINY = [
     *COMMON_TINY,
@@ -256,7 +256,7 @@ def test_seeds_resume_from_their_checkpoints(two_seeds, tmp_path, capsys):
 
 
 def test_commands_that_run_one_seed_say_so(tmp_path):
-    from wsrl_mjx.collect import run_collect
+    from wsrl_mjx.phases.collect import run_collect
 
     cfg = tiny_config(tmp_path, "run.num_seeds=2")
     with pytest.raises(ConfigError, match="collect runs one seed"):
@@ -273,7 +273,7 @@ def test_a_signal_stops_after_the_chunk_with_a_checkpoint_and_resumes_bit_exactl
     """SIGTERM (a batch scheduler) or SIGINT (Ctrl-C) mid-run: the chunk finishes, a checkpoint
     is written at that step (120, off the 80-step cadence), the command exits 128 + signal
     saying how to resume, and `--resume` ends in the uninterrupted run's state."""
-    from wsrl_mjx import online_run
+    from wsrl_mjx.phases import online_run
     from wsrl_mjx.run import main
 
     root, full = full_run
@@ -304,7 +304,7 @@ def test_a_signal_stops_after_the_chunk_with_a_checkpoint_and_resumes_bit_exactl
 
 
 def test_a_second_signal_stops_at_once():
-    from wsrl_mjx.hostloop import graceful_stop, stop_requested
+    from wsrl_mjx.runtime.hostloop import graceful_stop, stop_requested
 
     # The precondition: Python's own SIGINT handler (a test runner's worker may hold another).
     outer = signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -13,7 +13,7 @@ import pytest
 
 import envs
 from envs import maze, maze_data
-from wsrl_mjx import data as D
+from wsrl_mjx.datasets import data as D
 
 POINT_RADIUS = 0.1  # the point's sphere (envs/assets/maze_point.xml)
 T, N = 720, 8  # rollout steps (> umaze's 700-step limit) and envs

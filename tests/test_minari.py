@@ -1,5 +1,6 @@
 """Minari datasets made offline by minari's own DataCollector on the native Gymnasium envs, read
-by `wsrl_mjx.minari_io` (through `readers.load_any`), and the dataset <-> env checks of pretrain.
+by `wsrl_mjx.datasets.minari_io` (through `readers.load_any`), and the dataset <-> env checks of
+pretrain.
 The AntMaze_UMaze-v4 one also runs end to end in its twin: `pretrain`, then `finetune --method
 wsrl`, through the command line (the slowest test here: four compiles of the twin).
 
@@ -19,11 +20,11 @@ gym = pytest.importorskip("gymnasium")
 minari = pytest.importorskip("minari")
 gymnasium_robotics = pytest.importorskip("gymnasium_robotics")
 
-from wsrl_mjx import data as D  # noqa: E402
-from wsrl_mjx import minari_io  # noqa: E402
-from wsrl_mjx import readers as R  # noqa: E402
 from wsrl_mjx.config import load_config  # noqa: E402
-from wsrl_mjx.setup import resolve_env  # noqa: E402
+from wsrl_mjx.datasets import data as D  # noqa: E402
+from wsrl_mjx.datasets import minari_io  # noqa: E402
+from wsrl_mjx.datasets import readers as R  # noqa: E402
+from wsrl_mjx.phases.setup import resolve_env  # noqa: E402
 
 gym.register_envs(gymnasium_robotics)
 EPISODE_STEPS = 30
@@ -259,7 +260,7 @@ def test_episode_length_is_the_eval_spec_s_else_the_env_s_own_never_the_recordin
     out = capsys.readouterr().out
     assert "episode length: the env's own limit (the data was recorded with " in out
     assert "max_episode_steps=30)" in out
-    from wsrl_mjx.environment import make_env
+    from wsrl_mjx.core.environment import make_env
 
     assert make_env(resolve_env(cfg).env).episode_length == 1000
     copy = tmp_path / "with-eval-spec"
@@ -287,7 +288,7 @@ def test_an_override_that_changes_the_reward_is_refused_by_name(datasets, tmp_pa
     from wsrl_mjx.run import main
 
     assert main(argv) == 2
-    from wsrl_mjx.environment import make_env
+    from wsrl_mjx.core.environment import make_env
 
     env = make_env(resolve_env(load_config(None, [f"offline.dataset={paths['cheetah']}"])).env)
     meta = R.load_any(paths["cheetah"]).metadata
@@ -330,7 +331,7 @@ def test_antmaze_dataset_resolves_to_its_twin(datasets):
     """A dataset recorded in native AntMaze_UMaze-v4 resolves to the twin of that id, with the
     recording's kwargs as overrides, and its rows have the twin's observation size."""
     paths, _ = datasets
-    from wsrl_mjx.environment import make_env
+    from wsrl_mjx.core.environment import make_env
 
     cfg = resolve_env(load_config(None, [f"offline.dataset={paths['ant']}"]))
     assert cfg.env.name == "AntMaze_UMaze-v4"
@@ -395,8 +396,8 @@ def test_antmaze_dataset_pretrain_then_wsrl_finetune_in_the_twin(datasets, tmp_p
     """`pretrain` on the DataCollector's AntMaze_UMaze-v4 data (env from its env_spec: the
     twin), then `finetune --method wsrl` from that checkpoint (env from the checkpoint), both
     through the command line at the smallest sizes."""
-    from wsrl_mjx.checkpoint import Checkpointer
-    from wsrl_mjx.environment import make_env
+    from wsrl_mjx.core.environment import make_env
+    from wsrl_mjx.runtime.checkpoint import Checkpointer
 
     paths, _ = datasets
     ant = paths["ant"]
@@ -449,7 +450,7 @@ def test_the_eval_env_spec_drives_the_evaluation_twin(datasets, tmp_path, monkey
     """A dataset recorded in one maze and evaluated in another (as Minari's antmaze datasets
     are, Minari issue #304): the training twin is the recording's, the evaluation twin the
     eval_env_spec's, maze map included; a fine-tuning inherits that from its checkpoint."""
-    from wsrl_mjx.environment import make_env, make_eval_env
+    from wsrl_mjx.core.environment import make_env, make_eval_env
 
     _, mp = datasets
     goal_right = [[1, 1, 1, 1, 1], [1, 0, 0, "g", 1], [1, 1, 1, 0, 1], [1, "r", 0, 0, 1], [1] * 5]

@@ -173,7 +173,7 @@ def test_iql_diagnostics_use_its_own_value_target():
 
 def test_restoring_into_the_online_loss_keeps_drops_or_refuses_its_state():
     from wsrl_mjx.agents.sac import make_sac
-    from wsrl_mjx.checkpoint import CheckpointError
+    from wsrl_mjx.runtime.checkpoint import CheckpointError
 
     lagrange = make_cql(CFG, OfflineConfig(cql_lagrange=True), OBS, ACT)
     plain = make_cql(CFG, OfflineConfig(cql_lagrange=False), OBS, ACT)

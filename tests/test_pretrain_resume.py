@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from tests.common import TINY, dir_bytes, leaves_equal
-from wsrl_mjx import data
 from wsrl_mjx.agents.sac import make_sac
-from wsrl_mjx.bridge import restore_pretrained
-from wsrl_mjx.checkpoint import Checkpointer, CheckpointError
 from wsrl_mjx.config import ConfigError, load_config
-from wsrl_mjx.logger import read_metrics
-from wsrl_mjx.pretrain import run_pretrain
+from wsrl_mjx.datasets import data
+from wsrl_mjx.phases.bridge import restore_pretrained
+from wsrl_mjx.phases.pretrain import run_pretrain
+from wsrl_mjx.runtime.checkpoint import Checkpointer, CheckpointError
+from wsrl_mjx.runtime.logger import read_metrics
 
 PRETRAIN = [
     *TINY,
@@ -175,7 +175,7 @@ def evals_of(scores, qs, every=10):
 
 def test_the_plateau_rule_reads_score_and_held_out_q_over_two_windows():
     from wsrl_mjx.config import OfflineConfig
-    from wsrl_mjx.pretrain import plateaued
+    from wsrl_mjx.phases.pretrain import plateaued
 
     rule = OfflineConfig(plateau_from=40, plateau_window=2, plateau_score=3.0, plateau_q=0.1)
     flat = evals_of([10, 20, 30, 31, 32, 31], [50, 80, 99, 100, 104, 105])

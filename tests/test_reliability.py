@@ -17,12 +17,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from wsrl_mjx import data, readers
-from wsrl_mjx.checkpoint import Checkpointer, CheckpointError, TrainingDiverged
 from wsrl_mjx.config import ConfigError, check_budget, load_config
-from wsrl_mjx.logger import Logger, read_metrics
+from wsrl_mjx.datasets import data, readers
 from wsrl_mjx.run import main
-from wsrl_mjx.rundir import LOCK_FILE, RunDirError, claim, exclusive
+from wsrl_mjx.runtime.checkpoint import Checkpointer, CheckpointError, TrainingDiverged
+from wsrl_mjx.runtime.logger import Logger, read_metrics
+from wsrl_mjx.runtime.rundir import LOCK_FILE, RunDirError, claim, exclusive
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,7 +35,7 @@ def holder(tmp_path):
     """Another process holding tmp_path/run until killed."""
     run_dir = tmp_path / "run"
     code = (
-        "import sys, time; from wsrl_mjx.rundir import exclusive\n"
+        "import sys, time; from wsrl_mjx.runtime.rundir import exclusive\n"
         f"with exclusive({str(run_dir)!r}):\n    print('locked', flush=True); time.sleep(120)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -151,8 +151,8 @@ def test_valid_json_that_is_not_a_record_is_dropped_with_a_warning(tmp_path, lin
 def test_damaged_dataset_metadata_and_holdout_are_named(tmp_path):
     import numpy as np
 
-    from wsrl_mjx import data
-    from wsrl_mjx.setup import load_holdout
+    from wsrl_mjx.datasets import data
+    from wsrl_mjx.phases.setup import load_holdout
 
     arrays = data.random_transitions(40, 4, 2, episode_length=20)
     np.savez(tmp_path / "list_meta.npz", **arrays, metadata=np.asarray("[1, 2]"))
@@ -439,8 +439,8 @@ def test_budgets_refuse_big_overruns_and_note_small_ones(capsys):
 
 def test_shipped_configs_fit_their_budgets():
     from wsrl_mjx.config import DEFAULT_CONFIG
-    from wsrl_mjx.experiment import load_experiment
-    from wsrl_mjx.schedule import Schedule
+    from wsrl_mjx.core.schedule import Schedule
+    from wsrl_mjx.studies.experiment import load_experiment
 
     configs = [load_config(p) for p in [DEFAULT_CONFIG, *sorted((REPO / "configs").glob("*.yaml"))]]
     for path in sorted((REPO / "configs" / "experiments").glob("*.yaml")):
@@ -569,7 +569,7 @@ def test_the_memory_check_knows_the_address_space_limit(tmp_path):
 
 
 def test_memory_limits_of_a_cgroup_and_its_parents(tmp_path, monkeypatch):
-    from wsrl_mjx import memory
+    from wsrl_mjx.runtime import memory
 
     for folder, limit, usage in (("job/step", 8 * 2**30, 2**30), ("job", 4 * 2**30, 3 * 2**30)):
         (tmp_path / "memory" / folder).mkdir(parents=True, exist_ok=True)
@@ -585,7 +585,7 @@ def test_memory_limits_of_a_cgroup_and_its_parents(tmp_path, monkeypatch):
 
 
 def test_memory_check_counts_each_part():
-    from wsrl_mjx.memory import GIB, check_fits, shape_bytes
+    from wsrl_mjx.runtime.memory import GIB, check_fits, shape_bytes
 
     assert shape_bytes(lambda: {"a": jnp.zeros((1000, 250)), "b": jnp.zeros(3, jnp.int8)}) == (
         1000 * 250 * 4 + 3
@@ -653,7 +653,7 @@ def test_a_signal_during_shutdown_keeps_the_commands_exit_code():
     not turn a saved, complete run into 'killed by signal 15'."""
     script = (
         "import os, signal, time\n"
-        "from wsrl_mjx.hostloop import ignore_signals_while_exiting\n"
+        "from wsrl_mjx.runtime.hostloop import ignore_signals_while_exiting\n"
         "ignore_signals_while_exiting()\n"
         "os.kill(os.getpid(), signal.SIGTERM)\n"
         "time.sleep(0.5)\n"

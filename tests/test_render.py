@@ -8,10 +8,10 @@ from PIL import Image
 
 from tests.common import TINY
 from wsrl_mjx.config import load_config
-from wsrl_mjx.errors import RenderError
-from wsrl_mjx.render import frame_strip, headless_gl, stride_for, write_video
+from wsrl_mjx.phases.render import frame_strip, headless_gl, stride_for, write_video
+from wsrl_mjx.phases.train import run_online
 from wsrl_mjx.run import main
-from wsrl_mjx.train import run_online
+from wsrl_mjx.runtime.errors import RenderError
 
 
 def gif_frames(path) -> np.ndarray:
@@ -54,7 +54,7 @@ def test_render_command_writes_the_runs_policy(run_with_videos, tmp_path, capsys
 
 
 def test_a_machine_without_opengl_is_told_what_to_install(monkeypatch):
-    from wsrl_mjx import render
+    from wsrl_mjx.phases import render
 
     monkeypatch.setattr(render, "_chosen", [])
     monkeypatch.delenv("MUJOCO_GL", raising=False)

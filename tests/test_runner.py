@@ -1,4 +1,4 @@
-"""The shared runner (`wsrl_mjx.runner.run_phase`) on a host-only toy run: which chunks run,
+"""The shared runner (`wsrl_mjx.runtime.runner.run_phase`) on a host-only toy run: which chunks run,
 when it evaluates and checkpoints, and how a stop request ends it (no JAX program involved)."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from wsrl_mjx.hostloop import Cadence, HostLoop, StopRequested, graceful_stop
-from wsrl_mjx.runner import Phase, run_phase
+from wsrl_mjx.runtime.hostloop import Cadence, HostLoop, StopRequested, graceful_stop
+from wsrl_mjx.runtime.runner import Phase, run_phase
 
 STEP = 10  # toy steps per chunk
 
@@ -98,8 +98,8 @@ def test_no_stop_check_after_the_last_chunk_the_run_finishes_with_its_final_chec
 def test_seeds_killed_between_their_saves_resume_from_the_newest_step_they_all_hold(tmp_path):
     import numpy as np
 
-    from wsrl_mjx.checkpoint import Checkpointer, CheckpointError
-    from wsrl_mjx.runner import align_seeds
+    from wsrl_mjx.runtime.checkpoint import Checkpointer, CheckpointError
+    from wsrl_mjx.runtime.runner import align_seeds
 
     def saved(name: str, steps: list[int]) -> Checkpointer:
         ckpt = Checkpointer(tmp_path / name, keep=3)

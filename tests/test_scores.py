@@ -1,4 +1,4 @@
-"""Normalized scores (wsrl_mjx.scores): AntMaze from the success rate, locomotion from the
+"""Normalized scores (wsrl_mjx.datasets.scores): AntMaze from the success rate, locomotion from the
 return, and every report (pipeline summary, `evaluate`, curve files, experiment tables) using
 the env's metric. Unit-level: no env is compiled."""
 
@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from wsrl_mjx import evidence, scores
+from wsrl_mjx.datasets import scores
+from wsrl_mjx.studies import evidence
 
 ANTMAZE = "AntMaze_Large_Diverse_GR-v4"
 LOCOMOTION_YAML = Path(__file__).parents[1] / "configs" / "experiments" / "locomotion_wsrl.yaml"
@@ -50,7 +51,7 @@ def test_every_registered_antmaze_twin_and_nothing_else_is_scored_by_success():
 
 
 def test_native_evaluation_normalizes_the_success_rate():
-    from wsrl_mjx.native_eval import _summary
+    from wsrl_mjx.phases.native_eval import _summary
 
     result = {
         "return": np.array([400.0, 0.0, 120.0, 0.0]),
@@ -65,7 +66,7 @@ def test_native_evaluation_normalizes_the_success_rate():
 
 
 def test_pipeline_summary_normalizes_antmaze_success_and_prints_it_beside_it(capsys):
-    from wsrl_mjx.pipeline import normalized_scores, print_summary
+    from wsrl_mjx.phases.pipeline import normalized_scores, print_summary
 
     summary = {
         "env": ANTMAZE,
@@ -106,7 +107,7 @@ def _write_antmaze_run(run_dir: Path, evals: list[tuple[int, float, float]]) -> 
 
 
 def test_experiment_tables_normalize_antmaze_success(tmp_path):
-    from wsrl_mjx.experiment import load_experiment, results_markdown, results_table
+    from wsrl_mjx.studies.experiment import load_experiment, results_markdown, results_table
 
     runs = {
         "wsrl": [

@@ -164,7 +164,7 @@ class CollectConfig:
     medium_fraction: float = 0.4  # medium = snapshot whose eval return is nearest this x final
     # What medium aims at: "final" (medium_fraction x the behaviour run's final return),
     # "reference" (medium_fraction of the env's normalized range) or "d4rl" (the normalized score
-    # of D4RL's own medium dataset for the env, wsrl_mjx.scores.D4RL_MEDIUM_SCORES).
+    # of D4RL's own medium dataset for the env, wsrl_mjx.datasets.scores.D4RL_MEDIUM_SCORES).
     medium_target: str = choice("final", "final", "reference", "d4rl")
     # medium: of this many snapshots nearest the target by their evaluation, the one whose
     # rollout (the whole dataset's episodes) is nearest it; 1 = the nearest by evaluation.
@@ -223,7 +223,7 @@ class RunConfig:
     tensorboard: bool = True
     progress: bool = True
     matmul_precision: str = choice("highest", "highest", "default", "high")
-    # Devices (wsrl_mjx/sharding.py). One seed: data parallelism, envs, buffer and batches split
+    # Devices (runtime/sharding.py). One seed: data parallelism, envs, buffer and batches split
     # over them, parameters replicated (online.num_envs divisible by it). Several seeds: the
     # seeds split over them (num_seeds divisible by it). On a CPU the CLI makes that many.
     num_devices: int = 1

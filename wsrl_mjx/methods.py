@@ -1,7 +1,8 @@
 """The registry: every loss (`ALGORITHMS`) and every fine-tuning method (`METHODS`) is one entry.
 
 The config's choices for `offline.algorithm` and `finetune.method`, the command line's help and
-fine-tuning (`wsrl_mjx.finetune`) all read these dicts; nothing else names a method. Adding one:
+fine-tuning (`wsrl_mjx.phases.finetune`) all read these dicts; nothing else names a method. Adding
+one:
 
 - a method that reuses a loss: one `Method` entry here (or `register_method` from your own code);
 - a new loss: its agent module in `wsrl_mjx/agents/`, an `Algorithm` entry here, and its
@@ -26,12 +27,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from wsrl_mjx.config import AgentConfig, Config, ConfigError, OfflineConfig
-from wsrl_mjx.errors import CheckpointError
+from wsrl_mjx.runtime.errors import CheckpointError
 
 if TYPE_CHECKING:  # the registry is read (names, help) before JAX is imported: agents load lazily
     from envs import Env
     from wsrl_mjx.agents.base import Agent
-    from wsrl_mjx.loops import ActionRule
+    from wsrl_mjx.core.loops import ActionRule
     from wsrl_mjx.types import AgentState
 
 AgentFactory = Callable[[AgentConfig, OfflineConfig, int, int], "Agent"]
@@ -94,7 +95,7 @@ def _jsrl_guide(agent: Agent, cfg: Config, env: Env, pretrained: AgentState) -> 
     """The frozen pre-trained actor guides the first h ~ U{0..H} steps of each episode."""
     import jax.numpy as jnp
 
-    from wsrl_mjx.loops import ActionRule, guided_actions
+    from wsrl_mjx.core.loops import ActionRule, guided_actions
 
     horizon = cfg.finetune.jsrl_max_guide_steps or env.episode_length
     return ActionRule(

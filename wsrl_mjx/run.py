@@ -1,8 +1,8 @@
 """Command line: `python -m wsrl_mjx.run <command> [--config FILE] [--set key=value ...]`.
 
 Its own imports are light (the config schema, the registry's names, the errors): the config, the
-paths and the run dir are checked (`wsrl_mjx.preflight`) before a command imports JAX, MuJoCo
-and Orbax, so bad input is named in about a second."""
+paths and the run dir are checked (`wsrl_mjx.runtime.preflight`) before a command imports JAX,
+MuJoCo and Orbax, so bad input is named in about a second."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ from wsrl_mjx.config import (
     load_config,
     parse_overrides,
 )
-from wsrl_mjx.errors import CheckpointError, DatasetError, RenderError, TrainingDiverged
-from wsrl_mjx.hostloop import StopRequested, graceful_stop, ignore_signals_while_exiting
-from wsrl_mjx.preflight import check_resume, inherit_pretraining, preflight
-from wsrl_mjx.rundir import RunDirError
+from wsrl_mjx.runtime.errors import CheckpointError, DatasetError, RenderError, TrainingDiverged
+from wsrl_mjx.runtime.hostloop import StopRequested, graceful_stop, ignore_signals_while_exiting
+from wsrl_mjx.runtime.preflight import check_resume, inherit_pretraining, preflight
+from wsrl_mjx.runtime.rundir import RunDirError
 
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
@@ -48,7 +48,10 @@ def _load(path, overrides: list[str], resume: bool = False, command: str = ""):
         cfg, _ = inherit_pretraining(cfg, path, overrides)
     if resume:
         check_resume(cfg, command)
-    from wsrl_mjx.sharding import initialize_distributed, request_cpu_devices  # JAX from here
+    from wsrl_mjx.runtime.sharding import (  # JAX from here
+        initialize_distributed,
+        request_cpu_devices,
+    )
 
     request_cpu_devices(cfg.run.num_devices)
     if cfg.run.distributed:
@@ -58,7 +61,7 @@ def _load(path, overrides: list[str], resume: bool = False, command: str = ""):
 
 def cmd_online(args: argparse.Namespace) -> int:
     cfg = _load(args.config, args.overrides, args.resume, "online")
-    from wsrl_mjx.train import run_online  # the heavy imports, once the input is checked
+    from wsrl_mjx.phases.train import run_online  # the heavy imports, once the input is checked
 
     result = run_online(cfg, resume=args.resume)
     for summary in result if isinstance(result, list) else [result]:
@@ -71,7 +74,7 @@ def cmd_online(args: argparse.Namespace) -> int:
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
     cfg = _load(args.config, args.overrides, args.resume, "pretrain")
-    from wsrl_mjx.pretrain import run_pretrain
+    from wsrl_mjx.phases.pretrain import run_pretrain
 
     result = run_pretrain(cfg, resume=args.resume)
     for summary in result if isinstance(result, list) else [result]:  # one per seed
@@ -85,7 +88,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 def cmd_collect(args: argparse.Namespace) -> int:
     cfg = _load(args.config, args.overrides, args.resume, "collect")
-    from wsrl_mjx.collect import run_collect
+    from wsrl_mjx.phases.collect import run_collect
 
     run_collect(cfg, resume=args.resume)
     return 0
@@ -98,7 +101,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     if args.method:
         overrides.append(f"finetune.method={args.method}")
     cfg = _load(args.config, overrides, args.resume, "finetune")
-    from wsrl_mjx.finetune import run_finetune
+    from wsrl_mjx.phases.finetune import run_finetune
 
     result = run_finetune(cfg, resume=args.resume)
     for summary in result if isinstance(result, list) else [result]:
@@ -115,15 +118,15 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
     cfg = _load(args.config or DEFAULT_CONFIG, args.overrides, args.resume)
-    from wsrl_mjx.pipeline import run_pipeline
+    from wsrl_mjx.phases.pipeline import run_pipeline
 
     run_pipeline(cfg, resume=args.resume)
     return 0
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
-    from wsrl_mjx.experiment import RunsFailed, load_experiment, run_experiment
-    from wsrl_mjx.sharding import request_cpu_devices
+    from wsrl_mjx.runtime.sharding import request_cpu_devices
+    from wsrl_mjx.studies.experiment import RunsFailed, load_experiment, run_experiment
 
     if not args.config:
         raise ConfigError("experiment needs --config configs/experiments/<name>.yaml")
@@ -148,7 +151,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from wsrl_mjx.native_eval import evaluate_native, print_report, write_report
+    from wsrl_mjx.phases.native_eval import evaluate_native, print_report, write_report
 
     summary = evaluate_native(
         args.run_dir,
@@ -163,7 +166,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from wsrl_mjx.render import render_run
+    from wsrl_mjx.phases.render import render_run
 
     written = render_run(
         args.run_dir,
@@ -184,7 +187,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from wsrl_mjx.minari_export import export_minari
+    from wsrl_mjx.phases.minari_export import export_minari
 
     overrides = parse_overrides(args.env_override)  # KEY=VALUE, values parsed as YAML
     path = export_minari(args.dataset, args.id, args.root, overrides)
@@ -201,7 +204,7 @@ def cmd_gates(args: argparse.Namespace) -> int:
     missing += [str(p) for p in args.pretrain if not p.is_dir()]
     if missing:
         raise DatasetError(f"gates: not found: {', '.join(missing)}")
-    from wsrl_mjx.gates import run_gates
+    from wsrl_mjx.studies.gates import run_gates
 
     passed = run_gates(args.env, args.data, args.pretrain, args.out, args.seed)
     print(args.out.with_suffix(".md").read_text(), end="")
@@ -209,10 +212,25 @@ def cmd_gates(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from wsrl_mjx.plots import plot_runs
+    from wsrl_mjx.studies.plots import plot_runs
 
     out = args.out or f"{args.run_dirs[0]}/curves.png"
     print(f"wrote {plot_runs(args.run_dirs, out, args.labels)}")
+    return 0
+
+
+def cmd_evidence(args: argparse.Namespace) -> int:
+    from wsrl_mjx.studies.evidence import run_evidence
+
+    return run_evidence(args)
+
+
+def cmd_maze_datasets(args: argparse.Namespace) -> int:
+    if args.twin and args.agent != "ant":
+        raise ConfigError("--twin needs --agent ant")
+    from wsrl_mjx.phases.maze_datasets import run_maze_datasets
+
+    run_maze_datasets(args)
     return 0
 
 
@@ -429,7 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
         "check a locomotion test bed before a run is spent on it (exit 1 when a gate fails)",
         "Behaviour levels of a task's random/medium/expert datasets over >= 100 episodes, the "
         "trivial controllers (random, zero, best constant, standing still) that must fail, and "
-        "with --pretrain the pre-training runs, against gates stated in wsrl_mjx/gates.py. "
+        "with --pretrain the pre-training runs, against gates stated in wsrl_mjx/studies/gates.py. "
         "Writes OUT.json and OUT.md.",
         config=False,
     )
@@ -450,6 +468,80 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     plot.add_argument("--out", help="PNG path (default RUN_DIR/curves.png of the first run)")
     plot.add_argument("--labels", nargs="+", help="legend labels, one per run")
+    evidence = _command(
+        commands,
+        "evidence",
+        cmd_evidence,
+        "an experiment's evidence: per-seed curve files, then paired statistics and claims",
+        "`export RUN_DIR OUT_DIR` writes the per-seed curve files of an experiment's finished "
+        "runs; `analyze TASK_DIR... --out DIR` reads curve folders (one per task) and writes "
+        "the tables, the claims with their verdicts (claims.md / .json) and curves.png.",
+        config=False,
+    )
+    steps = evidence.add_subparsers(dest="evidence_command", metavar="STEP", required=True)
+    export_curves = steps.add_parser(
+        "export",
+        help="curve files of an experiment's finished runs",
+        description="Curve files (one per run and seed) of an experiment's finished runs.",
+    )
+    export_curves.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    export_curves.add_argument("out_dir", type=Path, metavar="OUT_DIR")
+    analyze = steps.add_parser(
+        "analyze",
+        help="tables, claims and the figure from curve folders",
+        description="Tables, claims with their verdicts and the figure from curve folders.",
+    )
+    analyze.add_argument("task_dirs", type=Path, nargs="+", metavar="TASK_DIR")
+    analyze.add_argument("--out", type=Path, required=True)
+    analyze.add_argument("--budgets", type=int, nargs="*", default=[])
+    mazes = _command(
+        commands,
+        "maze-datasets",
+        cmd_maze_datasets,
+        "maze datasets (point mass or ant) and their pictures",
+        "Collect maze datasets (BFS waypoints, a noisy PD controller for the point mass or a "
+        "trained low-level policy for the ant) and draw them over the maze as "
+        "<out>/<agent>maze_<layout>.png; --save DIR also writes the datasets.",
+        config=False,
+    )
+    mazes.add_argument("--agent", default="point", choices=("point", "ant"))
+    mazes.add_argument(
+        "--layouts", nargs="+", metavar="LAYOUT", help="umaze, medium, large (default: all)"
+    )
+    mazes.add_argument("--out", default="docs/", help="directory for the PNGs ('' = none)")
+    mazes.add_argument("--num-transitions", type=int, default=1_000_000)
+    mazes.add_argument("--num-envs", type=int, default=50)
+    mazes.add_argument("--seed", type=int, default=0)
+    mazes.add_argument(
+        "--noise",
+        type=float,
+        default=None,
+        help="std of the Gaussian action noise (default: 0.5 for the point mass, 0.1 for the ant)",
+    )
+    mazes.add_argument(
+        "--policy",
+        help="ant only: an antgoal run dir or exported policy file (default: the bundled one, "
+        "envs/assets/antgoal_policy.msgpack)",
+    )
+    mazes.add_argument(
+        "--export-policy",
+        metavar="FILE",
+        help="ant only: first write --policy (a run dir) to FILE as a standalone policy",
+    )
+    mazes.add_argument("--goals", default="diverse", choices=("diverse", "play"), help="ant only")
+    mazes.add_argument(
+        "--policy-stats",
+        action="store_true",
+        help="ant only: print how well --policy walks on antgoal (256 episodes) and exit",
+    )
+    mazes.add_argument(
+        "--twin",
+        metavar="ID",
+        help="ant only: collect in this Gymnasium-Robotics AntMaze twin (e.g. "
+        "AntMaze_Large_Diverse_GR-v4) instead of --layouts; needs --save",
+    )
+    mazes.add_argument("--save", default=None, help="also save each dataset as <save>/<name>.npz")
+    mazes.add_argument("--max-trajectories", type=int, default=12, help="trajectories drawn")
     return parser
 
 

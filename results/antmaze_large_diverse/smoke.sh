@@ -14,7 +14,7 @@ SMALL=(--set agent.actor_hidden=[32,32] --set agent.critic_hidden=[32,32] --set 
        --set agent.num_backup_actions=2 --set agent.batch_size=64 --set env.episode_length=50
        --set eval.num_episodes=2 --set run.tensorboard=false --set run.progress=false)
 
-[ -f "$OUT/data/$ID.npz" ] || $PY -m wsrl_mjx.maze_datasets --agent ant --twin $ID \
+[ -f "$OUT/data/$ID.npz" ] || $PY -m wsrl_mjx.run maze-datasets --agent ant --twin $ID \
   --num-transitions 2000 --num-envs 4 --save "$OUT/data"
 [ -f "$OUT/pretrain.done" ] || { $PY -m wsrl_mjx.run pretrain --config $CONFIG "${SMALL[@]}" \
   --set offline.dataset="$OUT/data/$ID.npz" --set offline.steps=200 \

@@ -13,8 +13,8 @@ import argparse
 import hashlib
 from pathlib import Path
 
-from wsrl_mjx import readers, scores
-from wsrl_mjx.logger import read_metrics
+from wsrl_mjx.datasets import readers, scores
+from wsrl_mjx.runtime.logger import read_metrics
 
 HERE = Path(__file__).parent
 KINDS = ("random", "medium", "medium-replay", "expert")
@@ -58,7 +58,8 @@ def main() -> None:
         "snapshot whose evaluation is nearest one third of D4RL's normalized range; "
         "`medium-replay` is the behaviour run's replay buffer up to that snapshot; `expert` "
         "rolls out the final actor; `random` takes uniform actions. Normalized with D4RL's "
-        "reference returns (`wsrl_mjx/scores.py`). The files are not committed (63 MB per task): "
+        "reference returns (`wsrl_mjx/datasets/scores.py`). The files are not committed "
+        "(63 MB per task): "
         "the command above makes them again; the checksums say whether a copy is the same. "
         "`expert` is the behaviour run's final actor, not its best, and is not what scores are "
         "normalized by (D4RL's expert reference is).",

@@ -25,6 +25,6 @@ for ITEM in "$@"; do
     echo "[run.sh] $ENV: XLA aborted (attempt $ATTEMPT); resuming" >&2
   done
   [ "$CODE" -ne 0 ] && exit "$CODE"
-  $PY -m wsrl_mjx.evidence export "runs/locomotion/$ENV-$KIND" \
+  $PY -m wsrl_mjx.run evidence export "runs/locomotion/$ENV-$KIND" \
     "results/locomotion_wsrl/curves/$ENV-$KIND"
 done

@@ -19,7 +19,7 @@ import jax
 import minari
 import numpy as np
 
-from wsrl_mjx.bridge import load_agent
+from wsrl_mjx.phases.bridge import load_agent
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from wsrl_mjx.logger import read_metrics
+from wsrl_mjx.runtime.logger import read_metrics
 
 
 def evals(run_dir: Path) -> list[dict]:

@@ -17,9 +17,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from wsrl_mjx.checkpoint import CheckpointError, check_tree_matches
+from wsrl_mjx.agents.networks import Networks, critic_ensemble, sample_tanh_gaussian
 from wsrl_mjx.config import AgentConfig
-from wsrl_mjx.networks import Networks, critic_ensemble, sample_tanh_gaussian
+from wsrl_mjx.runtime.checkpoint import CheckpointError, check_tree_matches
 from wsrl_mjx.types import AgentState, Learner, Params, Transition
 
 Metrics = dict[str, jax.Array]

@@ -17,9 +17,9 @@ import optax
 from flax import struct
 
 from wsrl_mjx.agents.base import Metrics, apply_gradients, temperature_param
+from wsrl_mjx.agents.networks import make_networks
 from wsrl_mjx.agents.sac import SACAgent
 from wsrl_mjx.config import AgentConfig, OfflineConfig
-from wsrl_mjx.networks import make_networks
 from wsrl_mjx.types import AgentState, Learner, OfflineTransition, Params
 
 

@@ -16,8 +16,8 @@ import optax
 from flax import struct
 
 from wsrl_mjx.agents.base import ActorCritic, Metrics, apply_gradients, polyak
+from wsrl_mjx.agents.networks import ValueNet, make_networks, tanh_gaussian_log_prob
 from wsrl_mjx.config import AgentConfig, OfflineConfig
-from wsrl_mjx.networks import ValueNet, make_networks, tanh_gaussian_log_prob
 from wsrl_mjx.types import AgentState, Learner, Transition
 
 

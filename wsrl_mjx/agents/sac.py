@@ -20,8 +20,8 @@ from wsrl_mjx.agents.base import (
     polyak,
     temperature_param,
 )
+from wsrl_mjx.agents.networks import make_networks
 from wsrl_mjx.config import AgentConfig
-from wsrl_mjx.networks import make_networks
 from wsrl_mjx.types import AgentState, Learner, Params, Transition
 
 __all__ = ["Metrics", "SACAgent", "apply_gradients", "make_sac", "polyak", "temperature_param"]
