@@ -3,7 +3,7 @@
 For each num_envs N, in one process, interleaved round by round (see benchmarks/common.py):
 
   fused    the project's own online chunk (`wsrl_mjx.core.loops.make_chunk` with `policy_actions`,
-           built exactly as `wsrl_mjx.phases.train.run_online` builds it): one jitted `lax.scan`
+           built exactly as `wsrl_mjx.phases.online.run_online` builds it): one jitted `lax.scan`
            over T iterations of {policy acts in N envs -> BatchEnv step -> flashbax add -> U update
            rounds sampled from the on-device buffer}, state donated.
   host     the same algorithm as a conventional host loop: per iteration Python calls a jitted

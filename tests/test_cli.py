@@ -112,7 +112,7 @@ class _Seen(Exception):
 @pytest.mark.parametrize(
     ("command", "module", "function"),
     [
-        ("online", "phases.train", "run_online"),
+        ("online", "phases.online", "run_online"),
         ("pretrain", "phases.pretrain", "run_pretrain"),
         ("collect", "phases.collect", "run_collect"),
         ("finetune", "phases.finetune", "run_finetune"),

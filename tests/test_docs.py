@@ -16,7 +16,7 @@ def _layout_rows(package: str) -> list[str]:
 
 
 def _modules(package: str) -> set[str]:
-    """Every module, as its path in the package (`phases/train.py`); `__init__.py`s aside."""
+    """Every module, as its path in the package (`phases/online.py`); `__init__.py`s aside."""
     folder = ROOT / package
     return {
         p.relative_to(folder).as_posix() for p in folder.rglob("*.py") if p.name != "__init__.py"

@@ -93,7 +93,7 @@ def test_a_killed_collect_resumes_to_the_same_datasets(pipeline, tmp_path, monke
     """Killed after its first checkpoint, `collect --resume` continues the behaviour run with the
     actor snapshots it had saved and writes the datasets an uninterrupted run wrote."""
     from wsrl_mjx.phases.collect import run_collect
-    from wsrl_mjx.phases.online_run import SNAPSHOTS
+    from wsrl_mjx.phases.online import SNAPSHOTS
 
     cfg, result = pipeline
     extra = [f"run.run_dir={tmp_path / 'behaviour'}", f"collect.out_dir={tmp_path / 'data'}"]

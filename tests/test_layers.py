@@ -31,7 +31,7 @@ MAX_ENTRIES = 12
 
 
 def layer_of(module: str) -> str:
-    """`wsrl_mjx.phases.train` -> "phases"; `wsrl_mjx.config` -> "base"; `wsrl_mjx` -> "base"."""
+    """`wsrl_mjx.phases.online` -> "phases"; `wsrl_mjx.config` -> "base"; `wsrl_mjx` -> "base"."""
     parts = module.split(".")
     assert parts[0] == "wsrl_mjx", module
     if len(parts) == 1:

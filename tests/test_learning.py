@@ -13,7 +13,7 @@ official-code layout (the defaults: actor LayerNorm, shared critic head) the sam
 import pytest
 
 from wsrl_mjx.config import load_config
-from wsrl_mjx.phases.train import run_online
+from wsrl_mjx.phases.online import run_online
 
 SETTINGS = [
     "env.name=CartpoleSwingup",

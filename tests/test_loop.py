@@ -27,9 +27,9 @@ from wsrl_mjx.core.environment import make_env
 from wsrl_mjx.core.loops import make_chunk, policy_actions
 from wsrl_mjx.core.replay import buffer_size, make_replay
 from wsrl_mjx.core.schedule import Schedule, replay_ratio
-from wsrl_mjx.phases import train
+from wsrl_mjx.phases import online as online_phase
+from wsrl_mjx.phases.online import run_online
 from wsrl_mjx.phases.online_system import init_training_state
-from wsrl_mjx.phases.train import run_online
 from wsrl_mjx.runtime.checkpoint import Checkpointer, CheckpointError, TrainingDiverged
 from wsrl_mjx.runtime.logger import read_metrics
 
@@ -111,7 +111,8 @@ def test_fresh_run_refuses_to_overwrite_and_resume_needs_a_checkpoint(
     cfg = tiny_config(root)
     before = dir_bytes(root)
     with monkeypatch.context() as m:
-        m.setattr(train, "build_online", lambda *a, **k: pytest.fail("built before the check"))
+        never = lambda *a, **k: pytest.fail("built before the check")  # noqa: E731
+        m.setattr(online_phase, "build_online", never)
         with pytest.raises(CheckpointError, match="already holds checkpoints"):
             run_online(cfg)
         with pytest.raises(CheckpointError, match="no checkpoint"):
@@ -273,18 +274,18 @@ def test_a_signal_stops_after_the_chunk_with_a_checkpoint_and_resumes_bit_exactl
     """SIGTERM (a batch scheduler) or SIGINT (Ctrl-C) mid-run: the chunk finishes, a checkpoint
     is written at that step (120, off the 80-step cadence), the command exits 128 + signal
     saying how to resume, and `--resume` ends in the uninterrupted run's state."""
-    from wsrl_mjx.phases import online_run
+    from wsrl_mjx.phases import online
     from wsrl_mjx.run import main
 
     root, full = full_run
-    original = online_run.OnlineRun.record
+    original = online.OnlineRun.record
 
     def signal_at_120(self, state, metrics, phase, start):
         original(self, state, metrics, phase, start)
         if int(state.env_steps) == 120:  # the signal arrives while the chunk ends
             os.kill(os.getpid(), signum)
 
-    monkeypatch.setattr(online_run.OnlineRun, "record", signal_at_120)
+    monkeypatch.setattr(online.OnlineRun, "record", signal_at_120)
     argv = ["online", *[a for item in TINY for a in ("--set", item)]]
     argv += ["--set", f"run.run_dir={tmp_path}"]
     assert main(argv) == 128 + signum
@@ -293,7 +294,7 @@ def test_a_signal_stops_after_the_chunk_with_a_checkpoint_and_resumes_bit_exactl
     assert "--resume" in err
     assert Checkpointer(tmp_path / "checkpoints").latest_step() == 120
     assert signal.getsignal(signum) is not None  # the handler was put back
-    monkeypatch.setattr(online_run.OnlineRun, "record", original)
+    monkeypatch.setattr(online.OnlineRun, "record", original)
     assert main([*argv, "--resume"]) == 0
     resumed, _ = Checkpointer(tmp_path / "checkpoints").restore(full["state"])
     expected, _ = Checkpointer(root / "checkpoints").restore(full["state"])
@@ -304,7 +305,7 @@ def test_a_signal_stops_after_the_chunk_with_a_checkpoint_and_resumes_bit_exactl
 
 
 def test_a_second_signal_stops_at_once():
-    from wsrl_mjx.runtime.hostloop import graceful_stop, stop_requested
+    from wsrl_mjx.runtime.signals import graceful_stop, stop_requested
 
     # The precondition: Python's own SIGINT handler (a test runner's worker may hold another).
     outer = signal.signal(signal.SIGINT, signal.default_int_handler)

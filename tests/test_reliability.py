@@ -653,7 +653,7 @@ def test_a_signal_during_shutdown_keeps_the_commands_exit_code():
     not turn a saved, complete run into 'killed by signal 15'."""
     script = (
         "import os, signal, time\n"
-        "from wsrl_mjx.runtime.hostloop import ignore_signals_while_exiting\n"
+        "from wsrl_mjx.runtime.signals import ignore_signals_while_exiting\n"
         "ignore_signals_while_exiting()\n"
         "os.kill(os.getpid(), signal.SIGTERM)\n"
         "time.sleep(0.5)\n"

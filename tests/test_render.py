@@ -8,8 +8,8 @@ from PIL import Image
 
 from tests.common import TINY
 from wsrl_mjx.config import load_config
+from wsrl_mjx.phases.online import run_online
 from wsrl_mjx.phases.render import frame_strip, headless_gl, stride_for, write_video
-from wsrl_mjx.phases.train import run_online
 from wsrl_mjx.run import main
 from wsrl_mjx.runtime.errors import RenderError
 

@@ -10,8 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from wsrl_mjx.runtime.hostloop import Cadence, HostLoop, StopRequested, graceful_stop
-from wsrl_mjx.runtime.runner import Phase, run_phase
+from wsrl_mjx.runtime.runner import Cadence, HostLoop, Phase, run_phase
+from wsrl_mjx.runtime.signals import StopRequested, graceful_stop
 
 STEP = 10  # toy steps per chunk
 

@@ -15,7 +15,7 @@ import pytest
 
 from tests.common import TINY
 from wsrl_mjx.config import ConfigError, load_config
-from wsrl_mjx.phases.train import run_online
+from wsrl_mjx.phases.online import run_online
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -18,9 +18,9 @@ from wsrl_mjx.config import (
     parse_overrides,
 )
 from wsrl_mjx.runtime.errors import CheckpointError, DatasetError, RenderError, TrainingDiverged
-from wsrl_mjx.runtime.hostloop import StopRequested, graceful_stop, ignore_signals_while_exiting
 from wsrl_mjx.runtime.preflight import check_resume, inherit_pretraining, preflight
 from wsrl_mjx.runtime.rundir import RunDirError
+from wsrl_mjx.runtime.signals import StopRequested, graceful_stop, ignore_signals_while_exiting
 
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
@@ -48,20 +48,15 @@ def _load(path, overrides: list[str], resume: bool = False, command: str = ""):
         cfg, _ = inherit_pretraining(cfg, path, overrides)
     if resume:
         check_resume(cfg, command)
-    from wsrl_mjx.runtime.sharding import (  # JAX from here
-        initialize_distributed,
-        request_cpu_devices,
-    )
+    from wsrl_mjx.runtime.runner import begin  # JAX from here
 
-    request_cpu_devices(cfg.run.num_devices)
-    if cfg.run.distributed:
-        initialize_distributed()
+    begin(cfg)  # the process settings, before any JAX work
     return cfg
 
 
 def cmd_online(args: argparse.Namespace) -> int:
     cfg = _load(args.config, args.overrides, args.resume, "online")
-    from wsrl_mjx.phases.train import run_online  # the heavy imports, once the input is checked
+    from wsrl_mjx.phases.online import run_online  # the heavy imports, once the input is checked
 
     result = run_online(cfg, resume=args.resume)
     for summary in result if isinstance(result, list) else [result]:

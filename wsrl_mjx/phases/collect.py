@@ -27,8 +27,8 @@ from wsrl_mjx.core.replay import make_replay
 from wsrl_mjx.core.schedule import Schedule
 from wsrl_mjx.datasets import scores
 from wsrl_mjx.datasets.data import DATASET_KEYS, save_dataset
+from wsrl_mjx.phases.online import run_online
 from wsrl_mjx.phases.online_system import OnlinePlan, init_training_state
-from wsrl_mjx.phases.train import run_online
 
 KINDS = ("random", "medium", "medium-replay", "expert")
 

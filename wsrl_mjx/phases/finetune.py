@@ -2,7 +2,7 @@
 (`wsrl_mjx.phases.setup.setup_finetune`: checkpoints, env, held-out splits, retained data), each
 seed's
 registered method (`wsrl_mjx.methods.METHODS`) becomes an `OnlinePlan` (`plan_finetune`, no file
-read), and the online run trains the seeds as one program (`wsrl_mjx.phases.train.run_seeds`).
+read), and the online run trains the seeds as one program (`wsrl_mjx.phases.online.run_seeds`).
 Nothing
 here names a method: its registry entry says which loss runs online, whether it starts from the
 pre-trained agent, its offline share and its action rule.
@@ -20,9 +20,9 @@ import jax
 from wsrl_mjx.config import Config, ConfigError, seed_configs
 from wsrl_mjx.methods import METHODS, make_agent, online_mc_bound
 from wsrl_mjx.phases.bridge import check_pretrained
+from wsrl_mjx.phases.online import run_seeds
 from wsrl_mjx.phases.online_system import OnlinePlan
 from wsrl_mjx.phases.setup import FinetuneSetup, setup_finetune
-from wsrl_mjx.phases.train import run_seeds
 from wsrl_mjx.types import AgentState
 
 

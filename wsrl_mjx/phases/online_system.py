@@ -1,7 +1,8 @@
-"""An online run's system: `build_online` makes everything once (the batched env, buffer,
-sampler, sharding, the warmup and online chunks, the evaluator and the held-out diagnostics) for
-one seed or several seeds vmapped in one program; `warmup_phase` and `online_phase` are the two
-phases the shared runner (`wsrl_mjx.runtime.runner.run_phase`) runs over it.
+"""What an online run builds once: `build_online` makes the batched env, buffer, sampler,
+sharding, the warmup and online chunks, the evaluator and the held-out diagnostics, for one seed
+or several seeds vmapped in one program, and the initial state (`OnlineSystem.init_state`); the
+run itself (`wsrl_mjx.phases.online`) only calls what it holds. Nothing here runs on the host
+between chunks.
 
 What is trained and how it acts comes in an `OnlinePlan`: SAC from scratch by default, a
 fine-tuning method's plan from `wsrl_mjx.phases.finetune`. With several seeds every array of the
@@ -32,7 +33,6 @@ from wsrl_mjx.core.loops import (
     mixed_sampler,
     policy_actions,
     random_actions,
-    seed_slice,
     stack_seeds,
     strong_copy,
 )
@@ -40,7 +40,6 @@ from wsrl_mjx.core.mc_replay import online_replay_maker
 from wsrl_mjx.core.replay import example_transition
 from wsrl_mjx.core.schedule import Schedule, steps_before_updates
 from wsrl_mjx.runtime.memory import check_fits, evaluation_bytes, shape_bytes
-from wsrl_mjx.runtime.runner import Phase
 from wsrl_mjx.runtime.sharding import DataSharding, SeedSharding, data_sharding, seed_sharding
 from wsrl_mjx.types import AgentState, Counter, OfflineTransition, Params, TrainingState
 
@@ -123,14 +122,6 @@ class OnlineSystem:
     def seeded(self) -> bool:
         """Whether arrays carry a leading seed axis (more than one seed)."""
         return len(self.cfgs) > 1
-
-    def env_steps(self, state: TrainingState, k: int = 0) -> int:
-        """Seed k's env-step count (the seeds of one program step together)."""
-        return int(seed_slice(state.env_steps, k, self.seeded))
-
-    def updates(self, state: TrainingState, k: int = 0) -> int:
-        """Seed k's update count."""
-        return int(seed_slice(state.updates, k, self.seeded))
 
     def check_memory(self) -> None:
         """Refuse a run whose state cannot fit, before it is allocated (wsrl_mjx.runtime.memory)."""
@@ -281,29 +272,3 @@ def build_online(
     )
     system.check_memory()  # before the state is allocated or anything is written
     return system
-
-
-def warmup_phase(system: OnlineSystem) -> Phase:
-    """WSRL's warmup (`prefill_replay_buffer`): the frozen policy (pre-trained, or a random
-    init when training from scratch; uniform actions with online.warmup_policy=random) fills the
-    empty replay buffer for the schedule's no-update steps in one chunk, no gradient step; then
-    an evaluation."""
-    return Phase(
-        "warmup",
-        lambda state: system.warmup_chunk(state, system.aux),
-        end=system.schedule.warmup_env_steps,
-        timer="warmup_s",
-        evaluate_at_end=True,
-        eval_label="after_warmup",
-    )
-
-
-def online_phase(system: OnlineSystem) -> Phase:
-    """Whole chunks of online.chunk_length vector steps, each followed by
-    online.update_rounds sampled-batch updates, until the run's env-step budget."""
-    return Phase(
-        system.plan.phase_name,
-        lambda state: system.online_chunk(state, system.aux),
-        end=system.schedule.total_env_steps,
-        timer="online_s",
-    )

@@ -35,18 +35,18 @@ from wsrl_mjx.datasets import data, scores
 from wsrl_mjx.phases.render import EvalVideos
 from wsrl_mjx.phases.setup import HOLDOUT_FILE, setup_pretrain
 from wsrl_mjx.runtime.checkpoint import Checkpointer, CheckpointError
-from wsrl_mjx.runtime.hostloop import HostLoop
 from wsrl_mjx.runtime.logger import read_evals
 from wsrl_mjx.runtime.memory import check_fits, evaluation_bytes, shape_bytes
 from wsrl_mjx.runtime.rundir import atomic_write, holds_run_dir
 from wsrl_mjx.runtime.runner import (
     Cadences,
+    HostLoop,
     Phase,
     align_seeds,
     begin,
     eval_key,
     open_checkpointers,
-    open_run,
+    open_loops,
     run_phase,
     running,
 )
@@ -146,7 +146,7 @@ class OfflineRun:
             result = seed_slice(results, k, self.seeded)
             record = {"gradient_steps": step, **{f"eval_{n}": float(v) for n, v in result.items()}}
             self.evals[k].append(record)
-            loop.log(step, "eval", record)
+            loop.logger.log(step, "eval", record)
         if self.videos is not None:
             self.videos(seed_slice(state.agent.actor.params, 0, self.seeded), step)
 
@@ -199,13 +199,13 @@ def pretrain_seeds(cfgs: list[Config], *, resume: bool = False) -> list[dict]:
         0,
     )
     metas = [pretrain_meta(s, d, total) for s, d in zip(setups, datasets, strict=True)]
-    loops, state = open_run(
+    if resume:
+        state = restore_offline(checkpointers, state, metas, seeded)
+    loops = open_loops(
         [s.cfg for s in setups],
         checkpointers,
-        resume,
-        state,
-        lambda checkpointers, state: restore_offline(checkpointers, state, metas, seeded),
-        lambda state: state.gradient_steps,
+        start=state.gradient_steps,
+        resume=resume,
         total=total,
         label=f"pretrain-{cfg.offline.algorithm}",
         cadences=Cadences(

@@ -4,18 +4,23 @@ A phase (`Phase`) is a value: its compiled chunk, the step it ends at and its lo
 differs between offline and online runs on the host (how a state counts its steps, what a
 chunk's log record holds, how a policy is evaluated and what a checkpoint records) is the
 `Run`'s; what every run does after every chunk is here, written once: the NaN guard, progress,
-one log record per seed, evaluation and checkpoint when due (and at the end), and a graceful
-stop on SIGINT/SIGTERM. `open_run` starts a run's host side, also written once: the
-overwrite and resume guards, the restore on resume, the saved config and each seed's logger,
-progress bar and cadences.
+one log record per seed (`HostLoop`), evaluation and checkpoint when due (and at the end), and a
+graceful stop on SIGINT/SIGTERM (`wsrl_mjx.runtime.signals`). A resumed run keeps the
+uninterrupted run's cadence: "due" means the first multiple of the interval after the step the
+last evaluation or checkpoint was made at. A run's start is also written once:
+`open_checkpointers` (the overwrite and resume guards, before anything is built) and
+`open_loops` (the saved config and each seed's logger, progress bar and cadences); `begin`
+applies the process settings.
 """
 
 from __future__ import annotations
 
+import math
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,10 +28,11 @@ import jax
 
 from wsrl_mjx.config import Config, save_config
 from wsrl_mjx.runtime.checkpoint import Checkpointer, CheckpointError
-from wsrl_mjx.runtime.hostloop import Cadence, HostLoop
+from wsrl_mjx.runtime.errors import TrainingDiverged
 from wsrl_mjx.runtime.logger import Logger, Progress
 from wsrl_mjx.runtime.rundir import claim
-from wsrl_mjx.runtime.sharding import initialize_distributed
+from wsrl_mjx.runtime.sharding import initialize_distributed, request_cpu_devices
+from wsrl_mjx.runtime.signals import StopRequested, stop_requested
 
 EVAL_SEED_OFFSET = 10_000  # evaluation keys: PRNGKey(run.seed + EVAL_SEED_OFFSET)
 
@@ -46,6 +52,79 @@ class Phase:
     evaluate_at_end: bool = False
     eval_label: str = ""
     converged: Callable[[], bool] | None = None
+
+
+@dataclass
+class Cadence:
+    """Every `every` steps: `due(step)` is true once per interval crossed (or when forced)."""
+
+    every: int
+    next: int
+
+    @classmethod
+    def after(cls, step: int, every: int) -> Cadence:
+        return cls(every, (step // every + 1) * every)
+
+    def due(self, step: int, force: bool = False) -> bool:
+        if step < self.next and not force:
+            return False
+        self.next = (step // self.every + 1) * self.every
+        return True
+
+
+@dataclass
+class HostLoop:
+    """One seed's host side: its logger, checkpointer, progress bar, evaluation and checkpoint
+    cadences, and the run's time totals."""
+
+    logger: Logger
+    checkpointer: Checkpointer
+    progress: Progress
+    evaluation: Cadence
+    checkpoints: Cadence
+    unit: str = "env step"
+    times: dict[str, float] = field(default_factory=dict)
+
+    def record(
+        self,
+        step: int,
+        updates: int,
+        phase: str,
+        summary: dict,
+        extra: Callable[[dict], dict] = lambda rates: rates,
+    ) -> None:
+        """After a chunk: the NaN guard, the progress bar, then one log record of the chunk's
+        summary and `extra(rates)`."""
+        check_finite(summary, step, self.checkpointer, self.unit)
+        rates = self.progress.update(step, updates)
+        self.logger.log(step, phase, {**summary, **extra(rates)})
+
+    @contextmanager
+    def timed(self, key: str) -> Iterator[None]:
+        """Adds the block's wall-clock seconds to `times[key]`."""
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.times[key] = self.times.get(key, 0.0) + time.perf_counter() - t
+
+    def close(self) -> None:
+        self.progress.close()
+        self.logger.close()
+
+
+def check_finite(
+    metrics: dict, step: int, checkpointer: Checkpointer, unit: str = "env step"
+) -> None:
+    """Stop at the first non-finite metric, naming it and the last good checkpoint."""
+    bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
+    if bad:
+        last = checkpointer.latest_step()
+        kept = f"last good checkpoint: {checkpointer.directory}/{last}" if last else "no checkpoint"
+        raise TrainingDiverged(
+            f"non-finite {', '.join(bad)} at {unit} {step}; stopping ({kept}). "
+            "Lower the learning rates or check the rewards/observations."
+        )
 
 
 class Run(Protocol):
@@ -77,20 +156,25 @@ def run_phase(run: Run, phase: Phase, state: Any) -> Any:
         finished = step >= run.total
         ended = phase.evaluate_at_end and step >= phase.end
         converged = False
-        if loop.eval_due(step, force=finished or ended):
+        if loop.evaluation.due(step, force=finished or ended):
             run.evaluate(state, step, phase.eval_label or phase.name)
             converged = phase.converged is not None and phase.converged()
-        if loop.checkpoint_due(step, force=finished or converged):
+        signum = stop_requested()  # a requested stop checkpoints first, so nothing is lost
+        if loop.checkpoints.due(step, force=finished or converged or signum is not None):
             run.save(state, step)
         if converged:
             break
-        if not finished:
-            loop.stop_if_requested(step)
+        if signum is not None and not finished:
+            raise StopRequested(signum, step, loop.unit, str(loop.checkpointer.directory))
     return state
 
 
 def begin(cfg: Config) -> None:
-    """Process-wide settings a run needs before anything is compiled."""
+    """The process settings a run needs before any JAX work, applied here only: the CPU device
+    count (run.num_devices), joining the cluster (run.distributed) and the matmul precision.
+    The command line calls it right after reading the config; every run calls it again (each
+    setting is a no-op once applied), so a run started from Python gets them too."""
+    request_cpu_devices(cfg.run.num_devices)
     if cfg.run.distributed:
         initialize_distributed()
     jax.config.update("jax_default_matmul_precision", cfg.run.matmul_precision)
@@ -192,38 +276,6 @@ def open_loops(
             )
         )
     return loops
-
-
-def open_run(
-    cfgs: Sequence[Config],
-    checkpointers: Sequence[Checkpointer],
-    resume: bool,
-    state: Any,
-    restore: Callable[[list[Checkpointer], Any], Any],
-    step: Callable[[Any], int],
-    *,
-    total: int,
-    label: str,
-    cadences: Cadences,
-    times: dict[str, float] | None = None,
-) -> tuple[list[HostLoop], Any]:
-    """A run's start, offline and online alike, from each seed's checkpoints (`open_checkpointers`,
-    called first thing, before anything is built or compiled): the initial `state` or on resume
-    `restore(checkpointers, state)` (which refuses what cannot continue), and each seed's host
-    loop from the state's `step`."""
-    if resume:
-        state = restore(checkpointers, state)
-    loops = open_loops(
-        cfgs,
-        checkpointers,
-        start=step(state),
-        resume=resume,
-        total=total,
-        label=label,
-        cadences=cadences,
-        times=times,
-    )
-    return loops, state
 
 
 @contextmanager
