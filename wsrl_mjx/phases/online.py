@@ -140,7 +140,6 @@ class OnlineRun:
     system: OnlineSystem
     loops: list[HostLoop]
     eval_keys: jax.Array  # one key, or [seeds, 2]
-    seeded: bool  # arrays carry a leading seed axis
     evals: list[list[dict]] = field(default_factory=list)  # per seed
     snapshots: list[tuple[int, float, dict]] = field(default_factory=list)  # (step, return, actor)
     videos: EvalVideos | None = None  # eval.video_every: the first seed's policy
@@ -150,10 +149,10 @@ class OnlineRun:
         return self.system.schedule.total_env_steps
 
     def step(self, state: TrainingState) -> int:
-        return env_steps(state, 0, self.seeded)
+        return env_steps(state, 0, self.system.seeded)
 
     def evaluate(self, state: TrainingState, step: int, label: str) -> None:
-        system, seeded = self.system, self.seeded
+        system, seeded = self.system, self.system.seeded
         with self.loops[0].timed("eval_s"):
             results = jax.device_get(system.evaluate(state.agent.actor.params, self.eval_keys))
             for k, loop in enumerate(self.loops):
@@ -171,7 +170,7 @@ class OnlineRun:
     def record(self, state: TrainingState, metrics: dict, phase: Phase, start: int) -> None:
         """Each seed's log record of a chunk that began at env step `start` (the NaN guard
         first), with the held-out diagnostics after every online chunk."""
-        system, seeded = self.system, self.seeded
+        system, seeded = self.system, self.system.seeded
         metrics = jax.device_get(metrics)
         diagnostics = None
         if system.diagnose is not None and phase.name != "warmup":
@@ -194,7 +193,7 @@ class OnlineRun:
     def save(self, state: TrainingState, step: int) -> None:
         for k, loop in enumerate(self.loops):
             meta = {**self.system.metas[k], "env_steps": step}
-            loop.checkpointer.save(step, seed_slice(state, k, self.seeded), meta)
+            loop.checkpointer.save(step, seed_slice(state, k, self.system.seeded), meta)
 
 
 def restore_seeds(
@@ -225,10 +224,11 @@ def open_online(
     """Each seed's host loop from the (initial or restored) state's step, its evaluation key,
     the evaluations and actor snapshots a resumed run made before, and the video writer."""
     cfg, seeded = system.cfg, system.seeded
+    start = env_steps(state, 0, seeded)
     loops = open_loops(
         system.cfgs,
         checkpointers,
-        start=env_steps(state, 0, seeded),
+        start=start,
         resume=resume,
         total=system.schedule.total_env_steps,
         label=system.plan.phase_name,
@@ -241,8 +241,7 @@ def open_online(
     evals = [read_evals(c.run.run_dir) if resume else [] for c in system.cfgs]
     snapshots = []
     if resume and system.plan.keep_actor_snapshots:
-        upto = env_steps(state, 0, seeded)
-        snapshots = load_snapshots(cfg.run.run_dir, state.agent.actor.params, upto=upto)
+        snapshots = load_snapshots(cfg.run.run_dir, state.agent.actor.params, upto=start)
     announce(system, state)
     videos = None
     if cfg.eval.video_every:
@@ -251,9 +250,7 @@ def open_online(
             system.env, system.agent, run_dir, cfg.eval.video_every, loops[0].logger
         )
     eval_keys = jnp.stack(keys) if seeded else keys[0]
-    return OnlineRun(
-        system, loops, eval_keys, seeded, evals=evals, snapshots=snapshots, videos=videos
-    )
+    return OnlineRun(system, loops, eval_keys, evals=evals, snapshots=snapshots, videos=videos)
 
 
 def announce(system: OnlineSystem, state: TrainingState) -> None:
