@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from wsrl_mjx.config import RESUME_MAY_CHANGE, Config, check_resume_settings
+from wsrl_mjx.config import Config
 from wsrl_mjx.core.environment import check_saved_env
 from wsrl_mjx.core.loops import seed_slice, stack_seeds, strong_copy, summarize_chunk
 from wsrl_mjx.core.replay import buffer_nbytes
@@ -23,6 +23,7 @@ from wsrl_mjx.phases.render import EvalVideos
 from wsrl_mjx.runtime.checkpoint import Checkpointer, CheckpointError
 from wsrl_mjx.runtime.hostloop import HostLoop
 from wsrl_mjx.runtime.logger import Logger, read_evals
+from wsrl_mjx.runtime.policy import RESUME_MAY_CHANGE, check_resume_settings
 from wsrl_mjx.runtime.rundir import atomic_write
 from wsrl_mjx.runtime.runner import (
     Cadences,

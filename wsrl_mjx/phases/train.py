@@ -14,9 +14,10 @@ dir, logs and checkpoints.
 from __future__ import annotations
 
 import envs
-from wsrl_mjx.config import Config, seed_configs
+from wsrl_mjx.config import Config
 from wsrl_mjx.phases.online_run import OnlineRun, check_online_dirs, start_online, summaries
 from wsrl_mjx.phases.online_system import OnlinePlan, build_online, online_phase, warmup_phase
+from wsrl_mjx.runtime.policy import seed_configs
 from wsrl_mjx.runtime.rundir import holds_run_dir
 from wsrl_mjx.runtime.runner import begin, run_phase, running
 from wsrl_mjx.types import TrainingState
