@@ -254,11 +254,11 @@ def sharded_chunk_check() -> dict:
 
     import envs
     from wsrl_mjx.agents.sac import make_sac
-    from wsrl_mjx.config import load_config
     from wsrl_mjx.core.environment import make_env
     from wsrl_mjx.core.loops import make_chunk, policy_actions
     from wsrl_mjx.core.replay import make_replay
     from wsrl_mjx.phases.online_system import init_training_state
+    from wsrl_mjx.runtime.policy import load_config
     from wsrl_mjx.runtime.sharding import DataSharding, make_mesh
 
     small = ["agent.actor_hidden=[32,32]", "agent.critic_hidden=[32,32]", "agent.num_critics=2"]

@@ -42,15 +42,11 @@ from benchmarks.common import (  # noqa: E402
     start_run,
     write_results,
 )
-from wsrl_mjx.config import (  # noqa: E402
-    Config,
-    from_dict,
-    parse_overrides,
-    seed_configs,  # noqa: E402
-)
+from wsrl_mjx.config import Config, parse_overrides  # noqa: E402
 from wsrl_mjx.phases.online_system import OnlinePlan, build_online  # noqa: E402
+from wsrl_mjx.runtime.policy import from_dict, seed_configs  # noqa: E402
 from wsrl_mjx.runtime.sharding import request_cpu_devices  # noqa: E402
-from wsrl_mjx.studies.experiment import load_experiment  # noqa: E402
+from wsrl_mjx.studies.experiment_spec import load_experiment  # noqa: E402
 
 DEFAULT_CONFIGS = (
     "configs/experiments/pointmaze_wsrl.yaml",

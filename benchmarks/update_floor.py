@@ -50,10 +50,11 @@ from benchmarks.common import (  # noqa: E402
     write_results,
 )
 from benchmarks.offline_throughput import synthetic_dataset  # noqa: E402
-from wsrl_mjx.config import OfflineConfig, load_config  # noqa: E402
+from wsrl_mjx.config import OfflineConfig  # noqa: E402
 from wsrl_mjx.core.loops import make_offline_chunk, stack_seeds, strong_copy  # noqa: E402
 from wsrl_mjx.datasets import data  # noqa: E402
 from wsrl_mjx.methods import make_agent  # noqa: E402
+from wsrl_mjx.runtime.policy import load_config  # noqa: E402
 from wsrl_mjx.types import Transition  # noqa: E402
 
 

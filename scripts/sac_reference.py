@@ -205,7 +205,7 @@ def config_flat(text: str) -> dict:
         return {}
     import yaml
 
-    from wsrl_mjx.config import flat_settings
+    from wsrl_mjx.runtime.policy import flat_settings
 
     return flat_settings(yaml.safe_load(text))
 

@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 
 from tests.common import TINY  # noqa: E402
 from tests.sharding_check import run  # noqa: E402
-from wsrl_mjx.config import load_config  # noqa: E402
+from wsrl_mjx.runtime.policy import load_config  # noqa: E402
 
 
 def compile_then_meet(chunks, state) -> tuple:

@@ -13,13 +13,14 @@ import envs
 from envs import maze, maze_data
 from envs.ant_goal import ant_goal_features, torso_upright
 from tests.common import TINY, leaves_equal
-from wsrl_mjx.config import load_config, to_dict
+from wsrl_mjx.config import to_dict
 from wsrl_mjx.datasets import data as D
 from wsrl_mjx.methods import make_agent
 from wsrl_mjx.phases import maze_datasets
 from wsrl_mjx.phases.bridge import load_agent
 from wsrl_mjx.run import main
 from wsrl_mjx.runtime.checkpoint import Checkpointer, CheckpointError
+from wsrl_mjx.runtime.policy import load_config
 
 MIN_GOALS_REACHED = 4  # behaviour goals the bundled policy reaches in 8 x 400 umaze steps
 

@@ -138,8 +138,8 @@ def test_missing_file_and_wrong_size_metadata(tmp_path):
 
 def test_env_name_is_read_without_the_arrays(tmp_path, monkeypatch):
     """An empty env.name is taken from an npz dataset's metadata alone: no array is read."""
-    from wsrl_mjx.config import load_config
     from wsrl_mjx.phases.setup import resolve_env
+    from wsrl_mjx.runtime.policy import load_config
 
     path = D.save_dataset(tmp_path / "ds.npz", make_arrays(), {**META, "env": "HalfCheetah-v5"})
     assert D.read_npz_metadata(path) == {**META, "env": "HalfCheetah-v5", "size": 10}

@@ -10,7 +10,7 @@ import yaml
 
 from wsrl_mjx.datasets import scores
 from wsrl_mjx.run import main
-from wsrl_mjx.studies import evidence
+from wsrl_mjx.studies import evidence_claims, evidence_curves
 from wsrl_mjx.studies import verdicts as V
 
 ENV = "Hopper-v5"
@@ -19,7 +19,7 @@ REFS = scores.references(ENV)
 
 @pytest.fixture(autouse=True)
 def fewer_bootstrap_draws(monkeypatch):
-    monkeypatch.setattr(evidence, "BOOTSTRAP_REPS", 1000)
+    monkeypatch.setattr(evidence_claims, "BOOTSTRAP_REPS", 1000)
     monkeypatch.setattr(V, "BOOTSTRAP_REPS", 1000)
 
 
@@ -61,8 +61,8 @@ def make_run(root, method, seed, evals, switch=0, offline_td=None):
 def test_curve_files_name_the_commit_the_run_finished_with(tmp_path):
     make_run(tmp_path / "exp", "wsrl", 0, [(0, 1.0)])
     make_run(tmp_path / "exp", "wsrl", 1, [(0, 1.0)])  # its done.json records c0ffee
-    written = evidence.export_curves(tmp_path / "exp", tmp_path / "curves", commit="later")
-    commits = [evidence.read_curve(p)[0]["commit"] for p in written]
+    written = evidence_curves.export_curves(tmp_path / "exp", tmp_path / "curves", commit="later")
+    commits = [evidence_curves.read_curve(p)[0]["commit"] for p in written]
     assert commits == ["later", "c0ffee"]
 
 
@@ -89,9 +89,9 @@ def test_curve_file_round_trip_and_normalized_scores(tmp_path):
         switch=5000,
         offline_td=[0.0, 2.0, 3.0],
     )
-    written = evidence.export_curves(tmp_path / "exp", tmp_path / "curves", commit="abc123")
+    written = evidence_curves.export_curves(tmp_path / "exp", tmp_path / "curves", commit="abc123")
     assert [p.relative_to(tmp_path / "curves").as_posix() for p in written] == ["wsrl/seed0.tsv"]
-    header, curve = evidence.read_curve(written[0])
+    header, curve = evidence_curves.read_curve(written[0])
     assert header == {
         "env": ENV,
         "run": "wsrl/seed0",
@@ -117,7 +117,7 @@ def test_normalized_score_uses_d4rl_references():
 
 def _run(scores_, switch=5000, td=None):
     steps = np.arange(len(scores_)) * 5000.0 + 5000.0
-    return evidence.Run(
+    return evidence_curves.Run(
         "m",
         0,
         switch,
@@ -139,18 +139,18 @@ def test_back_at_counts_only_after_a_dip():
 
 
 def test_mean_std_is_the_sample_std():
-    m, sd = evidence.mean_std(np.array([1.0, 2.0, 3.0, 4.0]))
+    m, sd = evidence_claims.mean_std(np.array([1.0, 2.0, 3.0, 4.0]))
     assert m == 2.5 and sd == pytest.approx(np.std([1, 2, 3, 4], ddof=1))
-    assert math.isnan(evidence.mean_std(np.array([1.0]))[1])
+    assert math.isnan(evidence_claims.mean_std(np.array([1.0]))[1])
 
 
 def test_signed_rank_win_rate_and_iqm_directions():
-    assert evidence.signed_rank_p(np.array([1.0, 2, 3, 4, 5])) == pytest.approx(1 / 32)
-    assert evidence.signed_rank_p(np.array([-1.0, -2, -3, -4, -5])) > 0.9
+    assert evidence_claims.signed_rank_p(np.array([1.0, 2, 3, 4, 5])) == pytest.approx(1 / 32)
+    assert evidence_claims.signed_rank_p(np.array([-1.0, -2, -3, -4, -5])) > 0.9
     better = np.array([[10.0], [11], [12], [13], [14]])
     assert V.win_rate(better - (better - 5.0)) == (1.0, 1.0, 1.0)
     assert V.win_rate(np.array([-1.0, -2, 0])) == pytest.approx((1 / 6, 0.0, 0.5))
-    iqm, lo, hi = evidence.iqm_ci(better)
+    iqm, lo, hi = evidence_claims.iqm_ci(better)
     assert iqm == pytest.approx(12.0) and lo <= iqm <= hi
 
 
@@ -160,8 +160,8 @@ def _task(tmp_path, runs_by_method):
         for seed, (evals, td) in enumerate(per_seed):
             switch = 5000 if method == "wsrl" else 0
             make_run(root, method, seed, evals, switch=switch, offline_td=td)
-    evidence.export_curves(root, tmp_path / "curves")
-    return evidence.load_task(tmp_path / "curves")
+    evidence_curves.export_curves(root, tmp_path / "curves")
+    return evidence_curves.load_task(tmp_path / "curves")
 
 
 def test_claims_from_paired_seeds(tmp_path):
@@ -171,13 +171,13 @@ def test_claims_from_paired_seeds(tmp_path):
     sac = [([(0, 1.0), (5000, 5.0), (15000, 20 + s)], None) for s in range(5)]
     env_name, runs = _task(tmp_path, {"wsrl": wsrl, "wsrl-no-warmup": no_warm, "sac": sac})
     assert env_name == ENV
-    items = {c["claim"][:4]: c for c in evidence.claims({env_name: runs})}
+    items = {c["claim"][:4]: c for c in evidence_claims.claims({env_name: runs})}
     assert items["(1) "]["verdict"] == "holds"
     assert items["(3) "]["verdict"] == "holds"
     assert "50.00" in items["(3) "]["evidence"][0]  # the per-seed TD ratio 50 / 1
     assert items["(4a)"]["verdict"] == "holds"
     assert items["(4b)"]["verdict"] == "cannot tell"  # JSRL did not run
-    table = evidence.score_table({env_name: runs}, [10000])
+    table = evidence_claims.score_table({env_name: runs}, [10000])
     assert "5/5" in table  # WSRL higher than each baseline on every paired seed
 
 
@@ -185,7 +185,7 @@ def test_claim_3_fails_when_no_warmup_is_better_on_the_same_seed(tmp_path):
     wsrl = [([(5000, 40), (15000, 50)], [0, 10.0]) for _ in range(5)]
     no_warm = [([(0, 40), (15000, 70)], [0, 1.0]) for _ in range(5)]
     env_name, runs = _task(tmp_path, {"wsrl": wsrl, "wsrl-no-warmup": no_warm})
-    items = {c["claim"][:4]: c for c in evidence.claims({env_name: runs})}
+    items = {c["claim"][:4]: c for c in evidence_claims.claims({env_name: runs})}
     assert items["(3) "]["verdict"] == "does not hold"
 
 
@@ -266,7 +266,7 @@ def test_the_paired_bootstrap_resamples_pairs_within_tasks():
 
 def test_budgets_read_the_nearest_evaluation_of_an_offset_grid():
     """A method evaluated at 256 + 5k i is read at 10,256 for the 10k budget, not 5,256."""
-    offset = evidence.Run(
+    offset = evidence_curves.Run(
         "jsrl",
         0,
         256,
@@ -289,12 +289,12 @@ def test_claims_say_cannot_tell_at_this_budget_and_no_dip_to_compare(tmp_path):
     wsrl = [([(5000, 40 + s), (10000, 20 + s), (15000, 25 + s)], [0, 1.0, 1.0]) for s in range(5)]
     flat = [([(5000, 40 + s), (10000, 41 + s), (15000, 42 + s)], [0, 1.0, 1.0]) for s in range(5)]
     env_name, runs = _task(tmp_path, {"wsrl": wsrl})
-    items = {c["claim"][:4]: c for c in evidence.claims({env_name: runs})}
+    items = {c["claim"][:4]: c for c in evidence_claims.claims({env_name: runs})}
     assert items["(1) "]["verdict"] == V.CANNOT_AT_BUDGET
     assert "10,000 env steps after the switch" in items["(1) "]["evidence"][0]
     env_name, runs = _task(tmp_path / "b", {"wsrl": flat, "cql": flat})
-    items = {c["claim"][:4]: c for c in evidence.claims({env_name: runs})}
-    cql = next(c for c in evidence.claims({env_name: runs}) if "CQL" in c["claim"])
+    items = {c["claim"][:4]: c for c in evidence_claims.claims({env_name: runs})}
+    cql = next(c for c in evidence_claims.claims({env_name: runs}) if "CQL" in c["claim"])
     assert cql["verdict"] == V.CANNOT and "no dip to compare" in cql["evidence"][0]
     assert "final +0.0 [+0.0, +0.0]" in cql["evidence"][0]
     assert items["(1) "]["verdict"] == V.HOLDS

@@ -9,16 +9,18 @@ import numpy as np
 import pytest
 
 from wsrl_mjx.config import ConfigError
-from wsrl_mjx.studies.experiment import (
-    check_same_experiment,
+from wsrl_mjx.studies.experiment_report import (
     eval_at,
-    load_experiment,
-    pretrain_dir,
-    pretrain_groups,
     results_markdown,
     results_table,
     run_diagnostics,
     switch_report,
+)
+from wsrl_mjx.studies.experiment_spec import (
+    check_same_experiment,
+    load_experiment,
+    pretrain_dir,
+    pretrain_groups,
 )
 from wsrl_mjx.studies.plots import draw_groups, plot_groups
 
@@ -114,7 +116,8 @@ def test_bad_experiment_file_shapes_are_refused(tmp_path, text, message):
 def test_damaged_bookkeeping_files_are_named_not_tracebacks(tmp_path):
     from wsrl_mjx.runtime.rundir import git_commit
     from wsrl_mjx.studies import experiment
-    from wsrl_mjx.studies.experiment import DONE_FILE, SETTINGS_FILE, _once
+    from wsrl_mjx.studies.experiment import _once
+    from wsrl_mjx.studies.experiment_spec import DONE_FILE, SETTINGS_FILE
 
     run = tmp_path / "wsrl" / "seed0"
     run.mkdir(parents=True)
@@ -222,7 +225,7 @@ def test_a_group_keeps_its_colour_in_panels_where_another_logged_nothing(tmp_pat
 
 
 def test_back_at_counts_only_after_a_dip():
-    from wsrl_mjx.studies.experiment import recovered_at
+    from wsrl_mjx.studies.experiment_report import recovered_at
 
     evals = lambda *scores: [  # noqa: E731
         {"env_steps": 100 * (i + 1), "eval_return": s} for i, s in enumerate(scores)

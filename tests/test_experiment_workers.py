@@ -13,14 +13,8 @@ from pathlib import Path
 import pytest
 
 from wsrl_mjx.config import ConfigError
-from wsrl_mjx.studies.experiment import (
-    WORKER_LOG,
-    Job,
-    RunsFailed,
-    load_experiment,
-    plan_jobs,
-    run_jobs_parallel,
-)
+from wsrl_mjx.studies.experiment import WORKER_LOG, Job, RunsFailed, plan_jobs, run_jobs_parallel
+from wsrl_mjx.studies.experiment_spec import load_experiment
 
 SPEC = """
 title: workers

@@ -21,7 +21,7 @@ from tests.common import TINY, leaves_equal
 from wsrl_mjx import methods
 from wsrl_mjx.agents.networks import make_networks, tanh_gaussian_log_prob
 from wsrl_mjx.agents.sac import SACAgent
-from wsrl_mjx.config import ConfigError, load_config
+from wsrl_mjx.config import ConfigError
 from wsrl_mjx.datasets import data
 from wsrl_mjx.phases.bridge import restore_pretrained
 from wsrl_mjx.phases.finetune import plan_finetune, run_finetune
@@ -29,6 +29,7 @@ from wsrl_mjx.phases.pretrain import run_pretrain
 from wsrl_mjx.phases.setup import setup_finetune
 from wsrl_mjx.run import main
 from wsrl_mjx.runtime.logger import read_metrics
+from wsrl_mjx.runtime.policy import load_config
 
 LINE_SPEED = 0.1  # position change per step at full action
 LINE_GOAL = 1.0

@@ -27,13 +27,13 @@ from wsrl_mjx import methods
 from wsrl_mjx.agents.base import apply_gradients, polyak
 from wsrl_mjx.agents.networks import make_networks
 from wsrl_mjx.agents.sac import SACAgent
-from wsrl_mjx.config import load_config
 from wsrl_mjx.datasets import data
 from wsrl_mjx.phases.bridge import restore_pretrained
 from wsrl_mjx.phases.finetune import plan_finetune
 from wsrl_mjx.phases.setup import setup_finetune
 from wsrl_mjx.run import main
 from wsrl_mjx.runtime.logger import read_metrics
+from wsrl_mjx.runtime.policy import load_config
 from wsrl_mjx.types import AgentState
 
 EXPLORATION_NOISE = 0.1  # TD3's Gaussian noise on the deterministic action while acting

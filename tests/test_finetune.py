@@ -17,7 +17,7 @@ import pytest
 from tests.common import TINY as COMMON_TINY
 from tests.common import leaves_equal
 from wsrl_mjx.agents.sac import make_sac
-from wsrl_mjx.config import CollectConfig, Config, ConfigError, load_config
+from wsrl_mjx.config import CollectConfig, Config, ConfigError
 from wsrl_mjx.core.loops import Aux, guided_actions, mixed_sampler, replay_sampler
 from wsrl_mjx.core.replay import example_transition, make_replay
 from wsrl_mjx.datasets import data
@@ -29,6 +29,7 @@ from wsrl_mjx.phases.finetune import plan_finetune, run_finetune
 from wsrl_mjx.phases.pipeline import run_pipeline
 from wsrl_mjx.phases.setup import setup_finetune
 from wsrl_mjx.runtime.checkpoint import Checkpointer, CheckpointError
+from wsrl_mjx.runtime.policy import load_config
 from wsrl_mjx.types import OfflineTransition
 
 TINY = [

@@ -12,8 +12,8 @@ official-code layout (the defaults: actor LayerNorm, shared critic head) the sam
 
 import pytest
 
-from wsrl_mjx.config import load_config
 from wsrl_mjx.phases.online import run_online
+from wsrl_mjx.runtime.policy import load_config
 
 SETTINGS = [
     "env.name=CartpoleSwingup",

@@ -16,13 +16,7 @@ import envs
 from tests.common import TINY as COMMON_TINY
 from tests.common import dir_bytes, leaves_equal
 from wsrl_mjx.agents.sac import make_sac
-from wsrl_mjx.config import (
-    ONLINE_RESUME_MAY_CHANGE,
-    ConfigError,
-    check_resume_settings,
-    load_config,
-    to_dict,
-)
+from wsrl_mjx.config import ConfigError, to_dict
 from wsrl_mjx.core.environment import make_env
 from wsrl_mjx.core.loops import make_chunk, policy_actions
 from wsrl_mjx.core.replay import buffer_size, make_replay
@@ -32,6 +26,7 @@ from wsrl_mjx.phases.online import run_online
 from wsrl_mjx.phases.online_system import init_training_state
 from wsrl_mjx.runtime.checkpoint import Checkpointer, CheckpointError, TrainingDiverged
 from wsrl_mjx.runtime.logger import read_metrics
+from wsrl_mjx.runtime.policy import ONLINE_RESUME_MAY_CHANGE, check_resume_settings, load_config
 
 TINY = [
     *COMMON_TINY,

@@ -6,11 +6,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from wsrl_mjx.config import ConfigError, load_config
+from wsrl_mjx.config import ConfigError
 from wsrl_mjx.core.mc_replay import discounted_returns, make_mc_replay, online_replay_maker
 from wsrl_mjx.core.replay import example_transition
 from wsrl_mjx.core.schedule import Schedule, steps_before_updates
 from wsrl_mjx.datasets.data import mc_returns
+from wsrl_mjx.runtime.policy import load_config
 from wsrl_mjx.types import Transition
 
 GAMMA, N, T = 0.9, 3, 6

@@ -20,11 +20,11 @@ gym = pytest.importorskip("gymnasium")
 minari = pytest.importorskip("minari")
 gymnasium_robotics = pytest.importorskip("gymnasium_robotics")
 
-from wsrl_mjx.config import load_config  # noqa: E402
 from wsrl_mjx.datasets import data as D  # noqa: E402
 from wsrl_mjx.datasets import minari_io  # noqa: E402
 from wsrl_mjx.datasets import readers as R  # noqa: E402
 from wsrl_mjx.phases.setup import resolve_env  # noqa: E402
+from wsrl_mjx.runtime.policy import load_config  # noqa: E402
 
 gym.register_envs(gymnasium_robotics)
 EPISODE_STEPS = 30

@@ -8,13 +8,14 @@ import pytest
 
 pytest.importorskip("gymnasium")
 
-from wsrl_mjx.config import ConfigError, load_config, to_dict  # noqa: E402
+from wsrl_mjx.config import ConfigError, to_dict  # noqa: E402
 from wsrl_mjx.core.environment import env_meta, make_env  # noqa: E402
 from wsrl_mjx.datasets.scores import normalized_score  # noqa: E402
 from wsrl_mjx.methods import make_agent  # noqa: E402
 from wsrl_mjx.phases.native_eval import native_env  # noqa: E402
 from wsrl_mjx.run import main  # noqa: E402
 from wsrl_mjx.runtime.checkpoint import Checkpointer  # noqa: E402
+from wsrl_mjx.runtime.policy import load_config  # noqa: E402
 
 EPISODE_LENGTH = 30
 

@@ -9,12 +9,13 @@ import pytest
 
 from tests.common import TINY, dir_bytes, leaves_equal
 from wsrl_mjx.agents.sac import make_sac
-from wsrl_mjx.config import ConfigError, load_config
+from wsrl_mjx.config import ConfigError
 from wsrl_mjx.datasets import data
 from wsrl_mjx.phases.bridge import restore_pretrained
 from wsrl_mjx.phases.pretrain import run_pretrain
 from wsrl_mjx.runtime.checkpoint import Checkpointer, CheckpointError
 from wsrl_mjx.runtime.logger import read_metrics
+from wsrl_mjx.runtime.policy import load_config
 
 PRETRAIN = [
     *TINY,

@@ -17,11 +17,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from wsrl_mjx.config import ConfigError, check_budget, load_config
+from wsrl_mjx.config import ConfigError
 from wsrl_mjx.datasets import data, readers
 from wsrl_mjx.run import main
 from wsrl_mjx.runtime.checkpoint import Checkpointer, CheckpointError, TrainingDiverged
 from wsrl_mjx.runtime.logger import Logger, read_metrics
+from wsrl_mjx.runtime.policy import check_budget, load_config
 from wsrl_mjx.runtime.rundir import LOCK_FILE, RunDirError, claim, exclusive
 
 REPO = Path(__file__).resolve().parents[1]
@@ -440,7 +441,7 @@ def test_budgets_refuse_big_overruns_and_note_small_ones(capsys):
 def test_shipped_configs_fit_their_budgets():
     from wsrl_mjx.config import DEFAULT_CONFIG
     from wsrl_mjx.core.schedule import Schedule
-    from wsrl_mjx.studies.experiment import load_experiment
+    from wsrl_mjx.studies.experiment_spec import load_experiment
 
     configs = [load_config(p) for p in [DEFAULT_CONFIG, *sorted((REPO / "configs").glob("*.yaml"))]]
     for path in sorted((REPO / "configs" / "experiments").glob("*.yaml")):

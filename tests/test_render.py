@@ -7,11 +7,11 @@ import pytest
 from PIL import Image
 
 from tests.common import TINY
-from wsrl_mjx.config import load_config
 from wsrl_mjx.phases.online import run_online
 from wsrl_mjx.phases.render import frame_strip, headless_gl, stride_for, write_video
 from wsrl_mjx.run import main
 from wsrl_mjx.runtime.errors import RenderError
+from wsrl_mjx.runtime.policy import load_config
 
 
 def gif_frames(path) -> np.ndarray:

@@ -301,7 +301,8 @@ def test_target_members_are_drawn_as_the_config_says():
     import dataclasses
 
     from wsrl_mjx.agents.sac import make_sac
-    from wsrl_mjx.config import AgentConfig, ConfigError, load_config
+    from wsrl_mjx.config import AgentConfig, ConfigError
+    from wsrl_mjx.runtime.policy import load_config
 
     cfg = AgentConfig(actor_hidden=(8,), critic_hidden=(8,), num_critics=2, num_target_critics=2)
     keys = jax.random.split(jax.random.PRNGKey(0), 200)

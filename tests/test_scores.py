@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from wsrl_mjx.datasets import scores
-from wsrl_mjx.studies import evidence
+from wsrl_mjx.studies import evidence_curves
 
 ANTMAZE = "AntMaze_Large_Diverse_GR-v4"
 LOCOMOTION_YAML = Path(__file__).parents[1] / "configs" / "experiments" / "locomotion_wsrl.yaml"
@@ -107,7 +107,8 @@ def _write_antmaze_run(run_dir: Path, evals: list[tuple[int, float, float]]) -> 
 
 
 def test_experiment_tables_normalize_antmaze_success(tmp_path):
-    from wsrl_mjx.studies.experiment import load_experiment, results_markdown, results_table
+    from wsrl_mjx.studies.experiment_report import results_markdown, results_table
+    from wsrl_mjx.studies.experiment_spec import load_experiment
 
     runs = {
         "wsrl": [
@@ -125,10 +126,10 @@ def test_experiment_tables_normalize_antmaze_success(tmp_path):
 
 def test_curve_files_and_load_task_normalize_antmaze_success(tmp_path):
     _write_antmaze_run(tmp_path / "exp" / "wsrl" / "seed0", [(0, 500.0, 0.25), (100, 9.0, 0.5)])
-    (path,) = evidence.export_curves(tmp_path / "exp", tmp_path / "curves")
-    _, curve = evidence.read_curve(path)
+    (path,) = evidence_curves.export_curves(tmp_path / "exp", tmp_path / "curves")
+    _, curve = evidence_curves.read_curve(path)
     np.testing.assert_allclose(curve["eval_success"], [0.25, 0.5])
     np.testing.assert_allclose(curve["normalized"], [25.0, 50.0])
-    env, runs = evidence.load_task(tmp_path / "curves")
+    env, runs = evidence_curves.load_task(tmp_path / "curves")
     assert env == ANTMAZE
     np.testing.assert_allclose(runs["wsrl"][0].score, [25.0, 50.0])

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 from tests.common import TINY
-from wsrl_mjx.config import ConfigError, load_config
+from wsrl_mjx.config import ConfigError
 from wsrl_mjx.phases.online import run_online
+from wsrl_mjx.runtime.policy import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -122,7 +123,7 @@ def test_the_cli_makes_cpu_devices_for_num_devices():
     """`python -m wsrl_mjx.run ... --set run.num_devices=3` on a CPU: the config is read before
     any JAX work (no import starts a backend), so 3 CPU devices exist when the run starts."""
     code = (
-        "from wsrl_mjx.run import _load; _load(None, ['run.num_devices=3']); "
+        "from wsrl_mjx.phases.commands import _load; _load(None, ['run.num_devices=3']); "
         "import jax; print(jax.default_backend(), jax.device_count())"
     )
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # no device count set

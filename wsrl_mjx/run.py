@@ -2,7 +2,9 @@
 
 Its own imports are light (the config schema, the registry's names, the errors): the config, the
 paths and the run dir are checked (`wsrl_mjx.runtime.preflight`) before a command imports JAX,
-MuJoCo and Orbax, so bad input is named in about a second."""
+MuJoCo and Orbax, so bad input is named in about a second. Here: each command's arguments
+(`build_parser`) and `main`; the command bodies are `wsrl_mjx.phases.commands` (the phases) and
+`wsrl_mjx.studies.commands` (what is made from many runs)."""
 
 from __future__ import annotations
 
@@ -10,17 +12,22 @@ import argparse
 import sys
 from pathlib import Path
 
-from wsrl_mjx.config import (
-    DEFAULT_CONFIG,
-    ConfigError,
-    expand_run_dir,
-    load_config,
-    parse_overrides,
+from wsrl_mjx.config import ConfigError
+from wsrl_mjx.phases.commands import (
+    cmd_collect,
+    cmd_evaluate,
+    cmd_export,
+    cmd_finetune,
+    cmd_maze_datasets,
+    cmd_online,
+    cmd_pipeline,
+    cmd_pretrain,
+    cmd_render,
 )
 from wsrl_mjx.runtime.errors import CheckpointError, DatasetError, RenderError, TrainingDiverged
-from wsrl_mjx.runtime.preflight import check_resume, inherit_pretraining, preflight
 from wsrl_mjx.runtime.rundir import RunDirError
 from wsrl_mjx.runtime.signals import StopRequested, graceful_stop, ignore_signals_while_exiting
+from wsrl_mjx.studies.commands import cmd_evidence, cmd_experiment, cmd_gates, cmd_plot
 
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
@@ -33,200 +40,6 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="override one config key, e.g. --set online.num_envs=64 (repeatable)",
     )
-
-
-def _load(path, overrides: list[str], resume: bool = False, command: str = ""):
-    """The validated config, `{time}` in run.run_dir expanded, its run dir and inputs checked
-    (`preflight`; a fine-tuning's unset network settings taken from its pre-training); then,
-    before any JAX work, joins the cluster (run.distributed) and asks for run.num_devices CPU
-    devices (used when the backend is a CPU)."""
-    from wsrl_mjx.methods import check_registered
-
-    cfg = expand_run_dir(check_registered(load_config(path, overrides)), resume)
-    preflight(cfg, command, resume)
-    if command == "finetune" and cfg.finetune.checkpoint:
-        cfg, _ = inherit_pretraining(cfg, path, overrides)
-    if resume:
-        check_resume(cfg, command)
-    from wsrl_mjx.runtime.runner import begin  # JAX from here
-
-    begin(cfg)  # the process settings, before any JAX work
-    return cfg
-
-
-def cmd_online(args: argparse.Namespace) -> int:
-    cfg = _load(args.config, args.overrides, args.resume, "online")
-    from wsrl_mjx.phases.online import run_online  # the heavy imports, once the input is checked
-
-    result = run_online(cfg, resume=args.resume)
-    for summary in result if isinstance(result, list) else [result]:
-        print(
-            f"done: {summary['env_steps']} env steps, {summary['updates']} update rounds, "
-            f"final eval return {summary['final_eval_return']:.2f}; logs in {summary['run_dir']}"
-        )
-    return 0
-
-
-def cmd_pretrain(args: argparse.Namespace) -> int:
-    cfg = _load(args.config, args.overrides, args.resume, "pretrain")
-    from wsrl_mjx.phases.pretrain import run_pretrain
-
-    result = run_pretrain(cfg, resume=args.resume)
-    for summary in result if isinstance(result, list) else [result]:  # one per seed
-        print(
-            f"done: {summary['gradient_steps']} gradient steps in {summary['seconds']:.0f} s, "
-            f"eval return {summary['final_eval_return']:.2f}; checkpoint in "
-            f"{summary['checkpoint']}"
-        )
-    return 0
-
-
-def cmd_collect(args: argparse.Namespace) -> int:
-    cfg = _load(args.config, args.overrides, args.resume, "collect")
-    from wsrl_mjx.phases.collect import run_collect
-
-    run_collect(cfg, resume=args.resume)
-    return 0
-
-
-def cmd_finetune(args: argparse.Namespace) -> int:
-    overrides = list(args.overrides)
-    if args.checkpoint:
-        overrides.append(f"finetune.checkpoint={args.checkpoint}")
-    if args.method:
-        overrides.append(f"finetune.method={args.method}")
-    cfg = _load(args.config, overrides, args.resume, "finetune")
-    from wsrl_mjx.phases.finetune import run_finetune
-
-    result = run_finetune(cfg, resume=args.resume)
-    for summary in result if isinstance(result, list) else [result]:
-        evals = summary["evals"]
-        if not evals:  # --resume of a run killed after its last checkpoint: nothing left to do
-            print(f"done: the run was already complete; logs in {summary['run_dir']}")
-            continue
-        print(
-            f"done: {summary['env_steps']} env steps; eval return {evals[0]['eval_return']:.2f} "
-            f"(start) -> {summary['final_eval_return']:.2f} (final); logs in {summary['run_dir']}"
-        )
-    return 0
-
-
-def cmd_pipeline(args: argparse.Namespace) -> int:
-    cfg = _load(args.config or DEFAULT_CONFIG, args.overrides, args.resume)
-    from wsrl_mjx.phases.pipeline import run_pipeline
-
-    run_pipeline(cfg, resume=args.resume)
-    return 0
-
-
-def cmd_experiment(args: argparse.Namespace) -> int:
-    from wsrl_mjx.runtime.sharding import request_cpu_devices
-    from wsrl_mjx.studies.experiment import RunsFailed, load_experiment, run_experiment
-
-    if not args.config:
-        raise ConfigError("experiment needs --config configs/experiments/<name>.yaml")
-    request_cpu_devices(args.seed_devices)  # before any JAX work
-    exp = load_experiment(args.config, parse_overrides(args.overrides), dataset=args.dataset)
-    try:
-        run_experiment(
-            exp,
-            report_only=args.report_only,
-            workers=args.workers,
-            vmap_seeds=args.vmap_seeds,
-            seed_devices=args.seed_devices,
-            backend=args.backend,
-            address=args.address,
-            cpus_per_run=args.cpus_per_run,
-            gpus_per_run=args.gpus_per_run,
-        )
-    except RunsFailed as e:  # --workers / ray: the other runs finished; each failed one named
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    from wsrl_mjx.phases.native_eval import evaluate_native, print_report, write_report
-
-    summary = evaluate_native(
-        args.run_dir,
-        episodes=args.episodes,
-        seed=args.seed,
-        allow_unverified=args.allow_unverified_checkpoint,
-    )
-    print_report(summary)
-    if args.out:
-        print(f"wrote {write_report(summary, args.out)}")
-    return 0
-
-
-def cmd_render(args: argparse.Namespace) -> int:
-    from wsrl_mjx.phases.render import render_run
-
-    written = render_run(
-        args.run_dir,
-        args.out,
-        native=args.native,
-        fps=args.fps,
-        size=(args.height, args.width),
-        camera=args.camera,
-        seed=args.seed,
-        allow_unverified=args.allow_unverified_checkpoint,
-    )
-    for side, video in written.items():
-        print(
-            f"wrote {video['path']} ({side}: {video['frames']} frames, episode return "
-            f"{video['episode_return']:.2f})"
-        )
-    return 0
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    from wsrl_mjx.phases.minari_export import export_minari
-
-    overrides = parse_overrides(args.env_override)  # KEY=VALUE, values parsed as YAML
-    path = export_minari(args.dataset, args.id, args.root, overrides)
-    print(f"wrote Minari dataset {args.id} -> {path}")
-    return 0
-
-
-def cmd_gates(args: argparse.Namespace) -> int:
-    missing = [
-        str(p)
-        for kind in ("random", "medium", "expert")
-        if not (p := args.data / f"{args.env}-{kind}.npz").is_file()
-    ]
-    missing += [str(p) for p in args.pretrain if not p.is_dir()]
-    if missing:
-        raise DatasetError(f"gates: not found: {', '.join(missing)}")
-    from wsrl_mjx.studies.gates import run_gates
-
-    passed = run_gates(args.env, args.data, args.pretrain, args.out, args.seed)
-    print(args.out.with_suffix(".md").read_text(), end="")
-    return 0 if passed else 1
-
-
-def cmd_plot(args: argparse.Namespace) -> int:
-    from wsrl_mjx.studies.plots import plot_runs
-
-    out = args.out or f"{args.run_dirs[0]}/curves.png"
-    print(f"wrote {plot_runs(args.run_dirs, out, args.labels)}")
-    return 0
-
-
-def cmd_evidence(args: argparse.Namespace) -> int:
-    from wsrl_mjx.studies.evidence import run_evidence
-
-    return run_evidence(args)
-
-
-def cmd_maze_datasets(args: argparse.Namespace) -> int:
-    if args.twin and args.agent != "ant":
-        raise ConfigError("--twin needs --agent ant")
-    from wsrl_mjx.phases.maze_datasets import run_maze_datasets
-
-    run_maze_datasets(args)
-    return 0
 
 
 def _command(

@@ -12,10 +12,10 @@ from pathlib import Path
 import jax
 
 from wsrl_mjx.agents.base import Agent
-from wsrl_mjx.config import from_dict
 from wsrl_mjx.core.environment import check_saved_env
 from wsrl_mjx.methods import make_agent, method_loss
 from wsrl_mjx.runtime.checkpoint import Checkpointer, CheckpointError, check_tree_matches
+from wsrl_mjx.runtime.policy import from_dict
 from wsrl_mjx.types import AgentState
 
 

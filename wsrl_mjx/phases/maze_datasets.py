@@ -41,9 +41,10 @@ from envs.maze_data import (
     plot_maze_dataset,
 )
 from wsrl_mjx.agents import make_sac
-from wsrl_mjx.config import ConfigError, from_dict
+from wsrl_mjx.config import ConfigError
 from wsrl_mjx.datasets.data import save_dataset
 from wsrl_mjx.phases.bridge import load_agent
+from wsrl_mjx.runtime.policy import from_dict
 
 # The low-level policy shipped with the project (actor only, ~0.3 MB): SAC on `antgoal` with
 # configs/antgoal_sac.yaml, exported by `--export-policy`; `--policy` takes any other.

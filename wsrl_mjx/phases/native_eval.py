@@ -5,7 +5,7 @@ The checkpoint (any run: pretrain, online, finetune) gives the agent and the env
 in, with its overrides and episode length. The same deterministic policy (tanh of the mean) runs
 `episodes` episodes in the twin (the project's own evaluator) and in `gymnasium.make(env name,
 **overrides, max_episode_steps=episode length)`, observations flattened as the twin's (goal-env
-dicts as `minari_io.flatten_order` says). Return, success (where the task has one), length and
+dicts as `minari_episodes.flatten_order` says). Return, success (where the task has one), length and
 the normalized score (where references exist, wsrl_mjx.datasets.scores: from the success rate for
 AntMaze, the return for locomotion) are reported for both, with Welch's t-test of
 the two return samples: a twin that behaves like its native env gives a large p-value.
@@ -23,11 +23,12 @@ import numpy as np
 from scipy import stats
 
 import envs
-from wsrl_mjx.config import ConfigError, from_dict
+from wsrl_mjx.config import ConfigError
 from wsrl_mjx.core.environment import make_env, make_eval_env
-from wsrl_mjx.datasets.minari_io import flatten_observation
+from wsrl_mjx.datasets.minari_episodes import flatten_observation
 from wsrl_mjx.datasets.scores import normalized_of
 from wsrl_mjx.phases.bridge import load_agent
+from wsrl_mjx.runtime.policy import from_dict
 
 
 def native_env(

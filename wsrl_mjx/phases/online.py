@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import envs
-from wsrl_mjx.config import RESUME_MAY_CHANGE, Config, check_resume_settings, seed_configs
+from wsrl_mjx.config import Config
 from wsrl_mjx.core.environment import check_saved_env
 from wsrl_mjx.core.loops import seed_slice, stack_seeds, strong_copy, summarize_chunk
 from wsrl_mjx.core.replay import buffer_nbytes
@@ -36,6 +36,7 @@ from wsrl_mjx.phases.online_system import OnlinePlan, OnlineSystem, build_online
 from wsrl_mjx.phases.render import EvalVideos
 from wsrl_mjx.runtime.checkpoint import Checkpointer, CheckpointError
 from wsrl_mjx.runtime.logger import read_evals
+from wsrl_mjx.runtime.policy import RESUME_MAY_CHANGE, check_resume_settings, seed_configs
 from wsrl_mjx.runtime.rundir import atomic_write, holds_run_dir
 from wsrl_mjx.runtime.runner import (
     Cadences,

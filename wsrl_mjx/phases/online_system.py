@@ -22,7 +22,7 @@ import jax
 import envs
 from wsrl_mjx.agents.base import Agent
 from wsrl_mjx.agents.sac import make_sac
-from wsrl_mjx.config import Config, check_online_budget, check_seeds_share, to_dict
+from wsrl_mjx.config import Config, to_dict
 from wsrl_mjx.core.environment import env_meta, make_env, make_eval_env
 from wsrl_mjx.core.evaluate import make_evaluator
 from wsrl_mjx.core.loops import (
@@ -40,6 +40,7 @@ from wsrl_mjx.core.mc_replay import online_replay_maker
 from wsrl_mjx.core.replay import example_transition
 from wsrl_mjx.core.schedule import Schedule, steps_before_updates
 from wsrl_mjx.runtime.memory import check_fits, evaluation_bytes, shape_bytes
+from wsrl_mjx.runtime.policy import check_online_budget, check_seeds_share
 from wsrl_mjx.runtime.sharding import DataSharding, SeedSharding, data_sharding, seed_sharding
 from wsrl_mjx.types import AgentState, Counter, OfflineTransition, Params, TrainingState
 

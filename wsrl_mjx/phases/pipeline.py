@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from wsrl_mjx.config import Config, ConfigError, check_single_seed, expand_run_dir
+from wsrl_mjx.config import Config, ConfigError
 from wsrl_mjx.datasets import readers
 from wsrl_mjx.datasets.scores import normalized_of, references
 from wsrl_mjx.phases.collect import run_collect
@@ -16,6 +16,7 @@ from wsrl_mjx.phases.pretrain import run_pretrain
 from wsrl_mjx.phases.setup import resolve_env
 from wsrl_mjx.runtime.checkpoint import Checkpointer, has_checkpoint
 from wsrl_mjx.runtime.logger import read_metrics
+from wsrl_mjx.runtime.policy import check_single_seed, expand_run_dir
 from wsrl_mjx.runtime.rundir import atomic_write, exclusive
 
 

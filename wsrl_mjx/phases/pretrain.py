@@ -19,15 +19,7 @@ import numpy as np
 
 import envs
 from wsrl_mjx.agents.base import Agent
-from wsrl_mjx.config import (
-    RESUME_MAY_CHANGE,
-    Config,
-    OfflineConfig,
-    check_budget,
-    check_resume_settings,
-    seed_configs,
-    to_dict,
-)
+from wsrl_mjx.config import Config, OfflineConfig, to_dict
 from wsrl_mjx.core.environment import env_meta, make_eval_env
 from wsrl_mjx.core.evaluate import make_evaluator
 from wsrl_mjx.core.loops import make_offline_chunk, pad_rows, seed_slice, stack_seeds, strong_copy
@@ -37,6 +29,12 @@ from wsrl_mjx.phases.setup import HOLDOUT_FILE, setup_pretrain
 from wsrl_mjx.runtime.checkpoint import Checkpointer, CheckpointError
 from wsrl_mjx.runtime.logger import read_evals
 from wsrl_mjx.runtime.memory import check_fits, evaluation_bytes, shape_bytes
+from wsrl_mjx.runtime.policy import (
+    RESUME_MAY_CHANGE,
+    check_budget,
+    check_resume_settings,
+    seed_configs,
+)
 from wsrl_mjx.runtime.rundir import atomic_write, holds_run_dir
 from wsrl_mjx.runtime.runner import (
     Cadences,
@@ -345,7 +343,7 @@ def check_memory(
 
 def check_resumable(saved: dict, meta: dict) -> None:
     """Refuse to continue a checkpoint made on other data or with other settings (the one
-    resume rule, `config.RESUME_MAY_CHANGE["pretrain"]`)."""
+    resume rule, `policy.RESUME_MAY_CHANGE["pretrain"]`)."""
     if saved.get("dataset", {}).get("fingerprint") != meta["dataset"]["fingerprint"]:
         raise CheckpointError(
             f"--resume: the checkpoint was pre-trained on other data ({saved['dataset']['path']}, "

@@ -201,9 +201,9 @@ def render_run(
 ) -> dict:
     """A run's policy (newest checkpoint) as a video of one twin episode, and of one native
     episode with `native`; what was written, with each episode's return and frame count."""
-    from wsrl_mjx.config import from_dict
     from wsrl_mjx.core.environment import make_env, make_eval_env
     from wsrl_mjx.phases.bridge import load_agent
+    from wsrl_mjx.runtime.policy import from_dict
 
     agent, state, meta = load_agent(run_dir, allow_unverified=allow_unverified)
     cfg = from_dict(meta["config"])

@@ -12,20 +12,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from wsrl_mjx.config import (
+from wsrl_mjx.config import Config, ConfigError, merge, parse_overrides, read_yaml, unflatten_keys
+from wsrl_mjx.runtime.errors import CheckpointError, DatasetError
+from wsrl_mjx.runtime.policy import (
     RESUME_MAY_CHANGE,
-    Config,
-    ConfigError,
     check_resume_settings,
     flat_settings,
     load_config,
-    merge,
-    parse_overrides,
-    read_yaml,
     seed_configs,
-    unflatten_keys,
 )
-from wsrl_mjx.runtime.errors import CheckpointError, DatasetError
 
 CHECKPOINTS = "checkpoints"
 CONFIG_FILE = "config.yaml"
@@ -116,7 +111,7 @@ def newest_meta(run_dir: str | Path) -> dict | None:
 
 def check_resume(cfg: Config, command: str) -> None:
     """A `--resume` with settings the run may not change is refused here, by the one resume
-    rule (`config.RESUME_MAY_CHANGE`) against the newest step's recorded config; the same
+    rule (`policy.RESUME_MAY_CHANGE`) against the newest step's recorded config; the same
     check runs again on the step restored. Env settings the setup still has to resolve (an
     empty env.name: from the dataset or the checkpoint) are left to that check."""
     if command not in RESUME_MAY_CHANGE:
