@@ -256,8 +256,8 @@ def sharded_chunk_check() -> dict:
     from wsrl_mjx.agents.sac import make_sac
     from wsrl_mjx.core.environment import make_env
     from wsrl_mjx.core.loops import make_chunk, policy_actions
+    from wsrl_mjx.core.online_system import init_training_state
     from wsrl_mjx.core.replay import make_replay
-    from wsrl_mjx.phases.online_system import init_training_state
     from wsrl_mjx.runtime.policy import load_config
     from wsrl_mjx.runtime.sharding import DataSharding, make_mesh
 

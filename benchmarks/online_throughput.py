@@ -58,8 +58,8 @@ from wsrl_mjx.agents.sac import make_sac  # noqa: E402
 from wsrl_mjx.config import Config, EnvConfig, OnlineConfig, RunConfig  # noqa: E402
 from wsrl_mjx.core.environment import make_env  # noqa: E402
 from wsrl_mjx.core.loops import make_chunk, policy_actions, strong_copy  # noqa: E402
+from wsrl_mjx.core.online_system import init_training_state  # noqa: E402
 from wsrl_mjx.core.replay import buffer_nbytes, make_replay  # noqa: E402
-from wsrl_mjx.phases.online_system import init_training_state  # noqa: E402
 
 
 def _replicate_shim() -> None:

@@ -3,7 +3,7 @@
 For each experiment config (its `base` settings: env, networks, envs per seed, UTD, chunk
 length), each seed count S and each device count D dividing S, in one process, interleaved round
 by round (benchmarks/common.py): the online chunk exactly as `run.num_seeds=S
-run.num_devices=D` builds it (`wsrl_mjx.phases.online_system.build_online` with S seed configs: the
+run.num_devices=D` builds it (`wsrl_mjx.core.online_system.build_online` with S seed configs: the
 whole training state vmapped over seeds, the seeds split over D devices). Reported: env steps and
 update rounds per second summed over seeds, and the ratio to one seed on one device. Running S
 seeds one after another (what an experiment does without it) has the seed-throughput of one
@@ -43,7 +43,7 @@ from benchmarks.common import (  # noqa: E402
     write_results,
 )
 from wsrl_mjx.config import Config, parse_overrides  # noqa: E402
-from wsrl_mjx.phases.online_system import OnlinePlan, build_online  # noqa: E402
+from wsrl_mjx.core.online_system import OnlinePlan, build_online  # noqa: E402
 from wsrl_mjx.runtime.policy import from_dict, seed_configs  # noqa: E402
 from wsrl_mjx.runtime.sharding import request_cpu_devices  # noqa: E402
 from wsrl_mjx.studies.experiment_spec import load_experiment  # noqa: E402

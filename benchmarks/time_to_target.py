@@ -46,8 +46,8 @@ from wsrl_mjx.config import AgentConfig, Config, EnvConfig, OnlineConfig, RunCon
 from wsrl_mjx.core.environment import make_env  # noqa: E402
 from wsrl_mjx.core.evaluate import make_evaluator  # noqa: E402
 from wsrl_mjx.core.loops import make_chunk, policy_actions, random_actions, strong_copy  # noqa: E402
+from wsrl_mjx.core.online_system import init_training_state  # noqa: E402
 from wsrl_mjx.core.replay import make_replay  # noqa: E402
-from wsrl_mjx.phases.online_system import init_training_state  # noqa: E402
 from wsrl_mjx.types import Params, TrainingState  # noqa: E402
 
 

@@ -110,7 +110,7 @@ def update_cost(name: str, update, state, batch, key, steps: int) -> dict:
 
 def online_compile(env_name: str, overrides: list[str]) -> dict:
     """Cold (persistent cache off) and warm (cache on, filled) compile of the online chunk."""
-    from wsrl_mjx.phases.online_system import OnlinePlan, build_online
+    from wsrl_mjx.core.online_system import OnlinePlan, build_online
 
     cfg = load_config(None, [f"env.name={env_name}", *overrides, "run.run_dir=/tmp/unused"])
     system = build_online([cfg], [OnlinePlan()], None)

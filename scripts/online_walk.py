@@ -11,7 +11,8 @@ finetune` on its checkpoint with a profiler on every Python call, and reports:
   another orchestration file above it (a callback: A -> B -> A). Counted once per distinct
   (calling file, called file, called function), so the count does not grow with the chunks;
 - the files on the Python stack when an agent's `update` is first called (traced);
-- the files entered while the runner reads the step counter (its first `step(...)` call).
+- the files entered while the run reads its step counter: the first `step(...)` call made by
+  the chunk loop (`run_phase`; up to `b81090c` it lived in `runtime/runner.py`).
 
     python scripts/online_walk.py [--json results/online_walk.json]
 """
@@ -87,9 +88,10 @@ class Walk:
             self.step_files is None
             and self._step_frame is None
             and frame.f_code.co_name == "step"
-            and package_file(frame.f_back.f_code) == "runtime/runner.py"
+            and frame.f_back.f_code.co_name == "run_phase"
         ):
-            self._step_frame, self._step_seen = frame, ["runtime/runner.py", name]
+            caller = package_file(frame.f_back.f_code)
+            self._step_frame, self._step_seen = frame, list(dict.fromkeys([caller, name]))
         if self.update_stack is None and frame.f_code.co_name == "update" and "agents/" in name:
             self.update_stack = self.stack_files(frame)
         if not orchestration(name):

@@ -24,8 +24,8 @@ from wsrl_mjx.agents.sac import make_sac  # noqa: E402
 from wsrl_mjx.config import ConfigError  # noqa: E402
 from wsrl_mjx.core.environment import make_env  # noqa: E402
 from wsrl_mjx.core.loops import make_chunk, policy_actions  # noqa: E402
+from wsrl_mjx.core.online_system import OnlinePlan, build_online, init_training_state  # noqa: E402
 from wsrl_mjx.core.replay import make_replay  # noqa: E402
-from wsrl_mjx.phases.online_system import OnlinePlan, build_online, init_training_state  # noqa: E402
 from wsrl_mjx.runtime.policy import load_config, seed_configs  # noqa: E402
 from wsrl_mjx.runtime.sharding import data_sharding, seed_sharding  # noqa: E402
 

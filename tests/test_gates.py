@@ -1,6 +1,7 @@
 """The test-bed gates: levels read from dataset episodes, and each gate's verdict on hand-made
 levels (a balancing medium, a trivial controller within the margin, a sound test bed)."""
 
+import json
 import subprocess
 import sys
 
@@ -113,3 +114,37 @@ def test_a_pretraining_that_does_not_move_fails(speed):
     run = Level("pretrain 0", 0, 50.0, 50.0, 50.0, speed)
     gates = {g.name: g.passed for g in judge(levels, [], [run])}
     assert not gates[f"pretrain 0: moves forward at >= {MIN_SPEED:g} m/s"]
+
+
+def _gates(tmp_path, *extra):
+    return subprocess.run(
+        [sys.executable, "-m", "wsrl_mjx.run", "gates", "--env", "Hopper-v5"]
+        + ["--data", str(tmp_path), "--out", str(tmp_path / "gates"), *extra],
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_a_level_recorded_by_an_earlier_gate_run_stands_in_for_a_missing_dataset(tmp_path):
+    from pathlib import Path
+
+    from wsrl_mjx.studies.gates import recorded_levels
+
+    record = Path(__file__).parents[1] / "results/locomotion_100k/gates/Hopper-v5.json"
+    levels = recorded_levels(record, "Hopper-v5")
+    expert, provenance = levels["expert"]
+    assert expert.episodes >= EPISODES and expert.low > 100.0  # the committed 1M-step expert
+    assert provenance["recorded_in"] == str(record) and provenance["method"] == "expert"
+    only_expert = json.loads(record.read_text())
+    only_expert["levels"] = {"expert": only_expert["levels"]["expert"]}
+    (tmp_path / "expert.json").write_text(json.dumps(only_expert))
+    out = _gates(tmp_path, "--levels-from", str(tmp_path / "expert.json"))
+    assert out.returncode == 2  # the datasets not recorded are still needed, and named
+    assert "Hopper-v5-medium.npz" in out.stderr and "Hopper-v5-expert.npz" not in out.stderr
+    wrong = tmp_path / "walker.json"
+    wrong.write_text(record.read_text().replace('"env": "Hopper-v5"', '"env": "Walker2d-v5"'))
+    out = _gates(tmp_path, "--levels-from", str(wrong))
+    assert out.returncode == 2 and "a record of Walker2d-v5, not Hopper-v5" in out.stderr
+    (tmp_path / "junk.json").write_text("[1, 2]")
+    out = _gates(tmp_path, "--levels-from", str(tmp_path / "junk.json"))
+    assert out.returncode == 2 and "not a gate record" in out.stderr

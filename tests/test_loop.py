@@ -19,11 +19,11 @@ from wsrl_mjx.agents.sac import make_sac
 from wsrl_mjx.config import ConfigError, to_dict
 from wsrl_mjx.core.environment import make_env
 from wsrl_mjx.core.loops import make_chunk, policy_actions
+from wsrl_mjx.core.online_system import init_training_state
 from wsrl_mjx.core.replay import buffer_size, make_replay
 from wsrl_mjx.core.schedule import Schedule, replay_ratio
 from wsrl_mjx.phases import online as online_phase
 from wsrl_mjx.phases.online import run_online
-from wsrl_mjx.phases.online_system import init_training_state
 from wsrl_mjx.runtime.checkpoint import Checkpointer, CheckpointError, TrainingDiverged
 from wsrl_mjx.runtime.logger import read_metrics
 from wsrl_mjx.runtime.policy import ONLINE_RESUME_MAY_CHANGE, check_resume_settings, load_config

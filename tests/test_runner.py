@@ -1,5 +1,6 @@
-"""The shared runner (`wsrl_mjx.runtime.runner.run_phase`) on a host-only toy run: which chunks run,
-when it evaluates and checkpoints, and how a stop request ends it (no JAX program involved)."""
+"""The online phase loop (`wsrl_mjx.phases.online.run_phase`) and the runner's services it calls
+(`wsrl_mjx.runtime.runner.HostLoop`) on a host-only toy run: which chunks run, when it evaluates
+and checkpoints, and how a stop request ends it (no JAX program involved)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from wsrl_mjx.runtime.runner import Cadence, HostLoop, Phase, run_phase
+from wsrl_mjx.phases.online import Phase, run_phase
+from wsrl_mjx.runtime.runner import Cadence, HostLoop
 from wsrl_mjx.runtime.signals import StopRequested, graceful_stop
 
 STEP = 10  # toy steps per chunk
@@ -18,7 +20,7 @@ STEP = 10  # toy steps per chunk
 
 @dataclass
 class ToyRun:
-    """A `Run` whose state is its step count; it notes what the runner asks of it."""
+    """An `OnlineRun` stand-in whose state is its step count; it notes what the loop asks of it."""
 
     total: int
     every_eval: int = 20
@@ -43,8 +45,8 @@ class ToyRun:
     def step(self, state: int) -> int:
         return state
 
-    def record(self, state: int, metrics: dict, phase: Phase, start: int) -> None:
-        self.records.append((phase.name, start, state))
+    def record(self, state: int, metrics: dict, phase: str, start: int) -> None:
+        self.records.append((phase, start, state))
         if state == self.stop_at:
             signal.raise_signal(signal.SIGTERM)
 

@@ -264,6 +264,13 @@ def build_parser() -> argparse.ArgumentParser:
     gates.add_argument("--pretrain", type=Path, nargs="*", default=[], metavar="RUN_DIR")
     gates.add_argument("--out", type=Path, required=True, help="OUT.json and OUT.md")
     gates.add_argument("--seed", type=int, default=0)
+    gates.add_argument(
+        "--levels-from",
+        type=Path,
+        metavar="GATES.json",
+        help="an earlier gate record of the task: a dataset missing from --data (e.g. the "
+        "expert, a 1M-step behaviour run) takes its level from there, as said in the output",
+    )
     plot = _command(
         commands,
         "plot",

@@ -23,12 +23,12 @@ from wsrl_mjx.agents.sac import make_sac
 from wsrl_mjx.config import Config, ConfigError
 from wsrl_mjx.core.environment import make_env
 from wsrl_mjx.core.loops import make_chunk, policy_actions, random_actions
+from wsrl_mjx.core.online_system import OnlinePlan, init_training_state
 from wsrl_mjx.core.replay import make_replay
 from wsrl_mjx.core.schedule import Schedule
 from wsrl_mjx.datasets import scores
 from wsrl_mjx.datasets.data import DATASET_KEYS, save_dataset
 from wsrl_mjx.phases.online import run_online
-from wsrl_mjx.phases.online_system import OnlinePlan, init_training_state
 from wsrl_mjx.runtime.policy import check_single_seed
 
 KINDS = ("random", "medium", "medium-replay", "expert")

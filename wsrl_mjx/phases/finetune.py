@@ -18,10 +18,10 @@ from __future__ import annotations
 import jax
 
 from wsrl_mjx.config import Config, ConfigError
+from wsrl_mjx.core.online_system import OnlinePlan
 from wsrl_mjx.methods import METHODS, make_agent, online_mc_bound
 from wsrl_mjx.phases.bridge import check_pretrained
 from wsrl_mjx.phases.online import run_seeds
-from wsrl_mjx.phases.online_system import OnlinePlan
 from wsrl_mjx.phases.setup import FinetuneSetup, setup_finetune
 from wsrl_mjx.runtime.policy import seed_configs
 from wsrl_mjx.types import AgentState

@@ -1,10 +1,10 @@
 """An online run, top to bottom: SAC from scratch, or fine-tuning from a method's `OnlinePlan`.
 
 `run_seeds` reads in order: the guards (each seed's run dir, before anything is compiled), the
-system built once (`wsrl_mjx.phases.online_system.build_online`: env, buffer, the compiled
+system built once (`wsrl_mjx.core.online_system.build_online`: env, buffer, the compiled
 chunks, the evaluator), the initial or restored state, each seed's host loop, the initial
-evaluation, then the two phases, each run by the shared runner
-(`wsrl_mjx.runtime.runner.run_phase`) with `OnlineRun` as its host side:
+evaluation, then the two phases, each run chunk by chunk by `run_phase` with `OnlineRun` as
+its host side (the runner's services, `wsrl_mjx.runtime.runner.HostLoop`, keep the books):
 
 1. `prefill_replay_buffer`: WSRL's warmup. The frozen policy (pre-trained, or a random init from
    scratch; uniform actions with online.warmup_policy=random) fills the empty replay buffer for
@@ -19,6 +19,7 @@ program, each seed with its own run dir, logs and checkpoints.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,9 +31,9 @@ import envs
 from wsrl_mjx.config import Config
 from wsrl_mjx.core.environment import check_saved_env
 from wsrl_mjx.core.loops import seed_slice, stack_seeds, strong_copy, summarize_chunk
+from wsrl_mjx.core.online_system import OnlinePlan, OnlineSystem, build_online
 from wsrl_mjx.core.replay import buffer_nbytes
 from wsrl_mjx.core.schedule import replay_ratio
-from wsrl_mjx.phases.online_system import OnlinePlan, OnlineSystem, build_online
 from wsrl_mjx.phases.render import EvalVideos
 from wsrl_mjx.runtime.checkpoint import Checkpointer, CheckpointError
 from wsrl_mjx.runtime.logger import read_evals
@@ -41,13 +42,11 @@ from wsrl_mjx.runtime.rundir import atomic_write, holds_run_dir
 from wsrl_mjx.runtime.runner import (
     Cadences,
     HostLoop,
-    Phase,
     align_seeds,
     begin,
     eval_key,
     open_checkpointers,
     open_loops,
-    run_phase,
     running,
 )
 from wsrl_mjx.types import TrainingState
@@ -97,6 +96,41 @@ def run_seeds(
     return summaries(run, state)
 
 
+@dataclass(frozen=True)
+class Phase:
+    """One online phase: `chunk(state) -> (state, device metrics)` until env step `end`.
+
+    `timer` names the run's time total it adds to; a phase with `evaluate_at_end` (the warmup)
+    is evaluated once when it ends, labelled `eval_label` (default: `name`)."""
+
+    name: str
+    chunk: Callable[[TrainingState], tuple[TrainingState, dict]]
+    end: int
+    timer: str
+    evaluate_at_end: bool = False
+    eval_label: str = ""
+
+
+def run_phase(run: OnlineRun, phase: Phase, state: TrainingState) -> TrainingState:
+    """Whole chunks of `phase` until the run reaches `phase.end`; after each: its log record
+    (the NaN guard first), evaluation and checkpoint when due and always at the end of the run,
+    then a stop if SIGINT/SIGTERM asked for one (after the checkpoint, so nothing is lost)."""
+    loop = run.loops[0]
+    while (start := run.step(state)) < phase.end:
+        with loop.timed(phase.timer):
+            state, metrics = phase.chunk(state)
+            run.record(state, metrics, phase.name, start)
+        step = run.step(state)
+        finished = step >= run.total
+        ended = phase.evaluate_at_end and step >= phase.end
+        if loop.evaluation_due(step, force=finished or ended):
+            run.evaluate(state, step, phase.eval_label or phase.name)
+        if loop.checkpoint_due(step, force=finished):
+            run.save(state, step)
+        loop.stop_if_requested(step, finished)
+    return state
+
+
 def prefill_replay_buffer(run: OnlineRun, state: TrainingState) -> TrainingState:
     """WSRL's warmup (phase 1 above); nothing when resumed past it."""
     system = run.system
@@ -135,8 +169,8 @@ def updates(state: TrainingState, k: int = 0, seeded: bool = False) -> int:
 
 @dataclass
 class OnlineRun:
-    """The host side of one online program (`wsrl_mjx.runtime.runner.Run`): a `HostLoop` per seed,
-    evaluations, the held-out diagnostics and actor snapshots."""
+    """The host side of one online program, between chunks (`run_phase`): a `HostLoop` per
+    seed, evaluations, the held-out diagnostics and actor snapshots."""
 
     system: OnlineSystem
     loops: list[HostLoop]
@@ -168,13 +202,13 @@ class OnlineRun:
                 save_snapshot(system.cfgs[0].run.run_dir, *snapshot)
                 self.snapshots.append(snapshot)
 
-    def record(self, state: TrainingState, metrics: dict, phase: Phase, start: int) -> None:
+    def record(self, state: TrainingState, metrics: dict, phase: str, start: int) -> None:
         """Each seed's log record of a chunk that began at env step `start` (the NaN guard
         first), with the held-out diagnostics after every online chunk."""
         system, seeded = self.system, self.system.seeded
         metrics = jax.device_get(metrics)
         diagnostics = None
-        if system.diagnose is not None and phase.name != "warmup":
+        if system.diagnose is not None and phase != "warmup":
             key = (
                 jax.random.fold_in(self.eval_keys, start)
                 if not seeded
@@ -187,8 +221,8 @@ class OnlineRun:
             summary = summarize_chunk(seed_metrics, system.env.has_success)
             if diagnostics is not None:
                 summary.update({n: float(v) for n, v in seed_slice(diagnostics, k, seeded).items()})
-            loop.record(step, done, phase.name, summary, lambda r: {**r, "updates": done})
-            if phase.name != "warmup" and "q_pred" in seed_metrics:
+            loop.record(step, done, phase, summary, {"updates": done})
+            if phase != "warmup" and "q_pred" in seed_metrics:
                 log_q_trace(loop, step, system.schedule.num_envs, seed_metrics)
 
     def save(self, state: TrainingState, step: int) -> None:

@@ -1,8 +1,9 @@
 """Offline pre-training: CQL, CalQL or IQL on a dataset held on device; resumable.
 
 `run_pretrain` reads top to bottom: the setup (env, dataset split, agent; `wsrl_mjx.phases.setup`),
-the guards and the initial or restored state, then one phase (`offline_phase`) run by the
-shared runner (`wsrl_mjx.runtime.runner.run_phase`) with `OfflineRun` as its host side."""
+the guards and the initial or restored state, then `train_offline`: the compiled chunk
+(`offline_chunk`) run chunk by chunk with `OfflineRun` as its host side (the runner's services,
+`wsrl_mjx.runtime.runner.HostLoop`, do the bookkeeping)."""
 
 from __future__ import annotations
 
@@ -39,13 +40,11 @@ from wsrl_mjx.runtime.rundir import atomic_write, holds_run_dir
 from wsrl_mjx.runtime.runner import (
     Cadences,
     HostLoop,
-    Phase,
     align_seeds,
     begin,
     eval_key,
     open_checkpointers,
     open_loops,
-    run_phase,
     running,
 )
 from wsrl_mjx.types import AgentState, Transition
@@ -61,18 +60,11 @@ class OfflineState:
     gradient_steps: int
 
 
-def offline_phase(
-    agent: Agent,
-    cfg: Config,
-    dataset: Transition,
-    sizes: jax.Array,
-    total: int,
-    seeded: bool = False,
-    converged: Callable[[], bool] | None = None,
-) -> Phase:
+def offline_chunk(
+    agent: Agent, cfg: Config, dataset: Transition, sizes: jax.Array, seeded: bool = False
+) -> Callable[[OfflineState], tuple[OfflineState, dict]]:
     """CQL/CalQL/IQL updates on minibatches of `dataset`'s first `sizes` rows (held on device;
-    one per seed with `seeded`) in whole chunks of offline.chunk_length gradient steps, until
-    `total` or until `converged()` says so after an evaluation."""
+    one per seed with `seeded`): one chunk of offline.chunk_length gradient steps."""
     length = cfg.offline.chunk_length
     compiled = make_offline_chunk(
         agent, length=length, batch_size=cfg.agent.batch_size, seeded=seeded
@@ -82,7 +74,31 @@ def offline_phase(
         agent_state, rng, metrics = compiled(state.agent, state.rng, dataset, sizes)
         return OfflineState(agent_state, rng, state.gradient_steps + length), metrics
 
-    return Phase("pretrain", chunk, end=total, timer="pretrain_s", converged=converged)
+    return chunk
+
+
+def train_offline(
+    run: OfflineRun, chunk: Callable, state: OfflineState, converged: Callable[[], bool]
+) -> OfflineState:
+    """Whole chunks until `run.total`, or until `converged()` says so after an evaluation (then
+    checkpointed there); after each chunk its log record (the NaN guard first), evaluation and
+    checkpoint when due and always at the end, then a stop if SIGINT/SIGTERM asked for one."""
+    loop = run.loops[0]
+    while (start := state.gradient_steps) < run.total:
+        with loop.timed("pretrain_s"):
+            state, metrics = chunk(state)
+            run.record(state, metrics, start)
+        step = state.gradient_steps
+        finished, stop_here = step >= run.total, False
+        if loop.evaluation_due(step, force=finished):
+            run.evaluate(state, step)
+            stop_here = converged()
+        if loop.checkpoint_due(step, force=finished or stop_here):
+            run.save(state, step)
+        if stop_here:
+            break
+        loop.stop_if_requested(step, finished)
+    return state
 
 
 def plateaued(offline: OfflineConfig, env_name: str, seed_evals: list[list[dict]]) -> bool:
@@ -111,9 +127,9 @@ def plateaued(offline: OfflineConfig, env_name: str, seed_evals: list[list[dict]
 
 @dataclass
 class OfflineRun:
-    """The host side of a pre-training (`wsrl_mjx.runtime.runner.Run`): steps in gradient steps, the
-    rng in every checkpoint's metadata so a resume continues bit-exactly; one host loop,
-    metadata and evaluation list per seed (`seeded`: the state has a leading seed axis)."""
+    """The host side of a pre-training, between chunks (`train_offline`): steps in gradient
+    steps, the rng in every checkpoint's metadata so a resume continues bit-exactly; one host
+    loop, metadata and evaluation list per seed (`seeded`: the state has a leading seed axis)."""
 
     loops: list[HostLoop]
     total: int
@@ -125,17 +141,14 @@ class OfflineRun:
     videos: EvalVideos | None = None  # eval.video_every (in gradient steps; the first seed)
     diagnose: Callable | None = None  # (agent state, eval keys) -> held-out Q and TD error
 
-    def step(self, state: OfflineState) -> int:
-        return state.gradient_steps
-
-    def record(self, state: OfflineState, metrics: dict, phase: Phase, start: int) -> None:
+    def record(self, state: OfflineState, metrics: dict, start: int) -> None:
         metrics, steps = jax.device_get(metrics), state.gradient_steps
         for k, loop in enumerate(self.loops):
             seed_metrics = seed_slice(metrics, k, self.seeded)
             summary = {name: float(np.mean(v)) for name, v in seed_metrics.items()}
-            loop.record(steps, steps, phase.name, summary, _gradient_rate)
+            loop.record(steps, steps, "pretrain", summary)
 
-    def evaluate(self, state: OfflineState, step: int, label: str) -> None:
+    def evaluate(self, state: OfflineState, step: int) -> None:
         results = self.evaluator(state.agent.actor.params, self.eval_keys)
         if self.diagnose is not None:  # the held-out rows fine-tuning tracks, from the start
             results = {**results, **self.diagnose(state.agent, self.eval_keys)}
@@ -154,10 +167,6 @@ class OfflineRun:
             rng = seed_slice(rngs, k, self.seeded).tolist()
             meta = {**self.metas[k], "gradient_steps": step, "rng": rng}
             loop.checkpointer.save(step, seed_slice(state.agent, k, self.seeded), meta)
-
-
-def _gradient_rate(rates: dict) -> dict:
-    return {"gradient_steps_per_s": rates["updates_per_s"]}
 
 
 def run_pretrain(cfg: Config, *, resume: bool = False) -> dict | list[dict]:
@@ -247,8 +256,8 @@ def pretrain_seeds(cfgs: list[Config], *, resume: bool = False) -> list[dict]:
         return True
 
     with running(loops):
-        phase = offline_phase(agent, cfg, dataset, sizes, total, seeded, converged)
-        state = run_phase(run, phase, state)
+        chunk = offline_chunk(agent, cfg, dataset, sizes, seeded)
+        state = train_offline(run, chunk, state, converged)
     if state.gradient_steps < total:
         print(
             f"[pretrain] score and held-out Q plateaued (offline.plateau_*): stopped at "

@@ -1,16 +1,12 @@
-"""The runner: `run_phase` runs any phase, offline or online, one compiled chunk at a time.
-
-A phase (`Phase`) is a value: its compiled chunk, the step it ends at and its log label. What
-differs between offline and online runs on the host (how a state counts its steps, what a
-chunk's log record holds, how a policy is evaluated and what a checkpoint records) is the
-`Run`'s; what every run does after every chunk is here, written once: the NaN guard, progress,
-one log record per seed (`HostLoop`), evaluation and checkpoint when due (and at the end), and a
-graceful stop on SIGINT/SIGTERM (`wsrl_mjx.runtime.signals`). A resumed run keeps the
-uninterrupted run's cadence: "due" means the first multiple of the interval after the step the
-last evaluation or checkpoint was made at. A run's start is also written once:
-`open_checkpointers` (the overwrite and resume guards, before anything is built) and
-`open_loops` (the saved config and each seed's logger, progress bar and cadences); `begin`
-applies the process settings.
+"""The runner's services, written once for every phase: each seed's host side between chunks
+(`HostLoop`: the NaN guard, progress, one log record per seed, the evaluation and checkpoint
+cadences, the graceful stop on SIGINT/SIGTERM of `wsrl_mjx.runtime.signals`, time totals), a
+run's start (`open_checkpointers`: the overwrite and resume guards, before anything is built;
+`open_loops`: the saved config and each seed's logger, progress bar and cadences) and the
+process settings (`begin`). The chunk loops themselves are the phases' own (`phases/online.py`,
+`phases/pretrain.py`): they call these services and nothing here calls back into them. A
+resumed run keeps the uninterrupted run's cadence: "due" means the first multiple of the
+interval after the step the last evaluation or checkpoint was made at.
 """
 
 from __future__ import annotations
@@ -18,11 +14,10 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
 
 import jax
 
@@ -35,23 +30,6 @@ from wsrl_mjx.runtime.sharding import initialize_distributed, request_cpu_device
 from wsrl_mjx.runtime.signals import StopRequested, stop_requested
 
 EVAL_SEED_OFFSET = 10_000  # evaluation keys: PRNGKey(run.seed + EVAL_SEED_OFFSET)
-
-
-@dataclass(frozen=True)
-class Phase:
-    """One phase: `chunk(state) -> (state, device metrics)` until the run's step reaches `end`.
-
-    `timer` names the run's time total it adds to; a phase with `evaluate_at_end` (the warmup)
-    is evaluated once when it ends, labelled `eval_label` (default: `name`); `converged()`, asked
-    after each evaluation, ends the run there (checkpointed) before `end`."""
-
-    name: str
-    chunk: Callable[[Any], tuple[Any, Any]]
-    end: int
-    timer: str
-    evaluate_at_end: bool = False
-    eval_label: str = ""
-    converged: Callable[[], bool] | None = None
 
 
 @dataclass
@@ -84,20 +62,36 @@ class HostLoop:
     checkpoints: Cadence
     unit: str = "env step"
     times: dict[str, float] = field(default_factory=dict)
+    stop_signal: int | None = None  # the signal that asked for a stop, read at each checkpoint
 
     def record(
-        self,
-        step: int,
-        updates: int,
-        phase: str,
-        summary: dict,
-        extra: Callable[[dict], dict] = lambda rates: rates,
+        self, step: int, updates: int, phase: str, summary: dict, extra: dict | None = None
     ) -> None:
         """After a chunk: the NaN guard, the progress bar, then one log record of the chunk's
-        summary and `extra(rates)`."""
+        summary, the rates and `extra`."""
         check_finite(summary, step, self.checkpointer, self.unit)
         rates = self.progress.update(step, updates)
-        self.logger.log(step, phase, {**summary, **extra(rates)})
+        if self.unit == "gradient step":  # offline: an update is a gradient step
+            rates = {"gradient_steps_per_s": rates["updates_per_s"]}
+        self.logger.log(step, phase, {**summary, **rates, **(extra or {})})
+
+    def evaluation_due(self, step: int, force: bool = False) -> bool:
+        """Evaluate after the chunk that reached `step`? On the cadence, or when forced (the
+        run's end, the warmup's end)."""
+        return self.evaluation.due(step, force)
+
+    def checkpoint_due(self, step: int, force: bool = False) -> bool:
+        """Checkpoint now? On the cadence, when forced (the run's end, a converged run), or when
+        SIGINT/SIGTERM asked for a stop: a stop checkpoints first, so nothing is lost."""
+        self.stop_signal = stop_requested()
+        return self.checkpoints.due(step, force or self.stop_signal is not None)
+
+    def stop_if_requested(self, step: int, finished: bool) -> None:
+        """After `checkpoint_due`'s checkpoint: stop if a signal asked for it (a run whose last
+        chunk just ended finishes instead)."""
+        if self.stop_signal is not None and not finished:
+            directory = str(self.checkpointer.directory)
+            raise StopRequested(self.stop_signal, step, self.unit, directory)
 
     @contextmanager
     def timed(self, key: str) -> Iterator[None]:
@@ -125,48 +119,6 @@ def check_finite(
             f"non-finite {', '.join(bad)} at {unit} {step}; stopping ({kept}). "
             "Lower the learning rates or check the rewards/observations."
         )
-
-
-class Run(Protocol):
-    """A run's host side between chunks; `loops` holds one `HostLoop` per seed (the first one
-    has the progress bar and the time totals) and `total` is the run's last step."""
-
-    loops: list[HostLoop]
-    total: int
-
-    def step(self, state: Any) -> int: ...
-
-    def record(self, state: Any, metrics: Any, phase: Phase, start: int) -> None: ...
-
-    def evaluate(self, state: Any, step: int, label: str) -> None: ...
-
-    def save(self, state: Any, step: int) -> None: ...
-
-
-def run_phase(run: Run, phase: Phase, state: Any) -> Any:
-    """Whole chunks of `phase` until the run reaches `phase.end`; after each: its log record
-    (the NaN guard first), evaluation and checkpoint when due and always at the end of the run,
-    then a stop if SIGINT/SIGTERM asked for one (after the checkpoint, so nothing is lost)."""
-    loop = run.loops[0]
-    while (start := run.step(state)) < phase.end:
-        with loop.timed(phase.timer):
-            state, metrics = phase.chunk(state)
-            run.record(state, metrics, phase, start)
-        step = run.step(state)
-        finished = step >= run.total
-        ended = phase.evaluate_at_end and step >= phase.end
-        converged = False
-        if loop.evaluation.due(step, force=finished or ended):
-            run.evaluate(state, step, phase.eval_label or phase.name)
-            converged = phase.converged is not None and phase.converged()
-        signum = stop_requested()  # a requested stop checkpoints first, so nothing is lost
-        if loop.checkpoints.due(step, force=finished or converged or signum is not None):
-            run.save(state, step)
-        if converged:
-            break
-        if signum is not None and not finished:
-            raise StopRequested(signum, step, loop.unit, str(loop.checkpointer.directory))
-    return state
 
 
 def begin(cfg: Config) -> None:

@@ -39,17 +39,23 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 
 
 def cmd_gates(args: argparse.Namespace) -> int:
+    recorded = {}
+    if args.levels_from is not None:
+        from wsrl_mjx.studies.gates import recorded_levels
+
+        recorded = recorded_levels(args.levels_from, args.env)
     missing = [
         str(p)
         for kind in ("random", "medium", "expert")
-        if not (p := args.data / f"{args.env}-{kind}.npz").is_file()
+        if not (p := args.data / f"{args.env}-{kind}.npz").is_file() and kind not in recorded
     ]
     missing += [str(p) for p in args.pretrain if not p.is_dir()]
     if missing:
-        raise DatasetError(f"gates: not found: {', '.join(missing)}")
+        hint = "" if recorded else " (a level recorded by an earlier gate run: --levels-from)"
+        raise DatasetError(f"gates: not found: {', '.join(missing)}{hint}")
     from wsrl_mjx.studies.gates import run_gates
 
-    passed = run_gates(args.env, args.data, args.pretrain, args.out, args.seed)
+    passed = run_gates(args.env, args.data, args.pretrain, args.out, args.seed, recorded)
     print(args.out.with_suffix(".md").read_text(), end="")
     return 0 if passed else 1
 
