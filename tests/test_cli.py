@@ -2,8 +2,8 @@
 
 import pytest
 
-from wsrl_mjx import run as run_module
 from wsrl_mjx.config import DEFAULT_CONFIG
+from wsrl_mjx.run import command_line as run_module
 from wsrl_mjx.run import main
 from wsrl_mjx.runtime.policy import load_config
 

@@ -18,7 +18,7 @@ LAYERS = [
     "methods",  # methods.py, the registry: agents and the compiled chunks by name
     "phases",
     "studies",
-    "run",  # run.py, the command line
+    "run",  # run/, the command line
 ]
 TOP_LEVEL = {
     "__init__": "base",

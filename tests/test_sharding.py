@@ -123,7 +123,7 @@ def test_the_cli_makes_cpu_devices_for_num_devices():
     """`python -m wsrl_mjx.run ... --set run.num_devices=3` on a CPU: the config is read before
     any JAX work (no import starts a backend), so 3 CPU devices exist when the run starts."""
     code = (
-        "from wsrl_mjx.phases.commands import _load; _load(None, ['run.num_devices=3']); "
+        "from wsrl_mjx.run.phase_commands import _load; _load(None, ['run.num_devices=3']); "
         "import jax; print(jax.default_backend(), jax.device_count())"
     )
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # no device count set

@@ -127,7 +127,7 @@ def save_twin_dataset(
 
 
 def run_maze_datasets(args: argparse.Namespace) -> None:
-    """`python -m wsrl_mjx.run maze-datasets ...` (its arguments: wsrl_mjx/run.py)."""
+    """`python -m wsrl_mjx.run maze-datasets ...` (arguments: wsrl_mjx/run/)."""
     if args.layouts is None:
         args.layouts = list(maze.LAYOUTS)
     if unknown := [x for x in args.layouts if x not in maze.LAYOUTS]:

@@ -38,7 +38,7 @@ from wsrl_mjx.phases.render import EvalVideos
 from wsrl_mjx.runtime.checkpoint import Checkpointer, CheckpointError
 from wsrl_mjx.runtime.logger import read_evals
 from wsrl_mjx.runtime.policy import RESUME_MAY_CHANGE, check_resume_settings, seed_configs
-from wsrl_mjx.runtime.rundir import atomic_write, holds_run_dir
+from wsrl_mjx.runtime.rundir import atomic_write, holding
 from wsrl_mjx.runtime.runner import (
     Cadences,
     HostLoop,
@@ -67,7 +67,6 @@ def run_online(cfg: Config, plan: OnlinePlan | None = None, *, resume: bool = Fa
     return summary if cfg.run.num_seeds > 1 else summary[0]
 
 
-@holds_run_dir  # one writer per run dir, for the run's whole life
 def run_seeds(
     cfgs: list[Config],
     plans: list[OnlinePlan],
@@ -78,22 +77,25 @@ def run_seeds(
     """Several seeds (one config and plan each; settings shared) trained as one vmapped program,
     each holding its own run dir; one seed is a plain run. `env`: the env, if already built.
     Returns a summary per seed."""
-    begin(cfgs[0])
-    checkpointers = open_checkpointers(cfgs, resume)  # refusals before anything is compiled
-    if resume:
-        for cfg, ckpt in zip(cfgs, checkpointers, strict=True):
-            check_resume_settings(ckpt.meta().get("config", {}), cfg, RESUME_MAY_CHANGE["online"])
-    system = build_online(cfgs, plans, env)
-    state = system.init_state()
-    if resume:
-        state = restore_seeds(system, checkpointers, state)
-    run = open_online(system, checkpointers, state, resume)
-    with running(run.loops):
-        if run.step(state) == 0:  # a resumed run made it before
-            run.evaluate(state, 0, "initial")
-        state = prefill_replay_buffer(run, state)
-        state = train_online(run, state)
-    return summaries(run, state)
+    with holding(cfgs):  # one writer per run dir, for the run's whole life
+        begin(cfgs[0])
+        checkpointers = open_checkpointers(cfgs, resume)  # refusals before anything is compiled
+        if resume:
+            for cfg, ckpt in zip(cfgs, checkpointers, strict=True):
+                check_resume_settings(
+                    ckpt.meta().get("config", {}), cfg, RESUME_MAY_CHANGE["online"]
+                )
+        system = build_online(cfgs, plans, env)
+        state = system.init_state()
+        if resume:
+            state = restore_seeds(system, checkpointers, state)
+        run = open_online(system, checkpointers, state, resume)
+        with running(run.loops):
+            if run.step(state) == 0:  # a resumed run made it before
+                run.evaluate(state, 0, "initial")
+            state = prefill_replay_buffer(run, state)
+            state = train_online(run, state)
+        return summaries(run, state)
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from wsrl_mjx.runtime.policy import (
     check_resume_settings,
     seed_configs,
 )
-from wsrl_mjx.runtime.rundir import atomic_write, holds_run_dir
+from wsrl_mjx.runtime.rundir import atomic_write, holding
 from wsrl_mjx.runtime.runner import (
     Cadences,
     HostLoop,
@@ -179,105 +179,109 @@ def run_pretrain(cfg: Config, *, resume: bool = False) -> dict | list[dict]:
     return summaries if cfg.run.num_seeds > 1 else summaries[0]
 
 
-@holds_run_dir  # one writer per run dir, for the run's whole life
 def pretrain_seeds(cfgs: list[Config], *, resume: bool = False) -> list[dict]:
     """One pre-training per config (seeds of one setting), one program; a summary each."""
-    cfg, seeded = cfgs[0], len(cfgs) > 1
-    begin(cfg)
-    chunks = math.ceil(cfg.offline.steps / cfg.offline.chunk_length)
-    total = chunks * cfg.offline.chunk_length
-    granule = f"whole chunks of offline.chunk_length = {cfg.offline.chunk_length}"
-    check_budget("offline.steps", cfg.offline.steps, total, granule)
-    checkpointers = open_checkpointers(cfgs, resume)
-    setups = [setup_pretrain(c) for c in cfgs]  # each seed's own split of the dataset
-    cfg, env, agent, loaded = setups[0].cfg, setups[0].env, setups[0].agent, setups[0].loaded
-    # Before anything is allocated:
-    check_memory(agent, env, setups[0].train, cfg.eval.num_episodes, len(cfgs))
-    datasets = [data.to_device(s.train, s.train["mc_returns"]) for s in setups]
-    sizes = [d.reward.shape[0] for d in datasets]  # each seed's split: its own length
-    dataset = stack_seeds([pad_rows(d, max(sizes)) for d in datasets]) if seeded else datasets[0]
-    sizes = jnp.asarray(sizes if seeded else sizes[0], jnp.int32)
-    starts = [jax.random.split(jax.random.PRNGKey(s.cfg.run.seed)) for s in setups]
-    agents = [agent.init(init_key) for init_key, _ in starts]
-    rngs = [rng for _, rng in starts]
-    state = OfflineState(
-        stack_seeds(agents) if seeded else agents[0],
-        jnp.stack(rngs) if seeded else rngs[0],
-        0,
-    )
-    metas = [pretrain_meta(s, d, total) for s, d in zip(setups, datasets, strict=True)]
-    if resume:
-        state = restore_offline(checkpointers, state, metas, seeded)
-    loops = open_loops(
-        [s.cfg for s in setups],
-        checkpointers,
-        start=state.gradient_steps,
-        resume=resume,
-        total=total,
-        label=f"pretrain-{cfg.offline.algorithm}",
-        cadences=Cadences(
-            cfg.offline.eval_every_steps, cfg.offline.checkpoint_every_steps, "gradient step"
-        ),
-    )
-    start, run_dirs = state.gradient_steps, [Path(s.cfg.run.run_dir) for s in setups]
-    # The held-out slice travels with the agent so fine-tuning can track offline Q/TD error
-    # (diagnostics only: no update ever samples it).
-    for setup, run_dir in zip(setups, run_dirs, strict=True):
-        atomic_write(run_dir / HOLDOUT_FILE, lambda f, s=setup: np.savez(f, **s.holdout))
-    evals = [read_evals(run_dir, drop=("env_steps",)) for run_dir in run_dirs]
-    seeds = f" x {len(cfgs)} seeds in one program" if seeded else ""
-    print(
-        f"[pretrain] {cfg.offline.algorithm} on {env.name}{seeds}: {loaded.size} transitions "
-        f"({datasets[0].reward.shape[0]} train), {total} gradient steps"
-        + (f", resumed at {start}" if resume else ""),
-        flush=True,
-    )
-    eval_env = make_eval_env(cfg, env)
-    evaluator = make_evaluator(eval_env, agent, cfg.eval.num_episodes, cfg.eval.episode_length)
-    keys = [eval_key(s.cfg) for s in setups]
-    eval_keys = jnp.stack(keys) if seeded else keys[0]
-    if seeded:
-        evaluator = jax.jit(jax.vmap(evaluator))
-    videos = None
-    if cfg.eval.video_every:
-        videos = EvalVideos(env, agent, run_dirs[0], cfg.eval.video_every, loops[0].logger)
-    diagnose = held_out_diagnostics(agent, [s.holdout for s in setups], cfg.finetune.holdout_rows)
-    run = OfflineRun(loops, total, evaluator, eval_keys, metas, evals, seeded, videos, diagnose)
-    t0 = time.perf_counter()
-
-    def converged() -> bool:
-        """The plateau rule; where it holds, the checkpoint saved next records the run as
-        finished there (fine-tuning refuses unfinished pre-trainings)."""
-        if not plateaued(cfg.offline, env.name, evals):
-            return False
-        step = evals[0][-1]["gradient_steps"]
-        for meta in metas:
-            meta.update(total_gradient_steps=step, plateaued_at=step)
-        return True
-
-    with running(loops):
-        chunk = offline_chunk(agent, cfg, dataset, sizes, seeded)
-        state = train_offline(run, chunk, state, converged)
-    if state.gradient_steps < total:
+    with holding(cfgs):  # one writer per run dir, for the run's whole life
+        cfg, seeded = cfgs[0], len(cfgs) > 1
+        begin(cfg)
+        chunks = math.ceil(cfg.offline.steps / cfg.offline.chunk_length)
+        total = chunks * cfg.offline.chunk_length
+        granule = f"whole chunks of offline.chunk_length = {cfg.offline.chunk_length}"
+        check_budget("offline.steps", cfg.offline.steps, total, granule)
+        checkpointers = open_checkpointers(cfgs, resume)
+        setups = [setup_pretrain(c) for c in cfgs]  # each seed's own split of the dataset
+        cfg, env, agent, loaded = setups[0].cfg, setups[0].env, setups[0].agent, setups[0].loaded
+        # Before anything is allocated:
+        check_memory(agent, env, setups[0].train, cfg.eval.num_episodes, len(cfgs))
+        datasets = [data.to_device(s.train, s.train["mc_returns"]) for s in setups]
+        sizes = [d.reward.shape[0] for d in datasets]  # each seed's split: its own length
+        dataset = (
+            stack_seeds([pad_rows(d, max(sizes)) for d in datasets]) if seeded else datasets[0]
+        )
+        sizes = jnp.asarray(sizes if seeded else sizes[0], jnp.int32)
+        starts = [jax.random.split(jax.random.PRNGKey(s.cfg.run.seed)) for s in setups]
+        agents = [agent.init(init_key) for init_key, _ in starts]
+        rngs = [rng for _, rng in starts]
+        state = OfflineState(
+            stack_seeds(agents) if seeded else agents[0],
+            jnp.stack(rngs) if seeded else rngs[0],
+            0,
+        )
+        metas = [pretrain_meta(s, d, total) for s, d in zip(setups, datasets, strict=True)]
+        if resume:
+            state = restore_offline(checkpointers, state, metas, seeded)
+        loops = open_loops(
+            [s.cfg for s in setups],
+            checkpointers,
+            start=state.gradient_steps,
+            resume=resume,
+            total=total,
+            label=f"pretrain-{cfg.offline.algorithm}",
+            cadences=Cadences(
+                cfg.offline.eval_every_steps, cfg.offline.checkpoint_every_steps, "gradient step"
+            ),
+        )
+        start, run_dirs = state.gradient_steps, [Path(s.cfg.run.run_dir) for s in setups]
+        # The held-out slice travels with the agent so fine-tuning can track offline Q/TD error
+        # (diagnostics only: no update ever samples it).
+        for setup, run_dir in zip(setups, run_dirs, strict=True):
+            atomic_write(run_dir / HOLDOUT_FILE, lambda f, s=setup: np.savez(f, **s.holdout))
+        evals = [read_evals(run_dir, drop=("env_steps",)) for run_dir in run_dirs]
+        seeds = f" x {len(cfgs)} seeds in one program" if seeded else ""
         print(
-            f"[pretrain] score and held-out Q plateaued (offline.plateau_*): stopped at "
-            f"{state.gradient_steps} of {total} gradient steps",
+            f"[pretrain] {cfg.offline.algorithm} on {env.name}{seeds}: {loaded.size} transitions "
+            f"({datasets[0].reward.shape[0]} train), {total} gradient steps"
+            + (f", resumed at {start}" if resume else ""),
             flush=True,
         )
-    summaries = [
-        {
-            "run_dir": str(run_dir),
-            "checkpoint": str(run_dir / "checkpoints"),
-            "gradient_steps": state.gradient_steps,
-            "evals": evals[k],
-            "final_eval_return": evals[k][-1]["eval_return"] if evals[k] else float("nan"),
-            "target_entropy": agent.target_entropy,
-            "seconds": time.perf_counter() - t0,
-            "state": seed_slice(state.agent, k, seeded),
-        }
-        for k, run_dir in enumerate(run_dirs)
-    ]
-    return summaries
+        eval_env = make_eval_env(cfg, env)
+        evaluator = make_evaluator(eval_env, agent, cfg.eval.num_episodes, cfg.eval.episode_length)
+        keys = [eval_key(s.cfg) for s in setups]
+        eval_keys = jnp.stack(keys) if seeded else keys[0]
+        if seeded:
+            evaluator = jax.jit(jax.vmap(evaluator))
+        videos = None
+        if cfg.eval.video_every:
+            videos = EvalVideos(env, agent, run_dirs[0], cfg.eval.video_every, loops[0].logger)
+        diagnose = held_out_diagnostics(
+            agent, [s.holdout for s in setups], cfg.finetune.holdout_rows
+        )
+        run = OfflineRun(loops, total, evaluator, eval_keys, metas, evals, seeded, videos, diagnose)
+        t0 = time.perf_counter()
+
+        def converged() -> bool:
+            """The plateau rule; where it holds, the checkpoint saved next records the run as
+            finished there (fine-tuning refuses unfinished pre-trainings)."""
+            if not plateaued(cfg.offline, env.name, evals):
+                return False
+            step = evals[0][-1]["gradient_steps"]
+            for meta in metas:
+                meta.update(total_gradient_steps=step, plateaued_at=step)
+            return True
+
+        with running(loops):
+            chunk = offline_chunk(agent, cfg, dataset, sizes, seeded)
+            state = train_offline(run, chunk, state, converged)
+        if state.gradient_steps < total:
+            print(
+                f"[pretrain] score and held-out Q plateaued (offline.plateau_*): stopped at "
+                f"{state.gradient_steps} of {total} gradient steps",
+                flush=True,
+            )
+        summaries = [
+            {
+                "run_dir": str(run_dir),
+                "checkpoint": str(run_dir / "checkpoints"),
+                "gradient_steps": state.gradient_steps,
+                "evals": evals[k],
+                "final_eval_return": evals[k][-1]["eval_return"] if evals[k] else float("nan"),
+                "target_entropy": agent.target_entropy,
+                "seconds": time.perf_counter() - t0,
+                "state": seed_slice(state.agent, k, seeded),
+            }
+            for k, run_dir in enumerate(run_dirs)
+        ]
+        return summaries
 
 
 def held_out_diagnostics(agent: Agent, holdouts: list[dict], rows: int) -> Callable:

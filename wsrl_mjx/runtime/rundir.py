@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import functools
 import json
 import os
 import socket
@@ -12,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -120,22 +119,15 @@ def _owner() -> dict[str, Any]:
     }
 
 
-def holds_run_dir(fn: Callable) -> Callable:
-    """Decorate `fn(cfg, ...)` (or `fn(cfgs, ...)`: one config per seed) to run while holding
-    each run dir exclusively. Not with run.distributed: there one process per host shares the
-    run dir by design."""
-
-    @functools.wraps(fn)
-    def wrapper(cfg, *args, **kwargs):
-        cfgs = cfg if isinstance(cfg, list | tuple) else [cfg]
-        if cfgs[0].run.distributed:
-            return fn(cfg, *args, **kwargs)
-        with contextlib.ExitStack() as held:
+@contextlib.contextmanager
+def holding(cfgs: Sequence[Any]) -> Iterator[None]:
+    """Hold each config's run dir (one config per seed) exclusively for the block, the run's
+    whole life. Not with run.distributed: there one process per host shares the run dir."""
+    with contextlib.ExitStack() as held:
+        if not cfgs[0].run.distributed:
             for c in cfgs:
                 held.enter_context(exclusive(c.run.run_dir))
-            return fn(cfg, *args, **kwargs)
-
-    return wrapper
+        yield
 
 
 def file_mode() -> int:

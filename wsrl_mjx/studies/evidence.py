@@ -124,7 +124,7 @@ def analyze(task_dirs: list[Path], out_dir: Path, budgets: list[int]) -> dict:
 
 
 def run_evidence(args: argparse.Namespace) -> int:
-    """`python -m wsrl_mjx.run evidence export|analyze ...` (its arguments: wsrl_mjx/run.py)."""
+    """`python -m wsrl_mjx.run evidence export|analyze ...` (arguments: wsrl_mjx/run/)."""
     try:
         if args.evidence_command == "export":
             written = export_curves(args.run_dir, args.out_dir, git_commit(args.run_dir))

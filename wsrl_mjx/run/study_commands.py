@@ -1,6 +1,6 @@
 """The bodies of the commands made from many runs (`experiment`, `gates`, `plot`, `evidence`),
-each a `cmd_<name>(args) -> int`; their arguments and the entry point are `wsrl_mjx/run.py`'s.
-Each imports its heavy module only when it runs."""
+each a `cmd_<name>(args) -> int`; their arguments and the entry point are
+`wsrl_mjx/run/command_line.py`'s. Each imports its heavy module only when it runs."""
 
 from __future__ import annotations
 

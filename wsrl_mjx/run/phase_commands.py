@@ -1,7 +1,8 @@
 """The bodies of the commands that run phases (`online`, `pretrain`, `collect`, `finetune`,
 `pipeline`, `evaluate`, `render`, `export`, `maze-datasets`), each a `cmd_<name>(args) -> int`;
-their arguments and the entry point are `wsrl_mjx/run.py`'s. `_load` checks the config, paths
-and run dir (`wsrl_mjx.runtime.preflight`) before a command imports JAX, MuJoCo and Orbax."""
+their arguments and the entry point are `wsrl_mjx/run/command_line.py`'s. `_load` checks the config,
+paths and run dir (`wsrl_mjx.runtime.preflight`) before a command imports JAX, MuJoCo and
+Orbax."""
 
 from __future__ import annotations
 

@@ -3,8 +3,8 @@
 Its own imports are light (the config schema, the registry's names, the errors): the config, the
 paths and the run dir are checked (`wsrl_mjx.runtime.preflight`) before a command imports JAX,
 MuJoCo and Orbax, so bad input is named in about a second. Here: each command's arguments
-(`build_parser`) and `main`; the command bodies are `wsrl_mjx.phases.commands` (the phases) and
-`wsrl_mjx.studies.commands` (what is made from many runs)."""
+(`build_parser`) and `main`; the command bodies are `wsrl_mjx.run.phase_commands` (the phases) and
+`wsrl_mjx.run.study_commands` (what is made from many runs)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from wsrl_mjx.config import ConfigError
-from wsrl_mjx.phases.commands import (
+from wsrl_mjx.run.phase_commands import (
     cmd_collect,
     cmd_evaluate,
     cmd_export,
@@ -24,10 +24,10 @@ from wsrl_mjx.phases.commands import (
     cmd_pretrain,
     cmd_render,
 )
+from wsrl_mjx.run.study_commands import cmd_evidence, cmd_experiment, cmd_gates, cmd_plot
 from wsrl_mjx.runtime.errors import CheckpointError, DatasetError, RenderError, TrainingDiverged
 from wsrl_mjx.runtime.rundir import RunDirError
 from wsrl_mjx.runtime.signals import StopRequested, graceful_stop, ignore_signals_while_exiting
-from wsrl_mjx.studies.commands import cmd_evidence, cmd_experiment, cmd_gates, cmd_plot
 
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
@@ -390,7 +390,3 @@ def cli() -> None:
     code = main()
     ignore_signals_while_exiting()  # the work is saved: a late signal keeps this exit code
     sys.exit(code)
-
-
-if __name__ == "__main__":
-    cli()
