@@ -18,6 +18,9 @@ Sections (`--sections` picks some):
   seeds         the SAC update vmapped over 1..S seeds (the whole chunk: benchmarks.seeds_scaling)
   wsrl          antmaze-medium: a dataset from the bundled ant policy, CalQL pre-training, WSRL
                 warmup + fine-tuning, through the command line
+  scale         WSRL and SAC from scratch fine-tuned from that pre-training at several env counts
+                and replay settings (one FastTD3-like: large batch, few updates per vector step):
+                score against env steps and wall-clock, the online chunk's compile apart
 
 `--dry-run` runs the same sections at tiny sizes (on CPU in CI): every code path, no numbers.
 
@@ -38,7 +41,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SECTIONS = ("smoke", "online", "offline", "time_to_target", "seeds", "wsrl")
+SECTIONS = ("smoke", "online", "offline", "time_to_target", "seeds", "wsrl", "scale")
 
 GPU_SMOKE_TESTS = [
     "tests/test_sac.py",
@@ -47,17 +50,19 @@ GPU_SMOKE_TESTS = [
     "tests/test_counters.py",
 ]
 # Sizes per profile; "gpu" is the real run, "dry" the same code at sizes a 2-core CPU compiles
-# and runs in about a minute. Budgets are seconds per section (the GPU total stays under 8 min).
+# and runs in about a minute. Budgets are seconds per section (the GPU total stays under 9 min of
+# a 15-minute window: the machine's start and the transfers take the rest).
 PROFILES: dict[str, dict] = {
     "gpu": {
-        "deadline": 470,
+        "deadline": 530,
         "budget": {
             "smoke": 75,
-            "online": 150,
+            "online": 120,
             "offline": 35,
-            "time_to_target": 60,
+            "time_to_target": 45,
             "seeds": 35,
             "wsrl": 100,
+            "scale": 110,
         },
         "smoke_tests": GPU_SMOKE_TESTS,
         "online": [
@@ -105,6 +110,42 @@ PROFILES: dict[str, dict] = {
                 "eval.num_episodes=64",
                 "eval.every_env_steps=5120",
                 "run.checkpoint_every_env_steps=30720",
+                "run.progress=false",
+                "run.tensorboard=false",
+            ],
+        },
+        # Fine-tuned from the wsrl section's pre-training (kept for this section), the same
+        # env-step budget for every configuration; updates per vector step = rounds / chunk.
+        "scale": {
+            # SAC from scratch as the experiments run it: uniform actions before its updates.
+            "methods": {"wsrl": [], "sac": ["online.warmup_policy=random"]},
+            "configs": {
+                "256 envs, 64 x 256 per 20 steps": [
+                    "online.num_envs=256",
+                    "online.chunk_length=20",
+                    "online.update_rounds=64",
+                    "agent.batch_size=256",
+                ],
+                "1024 envs, 2 x 4096 per step": [
+                    "online.num_envs=1024",
+                    "online.chunk_length=5",
+                    "online.update_rounds=10",
+                    "agent.batch_size=4096",
+                ],
+                "4096 envs, 2 x 4096 per step": [
+                    "online.num_envs=4096",
+                    "online.chunk_length=5",
+                    "online.update_rounds=10",
+                    "agent.batch_size=4096",
+                ],
+            },
+            "set": [
+                "online.warmup_steps=5120",
+                "online.total_env_steps=81920",
+                "online.buffer_capacity=200000",
+                "eval.num_episodes=64",
+                "eval.every_env_steps=20480",
+                "run.checkpoint_every_env_steps=81920",
                 "run.progress=false",
                 "run.tensorboard=false",
             ],
@@ -206,6 +247,32 @@ PROFILES: dict[str, dict] = {
                 "eval.num_episodes=1",
                 "eval.every_env_steps=24",
                 "run.checkpoint_every_env_steps=24",
+                "run.progress=false",
+                "run.tensorboard=false",
+            ],
+        },
+        "scale": {
+            "methods": {"wsrl": [], "sac": ["online.warmup_policy=random"]},
+            "configs": {
+                "2 envs, 1 x 8 per 4 steps": [
+                    "online.num_envs=2",
+                    "online.chunk_length=4",
+                    "online.update_rounds=1",
+                ],
+                "4 envs, 2 x 16 per 2 steps": [
+                    "online.num_envs=4",
+                    "online.chunk_length=2",
+                    "online.update_rounds=2",
+                    "agent.batch_size=16",
+                ],
+            },
+            "set": [
+                "online.warmup_steps=8",
+                "online.total_env_steps=32",
+                "online.buffer_capacity=64",
+                "eval.num_episodes=1",
+                "eval.every_env_steps=16",
+                "run.checkpoint_every_env_steps=32",
                 "run.progress=false",
                 "run.tensorboard=false",
             ],
@@ -405,42 +472,66 @@ def vmapped_update_scaling(
     }
 
 
-def section_wsrl(p: dict, results: Path) -> dict:
-    """Dataset (maze collector) -> CalQL pre-training -> WSRL fine-tuning, via the CLIs."""
-    from envs import maze_data
+def _pretrained(w: dict, work: Path) -> tuple[list[str], dict]:
+    """A dataset from the bundled maze policy and a CalQL pre-training in `work`, through the
+    command line (reused when `work/pretrain` already holds a finished one): the settings every
+    fine-tuning from it shares, and the seconds each step took."""
     from wsrl_mjx import run as cli
 
+    times = {}
+    if not (work / "pretrain" / "checkpoints").is_dir():
+        shutil.rmtree(work, ignore_errors=True)
+        t = time.perf_counter()
+        argv = ["maze-datasets", "--agent", w["agent"], "--layouts", w["layout"], "--out", ""]
+        argv += ["--save", str(work), "--num-transitions", str(w["transitions"])]
+        if code := cli.main([*argv, "--num-envs", str(w["collect_envs"])]):
+            raise SystemExit(f"maze-datasets exited with {code}")
+        times["dataset_s"] = time.perf_counter() - t
+    (dataset,) = work.glob("*.npz")
+    common = ["--set", f"env.name={w['agent']}maze-{w['layout']}"]
+    common += ["--set", f"offline.dataset={dataset}"]
+    common += [a for s in w["set"] for a in ("--set", s)]
+    common += ["--config", w["config"]] if w["config"] else []
+    if "dataset_s" in times:
+        t = time.perf_counter()
+        code = cli.main(["pretrain", *common, "--set", f"run.run_dir={work / 'pretrain'}"])
+        times["pretrain_s"] = time.perf_counter() - t
+        if code:
+            raise SystemExit(f"pretrain exited with {code}")
+    return common, times
+
+
+def _finetune(common: list[str], work: Path, run_dir: Path, method: str, extra=()) -> float:
+    """One fine-tuning from `work`'s pre-training through the command line; its seconds."""
+    from wsrl_mjx import run as cli
+
+    argv = ["finetune", *common, *extra, "--set", f"run.run_dir={run_dir}"]
+    argv += ["--checkpoint", str(work / "pretrain"), "--method", method]
+    t = time.perf_counter()
+    if code := cli.main(argv):
+        raise SystemExit(f"finetune {method} exited with {code}")
+    return time.perf_counter() - t
+
+
+def _evals(run_dir: Path) -> list[dict]:
+    from wsrl_mjx.runtime.logger import read_metrics
+
+    keys = ("env_steps", "eval_return", "eval_success")
+    return [{k: r.get(k) for k in keys} for r in read_metrics(run_dir) if r["phase"] == "eval"]
+
+
+def section_wsrl(p: dict, results: Path) -> dict:
+    """Dataset (maze collector) -> CalQL pre-training -> WSRL fine-tuning, via the CLIs. The
+    pre-training stays in `wsrl_<backend>_runs/` for the scale section."""
     w = p["wsrl"]
     work = results / f"wsrl_{_backend()}_runs"
     shutil.rmtree(work, ignore_errors=True)
-    times = {}
-    t = time.perf_counter()
-    argv = ["--agent", w["agent"], "--layouts", w["layout"], "--out", "", "--save", str(work)]
-    argv += ["--num-transitions", str(w["transitions"]), "--num-envs", str(w["collect_envs"])]
-    maze_data.main(argv)
-    times["dataset_s"] = time.perf_counter() - t
-    (dataset,) = work.glob("*.npz")
+    common, times = _pretrained(w, work)
+    times["finetune_s"] = _finetune(common, work, work / "finetune", "wsrl")
+    summaries = {phase: _evals(work / phase) for phase in ("pretrain", "finetune")}
     env_name = f"{w['agent']}maze-{w['layout']}"
-    common = ["--set", f"env.name={env_name}", "--set", f"offline.dataset={dataset}"]
-    common += [a for s in w["set"] for a in ("--set", s)]
-    common += ["--config", w["config"]] if w["config"] else []
-    summaries = {}
-    for phase, extra in (
-        ("pretrain", []),
-        ("finetune", ["--checkpoint", str(work / "pretrain"), "--method", "wsrl"]),
-    ):
-        t = time.perf_counter()
-        code = cli.main([phase, *common, "--set", f"run.run_dir={work / phase}", *extra])
-        times[f"{phase}_s"] = time.perf_counter() - t
-        if code:
-            raise SystemExit(f"{phase} exited with {code}")
-        from wsrl_mjx.runtime.logger import read_metrics
-
-        evals = [r for r in read_metrics(work / phase) if r["phase"] == "eval"]
-        summaries[phase] = [
-            {k: r.get(k) for k in ("env_steps", "eval_return", "eval_success")} for r in evals
-        ]
-    record = {"env": env_name, "dataset": dataset.name, "times": times, "evals": summaries}
+    record = {"env": env_name, "dataset": next(work.glob("*.npz")).name, "times": times}
+    record["evals"] = summaries
     stem = _stem(results, "wsrl_antmaze")
     stem.with_suffix(".json").write_text(json.dumps(record, indent=2))
     lines = [f"# WSRL on {env_name} ({_backend()})", "", "| phase | env/gradient steps | eval "
@@ -452,7 +543,80 @@ def section_wsrl(p: dict, results: Path) -> dict:
             )
     lines += ["", "Seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in times.items())]
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    shutil.rmtree(work, ignore_errors=True)  # keep the tables, not the dataset and checkpoints
+    shutil.rmtree(work / "finetune", ignore_errors=True)  # the tables stay; the runs do not
+    return record
+
+
+def chunk_seconds(records: list[dict], phase: str) -> list[float]:
+    """Each `phase` chunk's seconds: from the record logged before its own (the previous chunk,
+    its Q trace or an evaluation) to its record. The first one holds the chunk's compile."""
+    return [
+        r["time"] - records[i - 1]["time"]
+        for i, r in enumerate(records)
+        if r["phase"] == phase and i > 0
+    ]
+
+
+def section_scale(p: dict, results: Path) -> dict:
+    """WSRL and SAC from scratch fine-tuned from the wsrl section's pre-training (made here when
+    that section did not run) at each env count and replay setting: every evaluation against
+    env steps, vector steps and wall-clock since the initial evaluation, and the online chunk's
+    compile (its first chunk's excess over the median chunk)."""
+    import numpy as np
+
+    from wsrl_mjx.runtime.logger import read_metrics
+
+    s = p["scale"]
+    work = results / f"wsrl_{_backend()}_runs"
+    common, times = _pretrained(p["wsrl"], work)
+    common += [a for x in s["set"] for a in ("--set", x)]
+    rows = []
+    for name, settings in s["configs"].items():
+        extra = [a for x in settings for a in ("--set", x)]
+        num_envs = int(next(x for x in settings if x.startswith("online.num_envs=")).split("=")[1])
+        for method, own in s["methods"].items():
+            run_dir = work / "scale" / f"{method}-{num_envs}"
+            own_args = [a for x in own for a in ("--set", x)]
+            seconds = _finetune(common, work, run_dir, method, [*extra, *own_args])
+            records = read_metrics(run_dir)
+            start = next(r["time"] for r in records if r["phase"] == "eval")
+            evals = [
+                {
+                    "env_steps": r["env_steps"],
+                    "vector_steps": r["env_steps"] // num_envs,
+                    "wall_s": r["time"] - start,
+                    "eval_return": r.get("eval_return"),
+                    "eval_success": r.get("eval_success"),
+                }
+                for r in records
+                if r["phase"] == "eval"
+            ]
+            online = next(r["phase"] for r in records if r["phase"].startswith("finetune"))
+            chunks = chunk_seconds(records, online)
+            steady = float(np.median(chunks[1:])) if len(chunks) > 1 else 0.0
+            compile_s = max(chunks[0] - steady, 0.0) if chunks else float("nan")
+            rows.append(
+                {"config": name, "method": method, "num_envs": num_envs, "seconds": seconds,
+                 "online_compile_s": compile_s, "chunk_s": steady, "evals": evals}
+            )  # fmt: skip
+    record = {"backend": _backend(), "settings": s, "pretraining_times": times, "runs": rows}
+    stem = _stem(results, "wsrl_at_scale")
+    stem.with_suffix(".json").write_text(json.dumps(record, indent=2))
+    lines = [f"# WSRL and SAC at scale ({_backend()})", "",
+             "Final evaluation of each fine-tuning from one pre-training, the same env-step "
+             "budget for all; wall-clock from the initial evaluation (warmup and chunk compiles "
+             "included), the online chunk's compile apart.", "",
+             "| config | method | env steps | vector steps | return | success | wall s | "
+             "online compile s | command s |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in rows:
+        e = r["evals"][-1]
+        lines.append(
+            f"| {r['config']} | {r['method']} | {e['env_steps']} | {e['vector_steps']} | "
+            f"{e['eval_return']:.2f} | {e['eval_success']} | {e['wall_s']:.1f} | "
+            f"{r['online_compile_s']:.1f} | {r['seconds']:.0f} |"
+        )
+    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    shutil.rmtree(work, ignore_errors=True)  # the tables stay; datasets and checkpoints do not
     return record
 
 

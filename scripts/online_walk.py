@@ -4,9 +4,12 @@ Runs a tiny PointMass pipeline (collect -> pre-train, untraced), then `python -m
 finetune` on its checkpoint with a profiler on every Python call, and reports:
 
 - orchestration files: the package files that decide what happens next in the run, i.e. the
-  phase modules and the runner (`wsrl_mjx/phases/*.py`, `wsrl_mjx/runtime/runner.py`,
-  `wsrl_mjx/runtime/signals.py`), less the shared input readers and the renderer
-  (`phases/setup.py`, `phases/bridge.py`, `phases/render.py`), that the run enters;
+  phase modules and the runner (`wsrl_mjx/phases/*.py`, `wsrl_mjx/runtime/runner.py`; up to
+  `b81090c` also `runtime/hostloop.py`, which held `HostLoop`), less the shared input readers and
+  the renderer (`phases/setup.py`, `phases/bridge.py`, `phases/render.py`), that the run enters;
+- runtime services entered by name: `runtime/signals.py` (the flag SIGINT/SIGTERM sets, read by
+  the runner after each chunk), counted with the orchestration files until this change, so both
+  counts are printed;
 - re-entries: calls into an orchestration file that is still open lower on the stack with
   another orchestration file above it (a callback: A -> B -> A). Counted once per distinct
   (calling file, called file, called function), so the count does not grow with the chunks;
@@ -58,16 +61,17 @@ def orchestration(name: str | None) -> bool:
     return (
         bool(name)
         and name not in NOT_ORCHESTRATION
-        and (
-            name.startswith("phases/")
-            or name in ("runtime/runner.py", "runtime/hostloop.py", "runtime/signals.py")
-        )
+        and (name.startswith("phases/") or name in ("runtime/runner.py", "runtime/hostloop.py"))
     )
+
+
+SERVICES = ("runtime/signals.py",)  # reported beside the orchestration files
 
 
 class Walk:
     def __init__(self) -> None:
         self.files: list[str] = []
+        self.services: list[str] = []
         self.reentries: set[tuple[str, str, str]] = set()
         self.update_stack: list[str] | None = None
         self.step_files: list[str] | None = None
@@ -94,6 +98,8 @@ class Walk:
             self._step_frame, self._step_seen = frame, list(dict.fromkeys([caller, name]))
         if self.update_stack is None and frame.f_code.co_name == "update" and "agents/" in name:
             self.update_stack = self.stack_files(frame)
+        if name in SERVICES and name not in self.services:
+            self.services.append(name)
         if not orchestration(name):
             return
         if name not in self.files:
@@ -140,6 +146,7 @@ def main() -> int:
     pairs = sorted({(a, b) for a, b, _ in walk.reentries})
     result = {
         "orchestration_files": walk.files,
+        "services_entered": walk.services,
         "reentries": sorted(f"{a} -> {b}: {fn}" for a, b, fn in walk.reentries),
         "reentry_file_pairs": [f"{a} -> {b}" for a, b in pairs],
         "update_stack_files": walk.update_stack,
@@ -148,7 +155,8 @@ def main() -> int:
     }
     print(json.dumps(result, indent=1))
     print(
-        f"{len(walk.files)} orchestration files, {len(walk.reentries)} re-entries "
+        f"{len(walk.files)} orchestration files (+ {len(walk.services)} named services: "
+        f"{', '.join(walk.services) or 'none'}), {len(walk.reentries)} re-entries "
         f"({len(pairs)} file pairs); {len(walk.update_stack or [])} files on the stack at the "
         f"first update; step counter: {len(result['step_counter_orchestration_files'])} "
         f"orchestration files ({len(walk.step_files or [])} package files)"

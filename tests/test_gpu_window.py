@@ -25,6 +25,7 @@ TABLES = {
     "time_to_target": ["time_to_target_cpu.json", "time_to_target_cpu.md"],
     "seeds": ["seeds_update_scaling_cpu.json", "seeds_update_scaling_cpu.md"],
     "wsrl": ["wsrl_antmaze_cpu.json", "wsrl_antmaze_cpu.md"],
+    "scale": ["wsrl_at_scale_cpu.json", "wsrl_at_scale_cpu.md"],
 }
 
 
@@ -55,12 +56,21 @@ def test_dry_run_runs_its_sections_and_writes_their_tables(tmp_path):
     if "wsrl" in sections:
         wsrl = json.loads((results / "wsrl_antmaze_cpu.json").read_text())
         assert wsrl["evals"]["pretrain"] and wsrl["evals"]["finetune"]
+    if "scale" in sections:  # every configuration x method, each to the same env-step budget
+        scale = json.loads((results / "wsrl_at_scale_cpu.json").read_text())
+        dry = PROFILES["dry"]["scale"]
+        assert len(scale["runs"]) == len(dry["configs"]) * len(dry["methods"])
+        finals = {r["evals"][-1]["env_steps"] for r in scale["runs"]}
+        assert len(finals) == 1 and all(r["online_compile_s"] >= 0 for r in scale["runs"])
+        assert not (results / "wsrl_cpu_runs").exists()  # runs removed, tables kept
 
 
 def test_gpu_profile_fits_the_window():
     budget = PROFILES["gpu"]["budget"]
     assert set(budget) == set(SECTIONS)
-    assert sum(budget.values()) <= 8 * 60 - 20  # the 8 minutes, start-up included
+    # 9 minutes of a 15-minute window: the machine's start and the transfers take the rest.
+    assert sum(budget.values()) <= 9 * 60 - 20
+    assert PROFILES["gpu"]["deadline"] <= 9 * 60 - 10
 
 
 def test_every_wheel_the_device_lacks_is_pinned():
